@@ -1,0 +1,27 @@
+//! The `lifeboat` binary: one executable for every role (simulator, vault
+//! operator commands, and later server and worker).
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "lifeboat", version, about = "Microsoft 365 backup and recovery")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {}
+}
