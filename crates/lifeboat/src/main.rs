@@ -1,17 +1,26 @@
 //! The `lifeboat` binary: one executable for every role (simulator, vault
 //! operator commands, and later server and worker).
 
+mod sim_cmd;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "lifeboat", version, about = "Microsoft 365 backup and recovery")]
+#[command(
+    name = "lifeboat",
+    version,
+    about = "Microsoft 365 backup and recovery"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Run the Microsoft 365 tenant simulator (Graph v1.0 + identity endpoints).
+    Sim(sim_cmd::SimArgs),
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -23,5 +32,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Sim(args) => sim_cmd::run(args).await,
+    }
 }
