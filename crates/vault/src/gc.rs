@@ -205,7 +205,13 @@ impl Account {
         }
         let indexed: Vec<PackId> = self.inner.index.read().packs.clone();
         for p in indexed {
-            contents.insert(p, self.load_pack_index(p).await?);
+            match self.load_pack_index(p).await {
+                Ok(pi) => {
+                    contents.insert(p, pi);
+                }
+                Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
         }
         let used = |p: &PackId| -> (usize, usize) {
             match contents.get(p) {

@@ -119,14 +119,23 @@ impl crate::repo::Account {
             }
             present.into_iter().filter(|p| !idx.pack_pos.contains_key(p)).collect()
         };
-        let loaded: Vec<Result<PackIndex>> = futures::stream::iter(missing)
-            .map(|p| self.load_pack_index(p))
+        let loaded: Vec<Result<Option<PackIndex>>> = futures::stream::iter(missing)
+            .map(|p| async move {
+                match self.load_pack_index(p).await {
+                    Ok(pi) => Ok(Some(pi)),
+                    // Deleted by gc since the listing.
+                    Err(Error::NotFound(_)) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            })
             .buffer_unordered(16)
             .collect()
             .await;
         let mut idx = self.inner.index.write();
         for pi in loaded {
-            idx.add(&pi?);
+            if let Some(pi) = pi? {
+                idx.add(&pi);
+            }
         }
         Ok(())
     }

@@ -39,8 +39,9 @@ impl Location {
                     .map_err(|e| Error::Invalid(format!("cannot create {path}: {e}")))?;
                 let fs = object_store::local::LocalFileSystem::new_with_prefix(path)
                     .map_err(bad)?
-                    .with_fsync(true)
-                    .with_automatic_cleanup(true);
+                    // No automatic cleanup of empty directories: it races
+                    // with concurrent writers creating files in them.
+                    .with_fsync(true);
                 Ok(Location::new(Arc::new(fs), ""))
             }
             Some(s) => {

@@ -82,6 +82,7 @@ impl Account {
                     }
                     indexes.push(pi);
                 }
+                Err(Error::NotFound(_)) => {}
                 Err(e) => problem(name, e.to_string(), vec![]),
             }
         }
