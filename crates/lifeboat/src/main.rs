@@ -3,6 +3,8 @@
 
 use clap::{Parser, Subcommand};
 
+mod vault_cmd;
+
 #[derive(Parser)]
 #[command(name = "lifeboat", version, about = "Microsoft 365 backup and recovery")]
 struct Cli {
@@ -11,7 +13,10 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Vault operator commands: init, backup, restore, snapshots, verify, forget, gc.
+    Vault(vault_cmd::VaultArgs),
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -23,5 +28,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Vault(args) => vault_cmd::run(args).await,
+    }
 }
