@@ -91,8 +91,13 @@ pub struct GcReport {
     pub rescued: usize,
     /// Condemnation lists whose sweep waits (grace period or older writers).
     pub waiting: usize,
-    /// Packs that are partly used (kept whole: no repacking).
+    /// Partly used packs kept as they are (more than half still used).
     pub partly_used: usize,
+    /// Mostly unused packs whose live chunks were copied to new packs (the
+    /// old packs are condemned).
+    pub repacked: usize,
+    /// Bytes of live chunks copied by repacking.
+    pub repacked_bytes: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -213,19 +218,37 @@ impl Account {
                 Err(e) => return Err(e),
             }
         }
-        let used = |p: &PackId| -> (usize, usize) {
+        // Which packs hold each chunk, and the bytes of each pack still used.
+        let mut holders: HashMap<u128, Vec<PackId>> = HashMap::new();
+        for (p, pi) in &contents {
+            for b in &pi.blobs {
+                holders.entry(b.id.short()).or_default().push(*p);
+            }
+        }
+        let used_bytes = |p: &PackId| -> (u64, u64) {
             match contents.get(p) {
                 Some(pi) => (
-                    pi.blobs.iter().filter(|b| reachable.contains(&b.id.short())).count(),
-                    pi.blobs.len(),
+                    pi.blobs.iter().filter(|b| reachable.contains(&b.id.short())).map(|b| b.len as u64).sum(),
+                    pi.blobs.iter().map(|b| b.len as u64).sum(),
                 ),
                 None => (0, 0),
             }
         };
-        // Phase 2: sweep.
+        // Phase 2: sweep. A condemned pack goes only if each of its reachable
+        // chunks (a snapshot may have appeared since) is held by a pack that
+        // is not being swept (e.g. the copy made by repacking).
+        let doomed: HashSet<PackId> = sweep.iter().flat_map(|(_, ps)| ps.iter().copied()).collect();
         for (name, packs) in sweep {
             for p in packs {
-                if used(&p).0 > 0 {
+                let needed = contents.get(&p).is_some_and(|pi| {
+                    pi.blobs.iter().any(|b| {
+                        reachable.contains(&b.id.short())
+                            && !holders
+                                .get(&b.id.short())
+                                .is_some_and(|hs| hs.iter().any(|h| !doomed.contains(h)))
+                    })
+                });
+                if needed {
                     report.rescued += 1;
                     continue;
                 }
@@ -237,18 +260,26 @@ impl Account {
             }
             self.inner.loc.delete(&name).await?;
         }
-        // Phase 1: condemn unreferenced packs (indexed or orphaned).
+        // Phase 1: condemn unreferenced packs (indexed or orphaned), and
+        // repack packs that are less than half used.
         let mut condemn = Vec::new();
+        let mut repack = Vec::new();
         for p in sizes.keys() {
-            if condemned_anywhere.contains(p) {
+            if condemned_anywhere.contains(p) || doomed.contains(p) {
                 continue;
             }
-            let (u, total) = used(p);
+            let (u, total) = used_bytes(p);
             if u == 0 {
                 condemn.push(*p);
+            } else if u * 2 < total {
+                repack.push(*p);
             } else if u < total {
                 report.partly_used += 1;
             }
+        }
+        if !repack.is_empty() {
+            let moved = self.repack(&repack, &contents, &reachable, report).await?;
+            condemn.extend(moved);
         }
         if !condemn.is_empty() {
             condemn.sort();
@@ -305,5 +336,94 @@ mod tests {
         // Daily keeps the newest of each day.
         let p = RetentionPolicy { keep_daily: Some(1), ..Default::default() };
         assert_eq!(p.to_forget(&snaps, now).len(), 179);
+    }
+}
+
+impl Account {
+    /// Copy the reachable chunks of `packs` into new packs (sealed bytes are
+    /// copied after authenticating them; nothing is re-encrypted). Returns
+    /// the packs that were fully copied and can be condemned.
+    async fn repack(
+        &self,
+        packs: &[PackId],
+        contents: &HashMap<PackId, PackIndex>,
+        reachable: &HashSet<u128>,
+        report: &mut GcReport,
+    ) -> Result<Vec<PackId>> {
+        use crate::index::BlobEntry;
+        let pack_size = self.inner.config.pack_size as usize;
+        let mut buf = crate::writer::new_pack_buf(pack_size + 1024 * 1024);
+        let mut blobs: Vec<BlobEntry> = Vec::new();
+        let mut copied: HashSet<u128> = HashSet::new();
+        let mut done = Vec::new();
+        let mut pending = Vec::new();
+        for p in packs {
+            let Some(pi) = contents.get(p) else { continue };
+            let bytes = match self.inner.loc.get(&self.pack_name(p)).await {
+                Ok(b) => b,
+                Err(Error::NotFound(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            let mut ok = true;
+            let mut staged = Vec::new();
+            for b in &pi.blobs {
+                let k = b.id.short();
+                if !reachable.contains(&k) || copied.contains(&k) {
+                    continue;
+                }
+                let end = b.offset as usize + b.len as usize;
+                let sealed = match bytes.get(b.offset as usize..end) {
+                    Some(s) => s,
+                    None => {
+                        ok = false;
+                        break;
+                    }
+                };
+                if crate::crypto::open_blob(&self.inner.keys, &b.id, sealed, b.raw_len).is_none() {
+                    // Damaged: leave the pack alone for verify to report.
+                    ok = false;
+                    break;
+                }
+                staged.push((b.clone(), sealed.to_vec()));
+            }
+            if !ok {
+                continue;
+            }
+            for (b, sealed) in staged {
+                copied.insert(b.id.short());
+                report.repacked_bytes += sealed.len() as u64;
+                blobs.push(BlobEntry {
+                    id: b.id,
+                    offset: buf.len() as u32,
+                    len: sealed.len() as u32,
+                    raw_len: b.raw_len,
+                });
+                buf.extend_from_slice(&sealed);
+                if buf.len() >= pack_size {
+                    let full = std::mem::replace(&mut buf, crate::writer::new_pack_buf(pack_size + 1024 * 1024));
+                    pending.push((full, std::mem::take(&mut blobs)));
+                }
+            }
+            report.repacked += 1;
+            done.push(*p);
+            for (data, bl) in pending.drain(..) {
+                self.write_pack(data, bl).await?;
+            }
+        }
+        if !blobs.is_empty() {
+            self.write_pack(buf, blobs).await?;
+        }
+        Ok(done)
+    }
+
+    async fn write_pack(&self, data: Vec<u8>, blobs: Vec<crate::index::BlobEntry>) -> Result<()> {
+        let id = PackId(*blake3::hash(&data).as_bytes());
+        let pi = PackIndex {
+            pack: id,
+            pack_len: data.len() as u64,
+            blobs,
+        };
+        crate::writer::upload(self.clone(), id, bytes::Bytes::from(data), pi).await?;
+        Ok(())
     }
 }

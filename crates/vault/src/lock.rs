@@ -27,6 +27,9 @@ pub(crate) struct LockHandle {
     pub name: String,
     pub started: DateTime<Utc>,
     last_ok: Arc<parking_lot::Mutex<Instant>>,
+    /// Held by the refresh task while it writes; `true` once released, so
+    /// no refresh can recreate the lock after its deletion.
+    stopped: Arc<tokio::sync::Mutex<bool>>,
     task: tokio::task::JoinHandle<()>,
     account: Account,
 }
@@ -55,7 +58,9 @@ impl Account {
         self.inner.loc.put(&name, self.seal(Kind::Lock, &name, &body(None))).await?;
         let started = self.inner.loc.head(&name).await?.last_modified;
         let last_ok = Arc::new(parking_lot::Mutex::new(before));
+        let stopped = Arc::new(tokio::sync::Mutex::new(false));
         let task = {
+            let stopped = stopped.clone();
             let account = self.clone();
             let name = name.clone();
             let last_ok = last_ok.clone();
@@ -64,11 +69,16 @@ impl Account {
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(every).await;
+                    let guard = stopped.lock().await;
+                    if *guard {
+                        break;
+                    }
                     let t = Instant::now();
                     let sealed = account.seal(Kind::Lock, &name, &bytes);
                     if account.inner.loc.put(&name, sealed).await.is_ok() {
                         *last_ok.lock() = t;
                     }
+                    drop(guard);
                 }
             })
         };
@@ -76,6 +86,7 @@ impl Account {
             name,
             started,
             last_ok,
+            stopped,
             task,
             account: self.clone(),
         })
@@ -121,6 +132,7 @@ impl LockHandle {
     }
 
     pub async fn release(self) -> Result<()> {
+        *self.stopped.lock().await = true;
         self.task.abort();
         self.account.inner.loc.delete(&self.name).await
     }
@@ -128,6 +140,21 @@ impl LockHandle {
 
 impl Drop for LockHandle {
     fn drop(&mut self) {
-        self.task.abort();
+        // Dropped without release (abandoned writer): stop refreshing and
+        // delete the lock in the background; if that cannot happen the lock
+        // simply goes stale.
+        let stopped = self.stopped.clone();
+        let loc = self.account.inner.loc.clone();
+        let name = self.name.clone();
+        let task = self.task.abort_handle();
+        if let Ok(h) = tokio::runtime::Handle::try_current() {
+            h.spawn(async move {
+                *stopped.lock().await = true;
+                task.abort();
+                let _ = loc.delete(&name).await;
+            });
+        } else {
+            task.abort();
+        }
     }
 }

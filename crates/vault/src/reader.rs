@@ -41,13 +41,22 @@ impl Account {
 
     /// Read one chunk: ranged GET, decrypt, decompress, check its keyed id.
     pub(crate) async fn read_chunk(&self, id: ChunkId) -> Result<Bytes> {
-        let (pack, loc) = self.locate(&id).await?;
-        let name = self.pack_name(&pack);
-        let sealed = self
-            .inner
-            .loc
-            .get_range(&name, loc.offset as u64..loc.offset as u64 + loc.len as u64)
-            .await?;
+        let (mut pack, mut loc) = self.locate(&id).await?;
+        let mut name = self.pack_name(&pack);
+        let range = |l: &BlobLoc| l.offset as u64..l.offset as u64 + l.len as u64;
+        let sealed = match self.inner.loc.get_range(&name, range(&loc)).await {
+            Ok(b) => b,
+            Err(Error::NotFound(_)) => {
+                // gc repacked the chunk and deleted the old pack since our
+                // index was loaded: reload and retry once.
+                self.refresh_index().await?;
+                (pack, loc) = self.locate(&id).await?;
+                name = self.pack_name(&pack);
+                self.inner.loc.get_range(&name, range(&loc)).await?
+            }
+            Err(e) => return Err(e),
+        };
+        let _ = pack;
         let account = self.clone();
         tokio::task::spawn_blocking(move || {
             crypto::open_blob(&account.inner.keys, &id, &sealed, loc.raw_len)

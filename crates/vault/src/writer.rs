@@ -50,7 +50,7 @@ pub struct SnapshotWriter {
     lock: Option<LockHandle>,
 }
 
-fn new_pack_buf(cap: usize) -> Vec<u8> {
+pub(crate) fn new_pack_buf(cap: usize) -> Vec<u8> {
     let mut v = Vec::with_capacity(cap);
     v.extend_from_slice(&Header::current(Kind::Pack).encode());
     v
@@ -138,7 +138,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
     tokio::task::spawn_blocking(f).await.map_err(|e| Error::Task(e.to_string()))?
 }
 
-async fn upload(account: Account, id: PackId, bytes: Bytes, pi: PackIndex) -> Result<PackIndex> {
+pub(crate) async fn upload(account: Account, id: PackId, bytes: Bytes, pi: PackIndex) -> Result<PackIndex> {
     // The pack first, its index only once the pack is durable.
     account.inner.loc.put(&account.pack_name(&id), bytes).await?;
     let name = account.index_name(&id);
@@ -470,16 +470,8 @@ impl Drop for SnapshotWriter {
         if let Some(u) = self.uploader.take() {
             u.abort();
         }
-        if let Some(lock) = self.lock.take() {
-            let name = lock.name.clone();
-            let loc = self.shared.account.inner.loc.clone();
-            drop(lock);
-            if let Ok(h) = tokio::runtime::Handle::try_current() {
-                h.spawn(async move {
-                    let _ = loc.delete(&name).await;
-                });
-            }
-        }
+        // Dropping the lock handle stops its refresh and deletes it.
+        drop(self.lock.take());
     }
 }
 

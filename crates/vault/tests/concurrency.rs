@@ -139,3 +139,47 @@ async fn two_writers_and_gc_at_once() {
     let v = acct.verify(true, &NoProgress).await.unwrap();
     assert!(v.ok(), "{:?}", v.problems);
 }
+
+/// Forgetting a snapshot whose data is mixed in packs with live data:
+/// gc copies the live chunks to new packs and deletes the old ones, and a
+/// reader holding an old index still reads everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_repacks_mostly_unused_packs() {
+    let (dir, loc, repo) = local_repo().await;
+    let acct = repo.init_account("a", &key(1, "a")).await.unwrap().with_timing(fast_timing());
+    let w = acct.begin_snapshot(None).await.unwrap();
+    for i in 0..60u64 {
+        w.put_bytes(&format!("m/{i}"), Vec::new(), noise(i, 3000)).await.unwrap();
+    }
+    let s1 = w.commit(serde_json::Value::Null).await.unwrap();
+    let w = acct.begin_snapshot(Some(&s1)).await.unwrap();
+    w.keep_from_parent("").await.unwrap();
+    for i in 0..60u64 {
+        if i % 4 != 0 {
+            w.remove(&format!("m/{i}")).await.unwrap();
+        }
+    }
+    let s2 = w.commit(serde_json::Value::Null).await.unwrap();
+    // A reader that loaded the index before the repack.
+    let reader = Repository::open(loc.clone()).await.unwrap().open_account("a", &key(1, "a")).await.unwrap();
+    let snap2 = reader.snapshot(&s2).await.unwrap();
+    assert_eq!(reader.read_item_bytes(&snap2, "m/0").await.unwrap(), noise(0, 3000));
+
+    let before: usize = all_files(dir.path()).iter().map(|(_, b)| b.len()).sum();
+    acct.forget(&[s1]).await.unwrap();
+    let r = acct.gc().await.unwrap();
+    assert!(r.repacked > 0, "{r:?}");
+    assert!(r.condemned >= r.repacked);
+    let r = acct.gc().await.unwrap();
+    assert!(r.deleted_packs > 0, "{r:?}");
+    assert_eq!(r.rescued, 0, "{r:?}");
+    let after: usize = all_files(dir.path()).iter().map(|(_, b)| b.len()).sum();
+    assert!(after * 2 < before, "repository shrank from {before} to only {after}");
+
+    for i in (0..60u64).step_by(4) {
+        assert_eq!(reader.read_item_bytes(&snap2, &format!("m/{i}")).await.unwrap(), noise(i, 3000), "m/{i}");
+    }
+    let v = acct.verify(true, &NoProgress).await.unwrap();
+    assert!(v.ok(), "{:?}", v.problems);
+    assert_eq!(v.unindexed_packs, 0);
+}
