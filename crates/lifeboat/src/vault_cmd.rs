@@ -415,7 +415,10 @@ fn file_meta(md: &std::fs::Metadata) -> serde_json::Value {
 }
 
 /// Walk a directory: files (and symlinks) plus every folder.
-fn scan(root: &Path) -> Result<(Vec<FileEntry>, Vec<(String, serde_json::Value)>)> {
+/// Folders with their metadata.
+type Dirs = Vec<(String, serde_json::Value)>;
+
+fn scan(root: &Path) -> Result<(Vec<FileEntry>, Dirs)> {
     let mut files = Vec::new();
     let mut dirs = Vec::new();
     let mut stack = vec![(root.to_path_buf(), String::new())];
@@ -487,13 +490,13 @@ async fn backup(common: &Common, dir: &Path, parent: Option<String>, no_parent: 
             let unchanged = &unchanged;
             async move {
                 let meta = serde_json::to_vec(&f.meta)?;
-                if let Some(Node::Item { meta: pm, content }) = w.parent_node(&f.rel).await? {
-                    if pm == meta {
-                        w.put_node(&f.rel, Node::Item { meta: pm, content }).await?;
-                        bar.inc(f.size);
-                        unchanged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        return anyhow::Ok(());
-                    }
+                if let Some(Node::Item { meta: pm, content }) = w.parent_node(&f.rel).await?
+                    && pm == meta
+                {
+                    w.put_node(&f.rel, Node::Item { meta: pm, content }).await?;
+                    bar.inc(f.size);
+                    unchanged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return anyhow::Ok(());
                 }
                 if let Some(target) = &f.symlink {
                     w.put_bytes(&f.rel, meta, target.clone().into_bytes()).await?;

@@ -44,7 +44,7 @@ impl RetentionPolicy {
             return Vec::new();
         }
         let mut newest_first: Vec<&SnapshotInfo> = snaps.iter().collect();
-        newest_first.sort_by(|a, b| b.time.cmp(&a.time));
+        newest_first.sort_by_key(|s| std::cmp::Reverse(s.time));
         let mut keep: HashSet<&SnapshotId> = HashSet::new();
         if let Some(n) = self.keep_last {
             keep.extend(newest_first.iter().take(n).map(|s| &s.id));
@@ -295,50 +295,6 @@ impl Account {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::snapshot::SnapshotStats;
-    use chrono::TimeZone;
-
-    fn snap(i: u32, t: DateTime<Utc>) -> SnapshotInfo {
-        SnapshotInfo {
-            id: SnapshotId(format!("{i:032x}")),
-            time: t,
-            parent: None,
-            root: Content::default(),
-            meta: serde_json::Value::Null,
-            stats: SnapshotStats::default(),
-        }
-    }
-
-    #[test]
-    fn retention_rules() {
-        let base = Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap();
-        // Two snapshots a day for 90 days.
-        let snaps: Vec<SnapshotInfo> = (0..180)
-            .map(|i| snap(i, base + chrono::Duration::hours(12 * i as i64)))
-            .collect();
-        let now = snaps.last().unwrap().time;
-        let kept = |p: RetentionPolicy| snaps.len() - p.to_forget(&snaps, now).len();
-        assert_eq!(kept(RetentionPolicy::default()), 180, "empty policy keeps everything");
-        assert_eq!(kept(RetentionPolicy { keep_last: Some(5), ..Default::default() }), 5);
-        assert_eq!(kept(RetentionPolicy { keep_daily: Some(7), ..Default::default() }), 7);
-        assert_eq!(kept(RetentionPolicy { keep_weekly: Some(4), ..Default::default() }), 4);
-        assert_eq!(kept(RetentionPolicy { keep_monthly: Some(2), ..Default::default() }), 2);
-        // 10 days back inclusive at 12 h spacing: 21 snapshots.
-        assert_eq!(kept(RetentionPolicy { keep_within_days: Some(10), ..Default::default() }), 21);
-        // Rules combine as a union; the newest is always kept by daily.
-        let p = RetentionPolicy { keep_last: Some(3), keep_daily: Some(3), ..Default::default() };
-        let forget = p.to_forget(&snaps, now);
-        assert_eq!(snaps.len() - forget.len(), 4);
-        assert!(!forget.contains(&snaps.last().unwrap().id));
-        // Daily keeps the newest of each day.
-        let p = RetentionPolicy { keep_daily: Some(1), ..Default::default() };
-        assert_eq!(p.to_forget(&snaps, now).len(), 179);
-    }
-}
-
 impl Account {
     /// Copy the reachable chunks of `packs` into new packs (sealed bytes are
     /// copied after authenticating them; nothing is re-encrypted). Returns
@@ -425,5 +381,49 @@ impl Account {
         };
         crate::writer::upload(self.clone(), id, bytes::Bytes::from(data), pi).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::SnapshotStats;
+    use chrono::TimeZone;
+
+    fn snap(i: u32, t: DateTime<Utc>) -> SnapshotInfo {
+        SnapshotInfo {
+            id: SnapshotId(format!("{i:032x}")),
+            time: t,
+            parent: None,
+            root: Content::default(),
+            meta: serde_json::Value::Null,
+            stats: SnapshotStats::default(),
+        }
+    }
+
+    #[test]
+    fn retention_rules() {
+        let base = Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap();
+        // Two snapshots a day for 90 days.
+        let snaps: Vec<SnapshotInfo> = (0..180)
+            .map(|i| snap(i, base + chrono::Duration::hours(12 * i as i64)))
+            .collect();
+        let now = snaps.last().unwrap().time;
+        let kept = |p: RetentionPolicy| snaps.len() - p.to_forget(&snaps, now).len();
+        assert_eq!(kept(RetentionPolicy::default()), 180, "empty policy keeps everything");
+        assert_eq!(kept(RetentionPolicy { keep_last: Some(5), ..Default::default() }), 5);
+        assert_eq!(kept(RetentionPolicy { keep_daily: Some(7), ..Default::default() }), 7);
+        assert_eq!(kept(RetentionPolicy { keep_weekly: Some(4), ..Default::default() }), 4);
+        assert_eq!(kept(RetentionPolicy { keep_monthly: Some(2), ..Default::default() }), 2);
+        // 10 days back inclusive at 12 h spacing: 21 snapshots.
+        assert_eq!(kept(RetentionPolicy { keep_within_days: Some(10), ..Default::default() }), 21);
+        // Rules combine as a union; the newest is always kept by daily.
+        let p = RetentionPolicy { keep_last: Some(3), keep_daily: Some(3), ..Default::default() };
+        let forget = p.to_forget(&snaps, now);
+        assert_eq!(snaps.len() - forget.len(), 4);
+        assert!(!forget.contains(&snaps.last().unwrap().id));
+        // Daily keeps the newest of each day.
+        let p = RetentionPolicy { keep_daily: Some(1), ..Default::default() };
+        assert_eq!(p.to_forget(&snaps, now).len(), 179);
     }
 }

@@ -95,7 +95,14 @@
 //! Locks are refreshed periodically; gc ignores locks not refreshed for
 //! `lock_stale`, and a writer refuses to commit if its own last refresh is
 //! older than half of that. All times compared are the store's clock.
-//! Partly used packs are kept whole (no repacking yet).
+//!
+//! Packs that are less than half used are *repacked* in phase 1: their
+//! reachable chunks are authenticated and their sealed bytes copied (not
+//! re-encrypted) into new packs, whose index objects are written before the
+//! old packs are condemned. The sweep deletes a condemned pack only if every
+//! reachable chunk in it is also held by a pack that is not being swept, so
+//! a repack interrupted at any point loses nothing. Readers whose cached
+//! index points at a deleted pack reload the index and retry once.
 
 #![warn(missing_docs)]
 

@@ -90,11 +90,10 @@ impl Account {
         r.packs = pack_sizes.len();
         r.unindexed_packs = pack_sizes.keys().filter(|p| !indexed.contains(p)).count();
         // Chunk -> (pack name, entry) from the index objects.
-        let mut where_: HashMap<u128, (PackId, usize)> = HashMap::new();
-        for (i, pi) in indexes.iter().enumerate() {
-            for (j, b) in pi.blobs.iter().enumerate() {
-                where_.insert(b.id.short(), (pi.pack, i * 0 + j));
-                let _ = i;
+        let mut where_: HashMap<u128, PackId> = HashMap::new();
+        for pi in &indexes {
+            for b in &pi.blobs {
+                where_.insert(b.id.short(), pi.pack);
             }
         }
         // Other small objects.

@@ -535,9 +535,9 @@ fn expand(cur: &mut Pending, parts: &[&str], target: &Content, tree: &Tree) {
         *cur = Pending::Dir { meta, entries };
         return;
     }
-    if let (Pending::Dir { entries, .. }, Some((first, rest))) = (cur, parts.split_first()) {
-        if let Some(n) = entries.get_mut(*first) {
-            expand(n, rest, target, tree);
-        }
+    if let (Pending::Dir { entries, .. }, Some((first, rest))) = (cur, parts.split_first())
+        && let Some(n) = entries.get_mut(*first)
+    {
+        expand(n, rest, target, tree);
     }
 }

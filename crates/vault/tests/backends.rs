@@ -80,7 +80,7 @@ async fn scenario(loc: Location) {
     );
 
     // Forget the first snapshot; two gc runs (grace 0) delete its garbage.
-    acct.forget(&[s1.clone()]).await.unwrap();
+    acct.forget(std::slice::from_ref(&s1)).await.unwrap();
     let r1 = acct.gc().await.unwrap();
     assert!(r1.condemned > 0);
     let r2 = acct.gc().await.unwrap();

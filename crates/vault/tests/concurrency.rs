@@ -68,7 +68,8 @@ async fn two_writers_and_gc_at_once() {
             .with_timing(fast_timing())
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(6);
-    let expected: Arc<parking_lot::Mutex<Vec<(vault::SnapshotId, String, Vec<u8>)>>> = Default::default();
+    type Written = Vec<(vault::SnapshotId, String, Vec<u8>)>;
+    let expected: Arc<parking_lot::Mutex<Written>> = Default::default();
     let mut tasks = Vec::new();
     for writer in 0..2u64 {
         let acct = open(loc.clone()).await;
@@ -121,7 +122,8 @@ async fn two_writers_and_gc_at_once() {
     let live: Vec<vault::SnapshotId> = acct.snapshots().await.unwrap().into_iter().map(|s| s.id).collect();
     assert!(!live.is_empty());
     let mut checked = 0;
-    for (id, path, data) in expected.lock().clone() {
+    let list = expected.lock().clone();
+    for (id, path, data) in list {
         if live.contains(&id) {
             let snap = acct.snapshot(&id).await.unwrap();
             assert_eq!(acct.read_item_bytes(&snap, &path).await.unwrap(), data, "{id}:{path}");

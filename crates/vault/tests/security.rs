@@ -45,10 +45,10 @@ async fn no_plaintext_at_rest() {
         }
         // Try to decompress every suffix that starts with a zstd magic.
         for (i, w) in bytes.windows(4).enumerate() {
-            if w == [0x28, 0xb5, 0x2f, 0xfd] {
-                if let Ok(d) = zstd::stream::decode_all(&bytes[i..]) {
-                    assert!(!d.windows(MARKER.len()).any(|w| w == MARKER.as_bytes()), "compressed plaintext in {name}");
-                }
+            if w == [0x28, 0xb5, 0x2f, 0xfd]
+                && let Ok(d) = zstd::stream::decode_all(&bytes[i..])
+            {
+                assert!(!d.windows(MARKER.len()).any(|w| w == MARKER.as_bytes()), "compressed plaintext in {name}");
             }
         }
     }
