@@ -48,6 +48,10 @@ enum VaultCmd {
         /// zstd level.
         #[arg(long, default_value_t = 3)]
         zstd_level: i32,
+        /// The bucket has S3 Object Lock with this default retention (days):
+        /// snapshots younger than that are never forgotten.
+        #[arg(long)]
+        object_lock_days: Option<u32>,
     },
     /// Back up a directory; prints the snapshot id.
     Backup {
@@ -163,6 +167,7 @@ pub async fn run(args: VaultArgs) -> Result<()> {
             pack_mib,
             avg_chunk_kib,
             zstd_level,
+            object_lock_days,
         } => {
             let loc = Location::from_url(&common.repo)?;
             let avg = avg_chunk_kib * 1024;
@@ -174,6 +179,7 @@ pub async fn run(args: VaultArgs) -> Result<()> {
                 },
                 pack_size: pack_mib * 1024 * 1024,
                 zstd_level,
+                object_lock_days,
                 ..Default::default()
             };
             let repo = Repository::init(loc, opts).await?;

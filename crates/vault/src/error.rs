@@ -68,6 +68,9 @@ pub enum Error {
     /// concurrent garbage collection may have removed data it references.
     #[error("writer lock expired; snapshot not committed, start a new one")]
     LockExpired,
+    /// The snapshot is under Object Lock retention.
+    #[error("snapshot {0} is under object-lock retention until {1}")]
+    Retained(String, String),
     /// A background task panicked or was cancelled.
     #[error("internal task failed: {0}")]
     Task(String),

@@ -149,7 +149,17 @@ impl Account {
     /// Apply a retention policy: forget the snapshots it does not keep.
     pub async fn apply_retention(&self, policy: &RetentionPolicy) -> Result<Vec<SnapshotId>> {
         let snaps = self.snapshots().await?;
-        let gone = policy.to_forget(&snaps, Utc::now());
+        let now = Utc::now();
+        let mut gone = policy.to_forget(&snaps, now);
+        if let Some(days) = self.inner.config.object_lock_days {
+            // Snapshots under retention stay, whatever the policy says.
+            let locked: HashSet<&SnapshotId> = snaps
+                .iter()
+                .filter(|s| s.time + chrono::Duration::days(days as i64) > now)
+                .map(|s| &s.id)
+                .collect();
+            gone.retain(|id| !locked.contains(id));
+        }
         self.forget(&gone).await?;
         Ok(gone)
     }

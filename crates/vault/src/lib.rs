@@ -103,6 +103,16 @@
 //! reachable chunk in it is also held by a pack that is not being swept, so
 //! a repack interrupted at any point loses nothing. Readers whose cached
 //! index points at a deleted pack reload the index and retry once.
+//!
+//! ## Object Lock
+//! For immutable backups the operator creates the S3 bucket with Object
+//! Lock and a default COMPLIANCE retention of N days, and initialises the
+//! repository with `object_lock_days = N`. Every object is then immutable
+//! for N days whatever credentials an attacker holds (a DELETE only adds a
+//! delete marker; the locked version stays). The vault honours the
+//! retention: `forget` refuses, and retention policies skip, snapshots
+//! younger than N days. (`object_store` cannot set per-object retention
+//! headers, so the bucket default is the mechanism.)
 
 #![warn(missing_docs)]
 

@@ -63,6 +63,11 @@ pub struct RepoConfig {
     pub zstd_level: i32,
     /// Password KDF.
     pub kdf: KdfParams,
+    /// S3 Object Lock: the bucket's default retention in days (the bucket
+    /// is created with Object Lock and a default COMPLIANCE retention by
+    /// the operator). Snapshots younger than this cannot be forgotten.
+    #[serde(default)]
+    pub object_lock_days: Option<u32>,
 }
 
 /// Options for [`Repository::init`].
@@ -78,6 +83,8 @@ pub struct InitOptions {
     pub kdf_m_kib: u32,
     /// Argon2 iterations (default 3).
     pub kdf_t: u32,
+    /// Object Lock retention of the bucket, in days (see [`RepoConfig`]).
+    pub object_lock_days: Option<u32>,
 }
 
 impl Default for InitOptions {
@@ -88,6 +95,7 @@ impl Default for InitOptions {
             zstd_level: 3,
             kdf_m_kib: 64 * 1024,
             kdf_t: 3,
+            object_lock_days: None,
         }
     }
 }
@@ -169,6 +177,7 @@ impl Repository {
                 p: 1,
                 salt: hex::encode(salt),
             },
+            object_lock_days: opts.object_lock_days,
         };
         if !loc.put_new(CONFIG, encode_config(&config)).await? {
             return Err(Error::AlreadyExists(loc.path(CONFIG).to_string()));

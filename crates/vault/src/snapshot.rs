@@ -125,8 +125,19 @@ impl Account {
         Ok(out)
     }
 
-    /// Delete snapshots (their data goes at the next gc).
+    /// Delete snapshots (their data goes at the next gc). With Object Lock
+    /// configured, snapshots still under retention are refused (nothing is
+    /// deleted then).
     pub async fn forget(&self, ids: &[SnapshotId]) -> Result<()> {
+        if let Some(days) = self.inner.config.object_lock_days {
+            for id in ids {
+                let s = self.snapshot(id).await?;
+                let until = s.time + chrono::Duration::days(days as i64);
+                if until > Utc::now() {
+                    return Err(Error::Retained(id.0.clone(), until.to_rfc3339()));
+                }
+            }
+        }
         for id in ids {
             self.inner.loc.delete(&self.snapshot_name(id)).await?;
         }

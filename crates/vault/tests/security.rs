@@ -174,3 +174,32 @@ async fn tamper_is_detected_and_named() {
         }
     }
 }
+
+/// With Object Lock configured, snapshots under retention cannot be
+/// forgotten, by id or by a retention policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_lock_retention_is_honoured() {
+    let dir = tempfile::tempdir().unwrap();
+    let loc = Location::from_url(dir.path().to_str().unwrap()).unwrap();
+    let opts = vault::InitOptions {
+        object_lock_days: Some(30),
+        ..small_opts()
+    };
+    let repo = Repository::init(loc.clone(), opts).await.unwrap();
+    let acct = repo.init_account("a", &key(1, "a")).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..3u64 {
+        let w = acct.begin_snapshot(None).await.unwrap();
+        w.put_bytes("x", Vec::new(), noise(i, 1000)).await.unwrap();
+        ids.push(w.commit(serde_json::Value::Null).await.unwrap());
+    }
+    assert!(matches!(acct.forget(&ids[..1]).await, Err(vault::Error::Retained(_, _))));
+    let gone = acct
+        .apply_retention(&vault::RetentionPolicy { keep_last: Some(1), ..Default::default() })
+        .await
+        .unwrap();
+    assert!(gone.is_empty());
+    assert_eq!(acct.snapshots().await.unwrap().len(), 3);
+    // The setting survives reopening.
+    assert_eq!(Repository::open(loc).await.unwrap().config().object_lock_days, Some(30));
+}

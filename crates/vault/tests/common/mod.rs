@@ -178,6 +178,7 @@ pub fn small_opts() -> InitOptions {
         zstd_level: 3,
         kdf_m_kib: 1024,
         kdf_t: 1,
+        object_lock_days: None,
     }
 }
 
