@@ -5,6 +5,8 @@ mod sim_cmd;
 
 use clap::{Parser, Subcommand};
 
+mod vault_cmd;
+
 #[derive(Parser)]
 #[command(
     name = "lifeboat",
@@ -20,6 +22,8 @@ struct Cli {
 enum Command {
     /// Run the Microsoft 365 tenant simulator (Graph v1.0 + identity endpoints).
     Sim(sim_cmd::SimArgs),
+    /// Vault operator commands: init, backup, restore, snapshots, verify, forget, gc.
+    Vault(vault_cmd::VaultArgs),
 }
 
 #[tokio::main]
@@ -34,5 +38,6 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Sim(args) => sim_cmd::run(args).await,
+        Command::Vault(args) => vault_cmd::run(args).await,
     }
 }

@@ -1,0 +1,145 @@
+//! # Vault: Lifeboat's storage engine
+//!
+//! Encrypted, deduplicated, point-in-time storage of *items* (an email, a
+//! file version, a JSON record: bytes plus small metadata) in folders, on any
+//! `object_store` backend (local disk, S3 and compatibles, Azure Blob, GCS).
+//!
+//! ```text
+//! Repository::open(Location::from_url(url)?)       one bucket/prefix
+//!   .open_account(account_id, &master.account_key(account_id))
+//!     .begin_snapshot(parent)  -> SnapshotWriter  put_item / put_bytes /
+//!                                                  keep_from_parent / remove
+//!       .commit(meta_json)     -> SnapshotId
+//!     .snapshots() .lookup() .read_item() .list_folder() .walk() .diff()
+//!     .apply_retention(policy) .gc() .verify(full)
+//! ```
+//!
+//! ## Keys
+//! A service-wide [`MasterKey`] (from a KMS, a key file, or a password
+//! through Argon2id with the repository's salt) derives one key-encryption
+//! key per account ([`AccountKey`]). Each account has random *data keys*: an
+//! encryption key (XChaCha20-Poly1305), an id key (keyed BLAKE3 chunk ids)
+//! and a FastCDC gear seed. They are stored wrapped by the account key in
+//! `keys/`; rotating the account (or master) key re-wraps them
+//! ([`Repository::rewrap_account`]) without touching data. Accounts never
+//! share chunks: ids are keyed per account, so no account can read, or even
+//! confirm the existence of, another account's content.
+//!
+//! ## On-store layout
+//! ```text
+//! config                                   plaintext JSON + BLAKE3 checksum:
+//!                                          repo id, chunker, pack size, KDF salt
+//! accounts/<loc>/keys/<kid>                data keys wrapped by the account key
+//! accounts/<loc>/data/<xx>/<pack>          packs: header + encrypted blobs
+//! accounts/<loc>/index/<pack>              sealed list of the pack's blobs
+//! accounts/<loc>/snapshots/<id>            sealed snapshot (root tree, metadata)
+//! accounts/<loc>/locks/<id>                sealed leases of writers and gc
+//! accounts/<loc>/gc/<id>                   sealed gc condemnation lists
+//! ```
+//! `<loc>` is a hash of the repository id and the account id, so account
+//! ids are not visible. `<pack>` is the BLAKE3 hash of the pack's bytes.
+//! Every object starts with a header: `LBV`, a kind byte and a u16 format
+//! version (see [`format`]); readers accept all versions up to their own.
+//! Sealed objects are `header || nonce || ciphertext || tag` with the header
+//! and the object's name authenticated, so objects cannot be swapped. A
+//! blob in a pack is `nonce || ciphertext || tag` of a flag byte (stored or
+//! zstd) and the chunk, with the chunk id authenticated; on read the chunk
+//! is also re-hashed and compared with its id. Nothing is readable at rest:
+//! item names, folder structure, metadata and snapshot metadata live only in
+//! encrypted trees and snapshot objects.
+//!
+//! Items are cut with FastCDC (4/16/128 KiB by default); an item smaller
+//! than the minimum is stored whole as one chunk. Folders are trees
+//! serialised with postcard and stored like items, so they are chunked and
+//! deduplicated too: a snapshot that changes one item of a large mailbox
+//! folder stores a few new chunks of that folder, and untouched subtrees are
+//! shared by reference.
+//!
+//! ## Index memory
+//! The in-memory index maps the first 128 bits of a chunk id to a 16-byte
+//! location (pack number, offset, length, plaintext length): 32 bytes per
+//! entry plus the hash table's control byte and spare capacity, i.e. about
+//! 40–50 bytes per unique chunk (≈ 3 MB per GB of unique data at the 16 KiB
+//! average chunk). Pack ids are stored once per pack.
+//!
+//! ## Crash safety
+//! Objects are immutable and written whole (object stores make a PUT
+//! atomic; the local backend writes a temporary file, fsyncs and renames).
+//! A writer uploads a pack, then that pack's index object, and only after
+//! every pack and index of the snapshot (including its tree chunks) is
+//! durable does it PUT the snapshot object. So a snapshot, once visible,
+//! references only durable chunks. A kill at any point leaves at most packs
+//! without an index, or indexed packs no snapshot references: both are
+//! invisible to readers, reported by `verify` as unindexed (not as damage)
+//! and removed by gc. The next writer never trusts a chunk it has not seen
+//! in an index object, so it re-uploads anything a dead writer left
+//! half-done. Several writers can run at once: every name they create is
+//! random or content-addressed, so they never overwrite each other.
+//!
+//! ## Garbage collection
+//! `forget`/retention deletes snapshot objects only. `gc` is two-phase and
+//! never deletes what a concurrent writer may still reference:
+//! 1. *Condemn*: compute the chunks reachable from all snapshots; packs
+//!    with no reachable chunk (and packs without an index) are listed in a
+//!    new `gc/<id>` object. Its store timestamp is T1. Nothing is deleted.
+//! 2. *Sweep* (a later run): a list is swept only if it is older than the
+//!    grace period **and** no live writer lock started before T1 (+ clock
+//!    margin). Reachability is then recomputed over the current snapshots
+//!    and only still-unreferenced packs are deleted (index object first,
+//!    then the pack).
+//!
+//! Writers take their lock *before* they read the condemnation lists, the
+//! index and the parent snapshot, and never deduplicate against condemned
+//! packs. So a writer that started after T1 cannot reference a condemned
+//! pack, and a writer that started before T1 blocks the sweep until it ends.
+//! Locks are refreshed periodically; gc ignores locks not refreshed for
+//! `lock_stale`, and a writer refuses to commit if its own last refresh is
+//! older than half of that. All times compared are the store's clock.
+//!
+//! Packs that are less than half used are *repacked* in phase 1: their
+//! reachable chunks are authenticated and their sealed bytes copied (not
+//! re-encrypted) into new packs, whose index objects are written before the
+//! old packs are condemned. The sweep deletes a condemned pack only if every
+//! reachable chunk in it is also held by a pack that is not being swept, so
+//! a repack interrupted at any point loses nothing. Readers whose cached
+//! index points at a deleted pack reload the index and retry once.
+//!
+//! ## Object Lock
+//! For immutable backups the operator creates the S3 bucket with Object
+//! Lock and a default COMPLIANCE retention of N days, and initialises the
+//! repository with `object_lock_days = N`. Every object is then immutable
+//! for N days whatever credentials an attacker holds (a DELETE only adds a
+//! delete marker; the locked version stays). The vault honours the
+//! retention: `forget` refuses, and retention policies skip, snapshots
+//! younger than N days. (`object_store` cannot set per-object retention
+//! headers, so the bucket default is the mechanism.)
+
+#![warn(missing_docs)]
+
+mod chunker;
+mod crypto;
+mod error;
+pub mod format;
+mod gc;
+mod index;
+mod lock;
+mod progress;
+mod reader;
+mod repo;
+mod snapshot;
+mod store;
+mod tree;
+mod verify;
+mod writer;
+
+pub use crypto::{AccountKey, ChunkId, MasterKey};
+pub use error::{Error, Result};
+pub use gc::{GcReport, RetentionPolicy};
+pub use index::PackId;
+pub use progress::{NoProgress, Progress};
+pub use reader::Change;
+pub use repo::{Account, ChunkerParams, InitOptions, KdfParams, RepoConfig, Repository, Timing};
+pub use snapshot::{SnapshotId, SnapshotInfo, SnapshotStats};
+pub use store::Location;
+pub use tree::{split_path, Content, Entry, Node, Tree};
+pub use writer::SnapshotWriter;

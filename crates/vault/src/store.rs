@@ -1,0 +1,169 @@
+//! Opening an `object_store` backend from a URL, and small helpers around it
+//! that attach the object path to every error.
+
+use crate::error::{Error, Result};
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use std::sync::Arc;
+
+/// A backend plus the prefix under which the repository lives.
+#[derive(Clone, Debug)]
+pub struct Location {
+    /// The store.
+    pub store: Arc<dyn ObjectStore>,
+    /// Prefix inside the store ("" for the root).
+    pub prefix: String,
+}
+
+impl Location {
+    /// Wrap an already-built store.
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: impl Into<String>) -> Self {
+        let prefix = prefix.into().trim_matches('/').to_string();
+        Location { store, prefix }
+    }
+
+    /// Open a URL: a local path (default), `file://`, `s3://bucket/prefix`,
+    /// `az://container/prefix` (also `azure://`, `abfs://`), or
+    /// `gs://bucket/prefix`. Credentials and endpoints come from the
+    /// environment in each SDK's usual variables (`AWS_*`, `AZURE_*`,
+    /// `GOOGLE_*`).
+    pub fn from_url(url: &str) -> Result<Self> {
+        let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        let bad = |e: object_store::Error| Error::store(url, e);
+        match scheme.as_deref() {
+            None | Some("file") => {
+                let path = url.strip_prefix("file://").unwrap_or(url);
+                std::fs::create_dir_all(path)
+                    .map_err(|e| Error::Invalid(format!("cannot create {path}: {e}")))?;
+                let fs = object_store::local::LocalFileSystem::new_with_prefix(path)
+                    .map_err(bad)?
+                    // No automatic cleanup of empty directories: it races
+                    // with concurrent writers creating files in them.
+                    .with_fsync(true);
+                Ok(Location::new(Arc::new(fs), ""))
+            }
+            Some(s) => {
+                let parsed = url::Url::parse(url).map_err(|e| Error::Invalid(format!("{url}: {e}")))?;
+                let prefix = parsed.path().trim_matches('/').to_string();
+                let store: Arc<dyn ObjectStore> = match s {
+                    "s3" | "s3a" => Arc::new(
+                        object_store::aws::AmazonS3Builder::from_env()
+                            .with_url(url)
+                            .build()
+                            .map_err(bad)?,
+                    ),
+                    "az" | "azure" | "abfs" | "abfss" | "adl" => Arc::new(
+                        object_store::azure::MicrosoftAzureBuilder::from_env()
+                            .with_url(url)
+                            .build()
+                            .map_err(bad)?,
+                    ),
+                    "gs" => Arc::new(
+                        object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                            .with_url(url)
+                            .build()
+                            .map_err(bad)?,
+                    ),
+                    other => return Err(Error::Invalid(format!("unsupported URL scheme {other}://"))),
+                };
+                Ok(Location::new(store, prefix))
+            }
+        }
+    }
+
+    /// Full path of a repository-relative name.
+    pub(crate) fn path(&self, rel: &str) -> Path {
+        if self.prefix.is_empty() {
+            Path::from(rel)
+        } else {
+            Path::from(format!("{}/{}", self.prefix, rel))
+        }
+    }
+
+    pub(crate) async fn get(&self, rel: &str) -> Result<Bytes> {
+        let p = self.path(rel);
+        let r = self.store.get(&p).await.map_err(|e| Error::store(rel, e))?;
+        r.bytes().await.map_err(|e| Error::store(rel, e))
+    }
+
+    pub(crate) async fn get_range(&self, rel: &str, range: std::ops::Range<u64>) -> Result<Bytes> {
+        let p = self.path(rel);
+        self.store.get_range(&p, range).await.map_err(|e| Error::store(rel, e))
+    }
+
+    pub(crate) async fn head(&self, rel: &str) -> Result<ObjectMeta> {
+        let p = self.path(rel);
+        self.store.head(&p).await.map_err(|e| Error::store(rel, e))
+    }
+
+    pub(crate) async fn exists(&self, rel: &str) -> Result<bool> {
+        match self.head(rel).await {
+            Ok(_) => Ok(true),
+            Err(Error::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(crate) async fn put(&self, rel: &str, data: impl Into<Bytes>) -> Result<()> {
+        let p = self.path(rel);
+        self.store
+            .put(&p, PutPayload::from(data.into()))
+            .await
+            .map_err(|e| Error::store(rel, e))?;
+        Ok(())
+    }
+
+    /// Create only if absent. Returns false if it already existed. Falls
+    /// back to check-then-put on backends without conditional writes.
+    pub(crate) async fn put_new(&self, rel: &str, data: impl Into<Bytes>) -> Result<bool> {
+        let p = self.path(rel);
+        let data: Bytes = data.into();
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self.store.put_opts(&p, PutPayload::from(data.clone()), opts).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(object_store::Error::NotImplemented { .. }) => {
+                if self.exists(rel).await? {
+                    return Ok(false);
+                }
+                self.put(rel, data).await?;
+                Ok(true)
+            }
+            Err(e) => Err(Error::store(rel, e)),
+        }
+    }
+
+    pub(crate) async fn delete(&self, rel: &str) -> Result<()> {
+        let p = self.path(rel);
+        match self.store.delete(&p).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(Error::store(rel, e)),
+        }
+    }
+
+    /// All objects under a repository-relative directory, with their names
+    /// relative to the repository.
+    pub(crate) async fn list(&self, rel_dir: &str) -> Result<Vec<(String, ObjectMeta)>> {
+        let p = self.path(rel_dir);
+        let metas: Vec<ObjectMeta> = self
+            .store
+            .list(Some(&p))
+            .try_collect()
+            .await
+            .map_err(|e| Error::store(rel_dir, e))?;
+        let strip = if self.prefix.is_empty() {
+            0
+        } else {
+            self.prefix.len() + 1
+        };
+        Ok(metas
+            .into_iter()
+            .map(|m| (m.location.as_ref()[strip..].to_string(), m))
+            .collect())
+    }
+}
