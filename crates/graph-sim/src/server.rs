@@ -34,6 +34,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .merge(auth::routes())
         .merge(control::routes())
         .merge(files::public_routes())
+        .merge(mail::public_routes())
         .layer(from_fn_with_state(sim.clone(), throttle::faults))
         .with_state(sim.clone());
     sim.set_router(app.clone());
