@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 use super::recur::{Recurrence, weekday_name};
 use super::{
     Calendar, Event, Item, Kind, Mailbox, Owner, Resp, apply_props, body_error, canonical_hash,
-    created_json, delta_page_size, dt_tz, make, item_id, no_content, ok_json, open_group,
+    created_json, delta_page_size, dt_tz, item_id, make, no_content, ok_json, open_group,
     open_user, parse_body, parse_dttz, parse_naive, path_part, removed_json, stored_dt,
 };
 use crate::delta::{Cursor, DeltaLog};
@@ -174,14 +174,14 @@ fn normalize(props: &mut Map<String, Value>, body: &Map<String, Value>) -> Graph
             props.insert(tz_name.into(), json!(tz));
         }
     }
-    if let (Some(s), Some(e)) = (stored_dt(props, "start"), stored_dt(props, "end")) {
-        if e < s {
-            return Err(GraphError::new(
-                StatusCode::BAD_REQUEST,
-                "ErrorInvalidRequest",
-                "The end time of the event must be after its start time.",
-            ));
-        }
+    if let (Some(s), Some(e)) = (stored_dt(props, "start"), stored_dt(props, "end"))
+        && e < s
+    {
+        return Err(GraphError::new(
+            StatusCode::BAD_REQUEST,
+            "ErrorInvalidRequest",
+            "The end time of the event must be after its start time.",
+        ));
     }
     if let Some(Value::Array(list)) = props.get_mut("attendees") {
         for a in list.iter_mut() {
@@ -204,7 +204,10 @@ fn normalize(props: &mut Map<String, Value>, body: &Map<String, Value>) -> Graph
                 m.insert("type".into(), json!("required"));
             }
             if !m.get("status").is_some_and(Value::is_object) {
-                m.insert("status".into(), json!({"response": "none", "time": NO_TIME}));
+                m.insert(
+                    "status".into(),
+                    json!({"response": "none", "time": NO_TIME}),
+                );
             }
         }
     }
@@ -500,12 +503,13 @@ fn instances_in(ev: &Event, from: NaiveDateTime, to: NaiveDateTime) -> Vec<Naive
     }
     // Exceptions moved into the window from a date after it.
     for (d, x) in &ev.exceptions {
-        if *d > until && !ev.cancelled.contains(d) {
-            if let (Some(s), Some(e)) = (stored_dt(&x.props, "start"), stored_dt(&x.props, "end")) {
-                if s < to && e > from {
-                    out.push(*d);
-                }
-            }
+        if *d > until
+            && !ev.cancelled.contains(d)
+            && let (Some(s), Some(e)) = (stored_dt(&x.props, "start"), stored_dt(&x.props, "end"))
+            && s < to
+            && e > from
+        {
+            out.push(*d);
         }
     }
     out
@@ -519,7 +523,10 @@ fn calendar_json(mb: &Mailbox, c: &Calendar) -> Value {
     let mut m = Map::new();
     m.insert("id".into(), json!(c.item.id));
     m.insert("name".into(), json!(c.item.str("name")));
-    m.insert("color".into(), c.item.props.get("color").cloned().unwrap_or(json!("auto")));
+    m.insert(
+        "color".into(),
+        c.item.props.get("color").cloned().unwrap_or(json!("auto")),
+    );
     m.insert(
         "hexColor".into(),
         c.item.props.get("hexColor").cloned().unwrap_or(json!("")),
@@ -623,7 +630,10 @@ fn event_props(
     if rng.random_bool(0.2) {
         p.insert(
             "categories".into(),
-            json!([*rng::pick(rng, &["Blue category", "Green category", "Travel", "Customer"])]),
+            json!([*rng::pick(
+                rng,
+                &["Blue category", "Green category", "Travel", "Customer"]
+            )]),
         );
     }
     if rng.random_bool(0.4) {
@@ -646,7 +656,9 @@ fn event_props(
         for i in 0..n {
             let (name, addr) = &people[(i * 7 + n) % people.len()];
             if addr.eq_ignore_ascii_case(&organizer.1)
-                || list.iter().any(|a: &Value| a["emailAddress"]["address"] == json!(addr))
+                || list
+                    .iter()
+                    .any(|a: &Value| a["emailAddress"]["address"] == json!(addr))
             {
                 continue;
             }
@@ -655,16 +667,34 @@ fn event_props(
             } else {
                 "optional"
             };
-            let resp = *rng::pick(rng, &["accepted", "accepted", "tentativelyAccepted", "declined", "none"]);
+            let resp = *rng::pick(
+                rng,
+                &[
+                    "accepted",
+                    "accepted",
+                    "tentativelyAccepted",
+                    "declined",
+                    "none",
+                ],
+            );
             let time = if resp == "none" {
                 NO_TIME.to_string()
             } else {
-                crate::graph_time(DateTime::from_naive_utc_and_offset(s - Duration::days(2), Utc))
+                crate::graph_time(DateTime::from_naive_utc_and_offset(
+                    s - Duration::days(2),
+                    Utc,
+                ))
             };
             list.push(attendee(name, addr, kind, resp, &time));
         }
         if received {
-            list.push(attendee(&mb.owner_name, &mb.owner_address, "required", "accepted", NO_TIME));
+            list.push(attendee(
+                &mb.owner_name,
+                &mb.owner_address,
+                "required",
+                "accepted",
+                NO_TIME,
+            ));
             p.insert(
                 "organizer".into(),
                 json!({"emailAddress": {"name": organizer.0, "address": organizer.1}}),
@@ -689,17 +719,24 @@ fn gen_recurrence(rng: &mut SimRng, start: NaiveDate, all_day: bool) -> Value {
         match rng.random_range(0..5u32) {
             0 => json!({"pattern": {"type": "daily", "interval": 1},
                 "range": {"type": "numbered", "startDate": start.to_string(), "numberOfOccurrences": rng.random_range(5..12)}}),
-            1 => json!({"pattern": {"type": "weekly", "interval": 1, "daysOfWeek": [wd], "firstDayOfWeek": "sunday"},
-                "range": {"type": "noEnd", "startDate": start.to_string()}}),
-            2 => json!({"pattern": {"type": "weekly", "interval": 2, "daysOfWeek": [wd], "firstDayOfWeek": "monday"},
-                "range": {"type": "endDate", "startDate": start.to_string(), "endDate": (start + Duration::days(180)).to_string()}}),
+            1 => {
+                json!({"pattern": {"type": "weekly", "interval": 1, "daysOfWeek": [wd], "firstDayOfWeek": "sunday"},
+                "range": {"type": "noEnd", "startDate": start.to_string()}})
+            }
+            2 => {
+                json!({"pattern": {"type": "weekly", "interval": 2, "daysOfWeek": [wd], "firstDayOfWeek": "monday"},
+                "range": {"type": "endDate", "startDate": start.to_string(), "endDate": (start + Duration::days(180)).to_string()}})
+            }
             3 => {
-                let idx = ["first", "second", "third", "fourth", "last"][((start.day() - 1) / 7) as usize];
+                let idx = ["first", "second", "third", "fourth", "last"]
+                    [((start.day() - 1) / 7) as usize];
                 json!({"pattern": {"type": "relativeMonthly", "interval": 1, "daysOfWeek": [wd], "index": idx},
                     "range": {"type": "numbered", "startDate": start.to_string(), "numberOfOccurrences": 8}})
             }
-            _ => json!({"pattern": {"type": "absoluteMonthly", "interval": 1, "dayOfMonth": start.day()},
-                "range": {"type": "endDate", "startDate": start.to_string(), "endDate": (start + Duration::days(365)).to_string()}}),
+            _ => {
+                json!({"pattern": {"type": "absoluteMonthly", "interval": 1, "dayOfMonth": start.day()},
+                "range": {"type": "endDate", "startDate": start.to_string(), "endDate": (start + Duration::days(365)).to_string()}})
+            }
         }
     };
     Recurrence::parse(&r)
@@ -709,8 +746,12 @@ fn gen_recurrence(rng: &mut SimRng, start: NaiveDate, all_day: bool) -> Value {
 
 fn gen_time(rng: &mut SimRng, around: NaiveDate, before: i64, after: i64) -> NaiveDateTime {
     let d = around + Duration::days(rng.random_range(-before..=after));
-    d.and_hms_opt(rng.random_range(8..17), [0, 30][rng.random_range(0..2usize)], 0)
-        .unwrap_or_default()
+    d.and_hms_opt(
+        rng.random_range(8..17),
+        [0, 30][rng.random_range(0..2usize)],
+        0,
+    )
+    .unwrap_or_default()
 }
 
 fn fill_calendar(
@@ -737,9 +778,15 @@ fn fill_calendar(
         let meeting = rng.random_bool(0.6);
         let mut props = event_props(rng, mb, people, start, all_day, meeting);
         if master {
-            props.insert("recurrence".into(), gen_recurrence(rng, start.date(), all_day));
+            props.insert(
+                "recurrence".into(),
+                gen_recurrence(rng, start.date(), all_day),
+            );
         }
-        let id = item_id(seed, &["pim", &mb.owner_id, "event", &cal_id, &i.to_string()]);
+        let id = item_id(
+            seed,
+            &["pim", &mb.owner_id, "event", &cal_id, &i.to_string()],
+        );
         let created_naive = start.min(today.and_hms_opt(0, 0, 0).unwrap_or(start))
             - Duration::days(rng.random_range(1..30));
         let created = DateTime::from_naive_utc_and_offset(created_naive, Utc);
@@ -811,7 +858,15 @@ pub(crate) fn generate(sim: &Sim, mb: &mut Mailbox, rng: &mut SimRng, people: &[
                 events: DeltaLog::new(),
                 tombstones: Default::default(),
             };
-            fill_calendar(sim, mb, &mut cal, rng, people, make::scaled(sim, 5), make::scaled(sim, 1));
+            fill_calendar(
+                sim,
+                mb,
+                &mut cal,
+                rng,
+                people,
+                make::scaled(sim, 5),
+                make::scaled(sim, 1),
+            );
             cals.push(cal);
         }
     }
@@ -910,7 +965,10 @@ pub(crate) fn simulate_day(
         let all_day = rng.random_bool(0.05);
         let mut props = event_props(rng, mb, people, start, all_day, true);
         if rng.random_bool(0.25) {
-            props.insert("recurrence".into(), gen_recurrence(rng, start.date(), all_day));
+            props.insert(
+                "recurrence".into(),
+                gen_recurrence(rng, start.date(), all_day),
+            );
         }
         let id = mb.fresh_id(sim.seed(), "event");
         let ev = Event {
@@ -992,10 +1050,15 @@ pub(crate) fn simulate_day(
 
 pub fn routes() -> Router<Arc<Sim>> {
     Router::new()
-        .route("/users/{id}/calendars", get(u_list_calendars).post(u_create_calendar))
+        .route(
+            "/users/{id}/calendars",
+            get(u_list_calendars).post(u_create_calendar),
+        )
         .route(
             "/users/{id}/calendars/{cid}",
-            get(u_get_calendar).patch(u_patch_calendar).delete(u_delete_calendar),
+            get(u_get_calendar)
+                .patch(u_patch_calendar)
+                .delete(u_delete_calendar),
         )
         .route(
             "/users/{id}/calendars/{cid}/events",
@@ -1003,7 +1066,9 @@ pub fn routes() -> Router<Arc<Sim>> {
         )
         .route(
             "/users/{id}/calendars/{cid}/events/{eid}",
-            get(u_get_cal_event).patch(u_patch_cal_event).delete(u_delete_cal_event),
+            get(u_get_cal_event)
+                .patch(u_patch_cal_event)
+                .delete(u_delete_cal_event),
         )
         .route("/users/{id}/calendars/{cid}/calendarView", get(u_cal_view))
         .route("/users/{id}/calendar", get(u_default_calendar))
@@ -1012,7 +1077,10 @@ pub fn routes() -> Router<Arc<Sim>> {
             get(u_list_events).post(u_create_event),
         )
         .route("/users/{id}/calendar/calendarView", get(u_view))
-        .route("/users/{id}/events", get(u_list_events).post(u_create_event))
+        .route(
+            "/users/{id}/events",
+            get(u_list_events).post(u_create_event),
+        )
         .route(
             "/users/{id}/events/{eid}",
             get(u_get_event).patch(u_patch_event).delete(u_delete_event),
@@ -1026,7 +1094,10 @@ pub fn routes() -> Router<Arc<Sim>> {
             get(g_list_events).post(g_create_event),
         )
         .route("/groups/{id}/calendar/calendarView", get(g_view))
-        .route("/groups/{id}/events", get(g_list_events).post(g_create_event))
+        .route(
+            "/groups/{id}/events",
+            get(g_list_events).post(g_create_event),
+        )
         .route(
             "/groups/{id}/events/{eid}",
             get(g_get_event).patch(g_patch_event).delete(g_delete_event),
@@ -1063,7 +1134,9 @@ fn list_calendars(ctx: &GraphCtx, owner: &Owner) -> Resp {
 fn get_calendar(ctx: &GraphCtx, owner: &Owner, cid: Option<&str>) -> Resp {
     let mb = owner.slot.read();
     let cid = resolve_calendar(&mb, cid)?;
-    let c = mb.calendar(&cid).ok_or_else(GraphError::outlook_not_found)?;
+    let c = mb
+        .calendar(&cid)
+        .ok_or_else(GraphError::outlook_not_found)?;
     let fragment = if ctx.path.ends_with("/calendar") {
         format!("{}/calendar", owner.context)
     } else {
@@ -1108,7 +1181,11 @@ fn check_color(props: &mut Map<String, Value>) -> GraphResult<()> {
     Ok(())
 }
 
-async fn u_list_calendars(State(sim): State<Arc<Sim>>, ctx: GraphCtx, Path(id): Path<String>) -> Resp {
+async fn u_list_calendars(
+    State(sim): State<Arc<Sim>>,
+    ctx: GraphCtx,
+    Path(id): Path<String>,
+) -> Resp {
     list_calendars(&ctx, &open_user(&sim, &id)?)
 }
 
@@ -1123,7 +1200,13 @@ async fn u_create_calendar(
     let mut props = Map::new();
     props.insert("color".into(), json!("auto"));
     props.insert("hexColor".into(), json!(""));
-    apply_props(&mut props, &body, CALENDAR_WRITABLE, CALENDAR_READ_ONLY, "calendar")?;
+    apply_props(
+        &mut props,
+        &body,
+        CALENDAR_WRITABLE,
+        CALENDAR_READ_ONLY,
+        "calendar",
+    )?;
     let pre_hex = body.contains_key("hexColor");
     if !pre_hex {
         props.remove("hexColor");
@@ -1186,13 +1269,21 @@ async fn u_patch_calendar(
         .calendar(&cid)
         .map(|c| c.item.props.clone())
         .ok_or_else(GraphError::outlook_not_found)?;
-    apply_props(&mut props, &body, CALENDAR_WRITABLE, CALENDAR_READ_ONLY, "calendar")?;
+    apply_props(
+        &mut props,
+        &body,
+        CALENDAR_WRITABLE,
+        CALENDAR_READ_ONLY,
+        "calendar",
+    )?;
     if body.contains_key("color") && !body.contains_key("hexColor") {
         props.remove("hexColor");
     }
     check_color(&mut props)?;
     props.entry("hexColor").or_insert(json!(""));
-    let cal = mb.calendar_mut(&cid).ok_or_else(GraphError::outlook_not_found)?;
+    let cal = mb
+        .calendar_mut(&cid)
+        .ok_or_else(GraphError::outlook_not_found)?;
     cal.item.props = props;
     cal.item.touch(now);
     let mbr: &Mailbox = &mb;
@@ -1226,11 +1317,19 @@ async fn u_delete_calendar(
     Ok(no_content())
 }
 
-async fn u_default_calendar(State(sim): State<Arc<Sim>>, ctx: GraphCtx, Path(id): Path<String>) -> Resp {
+async fn u_default_calendar(
+    State(sim): State<Arc<Sim>>,
+    ctx: GraphCtx,
+    Path(id): Path<String>,
+) -> Resp {
     get_calendar(&ctx, &open_user(&sim, &id)?, None)
 }
 
-async fn g_default_calendar(State(sim): State<Arc<Sim>>, ctx: GraphCtx, Path(id): Path<String>) -> Resp {
+async fn g_default_calendar(
+    State(sim): State<Arc<Sim>>,
+    ctx: GraphCtx,
+    Path(id): Path<String>,
+) -> Resp {
     get_calendar(&ctx, &open_group(&sim, &id)?, None)
 }
 
@@ -1239,7 +1338,9 @@ async fn g_default_calendar(State(sim): State<Arc<Sim>>, ctx: GraphCtx, Path(id)
 fn list_events(ctx: &GraphCtx, owner: &Owner, cid: Option<&str>) -> Resp {
     let mb = owner.slot.read();
     let cid = resolve_calendar(&mb, cid)?;
-    let cal = mb.calendar(&cid).ok_or_else(GraphError::outlook_not_found)?;
+    let cal = mb
+        .calendar(&cid)
+        .ok_or_else(GraphError::outlook_not_found)?;
     let view = View::new(&mb, ctx);
     let items: Vec<Value> = cal.events.values().map(|e| view.event(e)).collect();
     let fragment = if ctx.path.contains("/calendars/") {
@@ -1279,9 +1380,17 @@ fn count_messages(
         sim.stats.count("pim:cancellationsSent");
     }
     if let (Some(b), Some(a)) = (before, after) {
-        let changed = ["subject", "start", "end", "location", "body", "recurrence", "isAllDay"]
-            .iter()
-            .any(|k| b.get(*k) != a.get(*k));
+        let changed = [
+            "subject",
+            "start",
+            "end",
+            "location",
+            "body",
+            "recurrence",
+            "isAllDay",
+        ]
+        .iter()
+        .any(|k| b.get(*k) != a.get(*k));
         if changed {
             for x in new.iter().filter(|x| old.contains(x) && **x != me) {
                 let _ = x;
@@ -1321,7 +1430,9 @@ fn create_event(sim: &Sim, ctx: &GraphCtx, owner: &Owner, cid: Option<&str>, bod
     };
     count_messages(sim, &mb, None, Some(&ev.item.props));
     let v = View::new(&mb, ctx).event(&ev);
-    let cal = mb.calendar_mut(&cid).ok_or_else(GraphError::outlook_not_found)?;
+    let cal = mb
+        .calendar_mut(&cid)
+        .ok_or_else(GraphError::outlook_not_found)?;
     cal.events.upsert(id, ev, sim.next_seq());
     Ok(created_json(odata::entity(
         ctx,
@@ -1332,7 +1443,11 @@ fn create_event(sim: &Sim, ctx: &GraphCtx, owner: &Owner, cid: Option<&str>, bod
 }
 
 /// Where an event id points: calendar, series master (or single) and occurrence date.
-fn locate(mb: &Mailbox, cid: Option<&str>, eid: &str) -> GraphResult<(String, String, Option<NaiveDate>)> {
+fn locate(
+    mb: &Mailbox,
+    cid: Option<&str>,
+    eid: &str,
+) -> GraphResult<(String, String, Option<NaiveDate>)> {
     let cals: Vec<&Calendar> = match cid {
         Some(c) => {
             let c = resolve_calendar(mb, Some(c))?;
@@ -1380,7 +1495,11 @@ fn get_event(ctx: &GraphCtx, owner: &Owner, cid: Option<&str>, eid: &str) -> Res
             .as_deref()
             .is_some_and(|e| e.contains("exceptionOccurrences"))
     {
-        let list: Vec<Value> = ev.exceptions.keys().map(|d| view.instance(ev, *d)).collect();
+        let list: Vec<Value> = ev
+            .exceptions
+            .keys()
+            .map(|d| view.instance(ev, *d))
+            .collect();
         if let Value::Object(m) = &mut v {
             m.insert("exceptionOccurrences".into(), json!(list));
         }
@@ -1471,7 +1590,9 @@ fn patch_event(
     count_messages(sim, &mb, Some(&before_full), Some(&after_full));
     let seq = sim.next_seq();
     let view_ev = updated.clone();
-    let cal = mb.calendar_mut(&cal_id).ok_or_else(GraphError::outlook_not_found)?;
+    let cal = mb
+        .calendar_mut(&cal_id)
+        .ok_or_else(GraphError::outlook_not_found)?;
     if let Some(slot) = cal.events.get_mut(&master, seq) {
         *slot = updated;
     }
@@ -1498,7 +1619,9 @@ fn delete_event(sim: &Sim, owner: &Owner, cid: Option<&str>, eid: &str) -> Resp 
         .ok_or_else(GraphError::outlook_not_found)?;
     count_messages(sim, &mb, Some(&props), None);
     let seq = sim.next_seq();
-    let cal = mb.calendar_mut(&cal_id).ok_or_else(GraphError::outlook_not_found)?;
+    let cal = mb
+        .calendar_mut(&cal_id)
+        .ok_or_else(GraphError::outlook_not_found)?;
     match date {
         Some(d) => {
             if let Some(ev) = cal.events.get_mut(&master, seq) {
@@ -1508,10 +1631,10 @@ fn delete_event(sim: &Sim, owner: &Owner, cid: Option<&str>, eid: &str) -> Resp 
             }
         }
         None => {
-            if let Some(ev) = cal.events.remove(&master, seq, "deleted") {
-                if recurrence_of(&ev).is_some() {
-                    cal.tombstones.insert(master, ev);
-                }
+            if let Some(ev) = cal.events.remove(&master, seq, "deleted")
+                && recurrence_of(&ev).is_some()
+            {
+                cal.tombstones.insert(master, ev);
             }
         }
     }
@@ -1540,7 +1663,12 @@ fn window(ctx: &GraphCtx) -> GraphResult<(NaiveDateTime, NaiveDateTime)> {
     Ok((s, e))
 }
 
-fn view_items(view: &View<'_>, cal: &Calendar, from: NaiveDateTime, to: NaiveDateTime) -> Vec<Value> {
+fn view_items(
+    view: &View<'_>,
+    cal: &Calendar,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> Vec<Value> {
     let mut out: Vec<(NaiveDateTime, Value)> = Vec::new();
     for ev in cal.events.values() {
         if recurrence_of(ev).is_some() {
@@ -1576,7 +1704,9 @@ fn calendar_view(ctx: &GraphCtx, owner: &Owner, cid: Option<&str>) -> Resp {
     let (from, to) = window(ctx)?;
     let mb = owner.slot.read();
     let cid = resolve_calendar(&mb, cid)?;
-    let cal = mb.calendar(&cid).ok_or_else(GraphError::outlook_not_found)?;
+    let cal = mb
+        .calendar(&cid)
+        .ok_or_else(GraphError::outlook_not_found)?;
     let view = View::new(&mb, ctx);
     let items = view_items(&view, cal, from, to);
     Ok(ok_json(odata::collection(
@@ -1618,7 +1748,15 @@ fn instances(ctx: &GraphCtx, owner: &Owner, eid: &str) -> Resp {
 
 // ---- calendarView delta (own tokens: the window travels inside them)
 
-fn cv_token(scope: &str, epoch: u64, since: Option<u64>, upto: u64, offset: usize, from: NaiveDateTime, to: NaiveDateTime) -> String {
+fn cv_token(
+    scope: &str,
+    epoch: u64,
+    since: Option<u64>,
+    upto: u64,
+    offset: usize,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> String {
     let h = blake3::hash(scope.as_bytes()).to_hex();
     odata::encode_token(&format!(
         "cv1|{}|{epoch}|{}|{upto}|{offset}|{}|{}",
@@ -1641,7 +1779,11 @@ fn cv_decode(scope: &str, epoch: u64, token: &str) -> Option<CvCursor> {
     if p[1] != &h[..16] || p[2].parse::<u64>().ok()? != epoch {
         return None;
     }
-    let since = if p[3] == "-" { None } else { Some(p[3].parse().ok()?) };
+    let since = if p[3] == "-" {
+        None
+    } else {
+        Some(p[3].parse().ok()?)
+    };
     let from = DateTime::from_timestamp(p[6].parse().ok()?, 0)?.naive_utc();
     let to = DateTime::from_timestamp(p[7].parse().ok()?, 0)?.naive_utc();
     Some((since, p[4].parse().ok()?, p[5].parse().ok()?, from, to))
@@ -1734,7 +1876,10 @@ fn view_delta(sim: &Sim, ctx: &GraphCtx, owner: &Owner) -> Resp {
     }
     let size = delta_page_size(ctx);
     let end = (offset + size).min(all.len());
-    let value: Vec<Value> = all.get(offset.min(end)..end).map(<[Value]>::to_vec).unwrap_or_default();
+    let value: Vec<Value> = all
+        .get(offset.min(end)..end)
+        .map(<[Value]>::to_vec)
+        .unwrap_or_default();
     let mut body = Map::new();
     body.insert(
         "@odata.context".into(),
@@ -1842,7 +1987,10 @@ async fn g_patch_event(
 ) -> Resp {
     patch_event(&sim, &ctx, &open_group(&sim, &id)?, None, &eid, &body)
 }
-async fn u_delete_event(State(sim): State<Arc<Sim>>, Path((id, eid)): Path<(String, String)>) -> Resp {
+async fn u_delete_event(
+    State(sim): State<Arc<Sim>>,
+    Path((id, eid)): Path<(String, String)>,
+) -> Resp {
     delete_event(&sim, &open_user(&sim, &id)?, None, &eid)
 }
 async fn u_delete_cal_event(
@@ -1851,7 +1999,10 @@ async fn u_delete_cal_event(
 ) -> Resp {
     delete_event(&sim, &open_user(&sim, &id)?, Some(&cid), &eid)
 }
-async fn g_delete_event(State(sim): State<Arc<Sim>>, Path((id, eid)): Path<(String, String)>) -> Resp {
+async fn g_delete_event(
+    State(sim): State<Arc<Sim>>,
+    Path((id, eid)): Path<(String, String)>,
+) -> Resp {
     delete_event(&sim, &open_group(&sim, &id)?, None, &eid)
 }
 async fn u_instances(

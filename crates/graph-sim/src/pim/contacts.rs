@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::{
     ContactFolder, Item, Kind, Mailbox, Owner, Resp, apply_props, body_error, canonical_hash,
-    created_json, delta_response, make, item_id, no_content, ok_json, open_user, parse_body,
+    created_json, delta_response, item_id, make, no_content, ok_json, open_user, parse_body,
     path_part,
 };
 use crate::delta::DeltaLog;
@@ -83,11 +83,7 @@ fn contact_defaults() -> Map<String, Value> {
 pub(crate) fn add_default_folder(mb: &mut Mailbox, at: DateTime<Utc>) {
     let id = mb.default_folder.clone();
     let root = format!("{}AAAB", &id[..id.len().saturating_sub(4)]);
-    let item = Item::new(
-        id.clone(),
-        at,
-        folder_props("Contacts", &root),
-    );
+    let item = Item::new(id.clone(), at, folder_props("Contacts", &root));
     mb.folders.upsert(
         id,
         ContactFolder {
@@ -125,7 +121,10 @@ pub(crate) fn contact_props(rng: &mut SimRng, domain_hint: &str) -> Map<String, 
     let domain = if rng.random_bool(0.5) {
         domain_hint.to_string()
     } else {
-        format!("{}.example.com", company.split(' ').next().unwrap_or("mail").to_lowercase())
+        format!(
+            "{}.example.com",
+            company.split(' ').next().unwrap_or("mail").to_lowercase()
+        )
     };
     let (city, country, _) = *rng::pick(rng, rng::CITIES);
     let mut m = contact_defaults();
@@ -185,7 +184,10 @@ pub(crate) fn contact_props(rng: &mut SimRng, domain_hint: &str) -> Map<String, 
     if rng.random_bool(0.3) {
         m.insert(
             "categories".into(),
-            json!([*rng::pick(rng, &["Red category", "Blue category", "Green category", "VIP"])]),
+            json!([*rng::pick(
+                rng,
+                &["Red category", "Blue category", "Green category", "VIP"]
+            )]),
         );
     }
     m
@@ -201,7 +203,11 @@ pub(crate) fn generate(sim: &Sim, mb: &mut Mailbox, rng: &mut SimRng) {
     for c in 0..n_children {
         let name = FOLDER_NAMES[(c + rng.random_range(0..FOLDER_NAMES.len())) % FOLDER_NAMES.len()];
         let id = item_id(seed, &["pim", &owner, "folder", &c.to_string()]);
-        if mb.folders.values().any(|f| f.item.str("displayName") == name) {
+        if mb
+            .folders
+            .values()
+            .any(|f| f.item.str("displayName") == name)
+        {
             continue;
         }
         let at = anchor - Duration::days(rng.random_range(200..390));
@@ -321,7 +327,8 @@ pub(crate) fn simulate_day(
         let id = mb.fresh_id(sim.seed(), "contact");
         let props = contact_props(rng, &sim.cfg.domain);
         if let Some(f) = mb.folders.peek_mut(&fid) {
-            f.contacts.upsert(id.clone(), Item::new(id, now, props), sim.next_seq());
+            f.contacts
+                .upsert(id.clone(), Item::new(id, now, props), sim.next_seq());
             report.created += 1;
         }
     }
@@ -431,7 +438,12 @@ fn list_folder_children(ctx: &GraphCtx, owner: &Owner, parent: &str, fragment: &
 async fn list_folders(State(sim): State<Arc<Sim>>, ctx: GraphCtx, Path(id): Path<String>) -> Resp {
     let owner = open_user(&sim, &id)?;
     let parent = owner.slot.read().default_folder.clone();
-    list_folder_children(&ctx, &owner, &parent, &format!("{}/contactFolders", owner.context))
+    list_folder_children(
+        &ctx,
+        &owner,
+        &parent,
+        &format!("{}/contactFolders", owner.context),
+    )
 }
 
 async fn list_children(
@@ -466,11 +478,10 @@ fn create_folder_in(sim: &Sim, ctx: &GraphCtx, owner: &Owner, parent: &str, body
         .ok_or_else(|| body_error("The displayName of a contact folder is required."))?
         .to_string();
     let mut mb = owner.slot.write();
-    if mb
-        .folders
-        .values()
-        .any(|f| f.item.str("parentFolderId") == parent && f.item.str("displayName").eq_ignore_ascii_case(&name))
-    {
+    if mb.folders.values().any(|f| {
+        f.item.str("parentFolderId") == parent
+            && f.item.str("displayName").eq_ignore_ascii_case(&name)
+    }) {
         return Err(GraphError::conflict(
             "ErrorFolderExists",
             "A folder with the specified name already exists.",
@@ -521,7 +532,10 @@ async fn get_folder(
     let owner = open_user(&sim, &id)?;
     let mb = owner.slot.read();
     let fid = resolve_folder(&mb, &fid)?;
-    let f = mb.folders.get(&fid).ok_or_else(GraphError::outlook_not_found)?;
+    let f = mb
+        .folders
+        .get(&fid)
+        .ok_or_else(GraphError::outlook_not_found)?;
     Ok(ok_json(odata::entity(
         &ctx,
         &format!("{}/contactFolders", owner.context),
@@ -612,7 +626,10 @@ async fn folders_delta(State(sim): State<Arc<Sim>>, ctx: GraphCtx, Path(id): Pat
 fn list_contacts(ctx: &GraphCtx, owner: &Owner, fid: &str) -> Resp {
     let mb = owner.slot.read();
     let fid = resolve_folder(&mb, fid)?;
-    let f = mb.folders.get(&fid).ok_or_else(GraphError::outlook_not_found)?;
+    let f = mb
+        .folders
+        .get(&fid)
+        .ok_or_else(GraphError::outlook_not_found)?;
     let items: Vec<Value> = f.contacts.values().map(|c| contact_json(c, &fid)).collect();
     let fragment = if fid == mb.default_folder && !ctx.path.contains("/contactFolders/") {
         format!("{}/contacts", owner.context)
@@ -759,7 +776,10 @@ fn delete_one(sim: &Sim, owner: &Owner, fid: Option<&str>, cid: &str) -> Resp {
 fn contacts_delta(sim: &Sim, ctx: &GraphCtx, owner: &Owner, fid: &str) -> Resp {
     let mb = owner.slot.read();
     let fid = resolve_folder(&mb, fid)?;
-    let f = mb.folders.get(&fid).ok_or_else(GraphError::outlook_not_found)?;
+    let f = mb
+        .folders
+        .get(&fid)
+        .ok_or_else(GraphError::outlook_not_found)?;
     let scope = format!("pim:contacts:{}:{fid}", mb.owner_id);
     Ok(ok_json(delta_response(
         sim,

@@ -264,7 +264,9 @@ pub(crate) fn parse_body(bytes: &[u8]) -> GraphResult<Map<String, Value>> {
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(body_error("The request body must be a JSON object.")),
-        Err(e) => Err(body_error(&format!("Invalid JSON in the request body: {e}"))),
+        Err(e) => Err(body_error(&format!(
+            "Invalid JSON in the request body: {e}"
+        ))),
     }
 }
 
@@ -324,7 +326,13 @@ pub(crate) fn apply_props(
 
 /// Graph's `dateTimeTimeZone` format for a UTC instant.
 pub(crate) fn dt_tz(t: NaiveDateTime) -> Value {
-    json!({"dateTime": t.format("%Y-%m-%dT%H:%M:%S%.7f").to_string(), "timeZone": "UTC"})
+    use chrono::Timelike;
+    let text = format!(
+        "{}.{:07}",
+        t.format("%Y-%m-%dT%H:%M:%S"),
+        t.nanosecond() % 1_000_000_000 / 100
+    );
+    json!({"dateTime": text, "timeZone": "UTC"})
 }
 
 /// Parses a date-time as clients send it (`2026-05-01T09:00:00`, with
@@ -509,13 +517,7 @@ pub(crate) fn delta_response<T>(
         .or(ctx.query.deltatoken.as_deref());
     let epoch = sim.delta_epoch();
     let now = sim.current_seq();
-    let cursor = log.cursor(
-        scope,
-        epoch,
-        now,
-        token,
-        crate::delta::TokenFlavor::Outlook,
-    )?;
+    let cursor = log.cursor(scope, epoch, now, token, crate::delta::TokenFlavor::Outlook)?;
     let page = log.page(scope, epoch, cursor, now, delta_page_size(ctx));
     let select = ctx.query.select.as_deref();
     let mut value: Vec<Value> = page
@@ -536,13 +538,21 @@ pub(crate) fn delta_response<T>(
     if let Some(t) = page.next_token {
         body.insert(
             "@odata.nextLink".into(),
-            json!(ctx.link_with(&ctx.path, &["$skiptoken", "$deltatoken"], &[("$skiptoken", t)])),
+            json!(ctx.link_with(
+                &ctx.path,
+                &["$skiptoken", "$deltatoken"],
+                &[("$skiptoken", t)]
+            )),
         );
     }
     if let Some(t) = page.delta_token {
         body.insert(
             "@odata.deltaLink".into(),
-            json!(ctx.link_with(&ctx.path, &["$skiptoken", "$deltatoken"], &[("$deltatoken", t)])),
+            json!(ctx.link_with(
+                &ctx.path,
+                &["$skiptoken", "$deltatoken"],
+                &[("$deltatoken", t)]
+            )),
         );
     }
     body.insert("value".into(), Value::Array(value));

@@ -175,8 +175,8 @@ impl Recurrence {
         {
             return Err(bad("month must be between 1 and 12."));
         }
-        let start =
-            date_field(range, "startDate")?.ok_or_else(|| bad("The range startDate is missing."))?;
+        let start = date_field(range, "startDate")?
+            .ok_or_else(|| bad("The range startDate is missing."))?;
         let end = match range.get("type").and_then(Value::as_str).unwrap_or("") {
             "endDate" => {
                 let e = date_field(range, "endDate")?
@@ -304,9 +304,8 @@ impl Recurrence {
 }
 
 fn week_start(d: NaiveDate, first: Weekday) -> NaiveDate {
-    let back = (7 + d.weekday().num_days_from_monday() as i64
-        - first.num_days_from_monday() as i64)
-        % 7;
+    let back =
+        (7 + d.weekday().num_days_from_monday() as i64 - first.num_days_from_monday() as i64) % 7;
     d - Duration::days(back)
 }
 

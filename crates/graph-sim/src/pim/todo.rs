@@ -14,8 +14,8 @@ use serde_json::{Map, Value, json};
 use super::recur::Recurrence;
 use super::{
     Item, Kind, Mailbox, Owner, Resp, Task, TaskList, apply_props, body_error, canonical_hash,
-    created_json, delta_response, dt_tz, make, item_id, no_content, ok_json, open_user,
-    parse_body, parse_dttz, path_part,
+    created_json, delta_response, dt_tz, item_id, make, no_content, ok_json, open_user, parse_body,
+    parse_dttz, path_part,
 };
 use crate::delta::DeltaLog;
 use crate::error::{GraphError, GraphResult};
@@ -117,7 +117,12 @@ fn task_props(rng: &mut SimRng, created: DateTime<Utc>) -> Map<String, Value> {
     if rng.random_bool(0.2) {
         m.insert(
             "startDateTime".into(),
-            dt_tz(created.date_naive().and_hms_opt(0, 0, 0).unwrap_or_default()),
+            dt_tz(
+                created
+                    .date_naive()
+                    .and_hms_opt(0, 0, 0)
+                    .unwrap_or_default(),
+            ),
         );
     }
     if rng.random_bool(0.1) {
@@ -151,7 +156,11 @@ pub(crate) fn generate(sim: &Sim, mb: &mut Mailbox, rng: &mut SimRng) {
     mb.lists.upsert(
         lid.clone(),
         TaskList {
-            item: Item::new(lid.clone(), anchor - Duration::days(200), list_props(extra, "none")),
+            item: Item::new(
+                lid.clone(),
+                anchor - Duration::days(200),
+                list_props(extra, "none"),
+            ),
             tasks: DeltaLog::new(),
         },
         1,
@@ -242,9 +251,15 @@ fn checklist_json(c: &Item) -> Value {
         .and_then(Value::as_bool)
         .unwrap_or(false);
     m.insert("isChecked".into(), json!(checked));
-    m.insert("createdDateTime".into(), json!(crate::graph_time(c.created)));
+    m.insert(
+        "createdDateTime".into(),
+        json!(crate::graph_time(c.created)),
+    );
     if checked {
-        m.insert("checkedDateTime".into(), json!(crate::graph_time(c.modified)));
+        m.insert(
+            "checkedDateTime".into(),
+            json!(crate::graph_time(c.modified)),
+        );
     }
     Value::Object(m)
 }
@@ -426,7 +441,12 @@ async fn create_list(
     };
     let v = list_json(&l);
     mb.lists.upsert(lid, l, sim.next_seq());
-    Ok(created_json(odata::entity(&ctx, &ctx_lists(&owner), v, None)))
+    Ok(created_json(odata::entity(
+        &ctx,
+        &ctx_lists(&owner),
+        v,
+        None,
+    )))
 }
 
 async fn get_list(
@@ -463,7 +483,10 @@ async fn patch_list(
         "todoTaskList",
     )?;
     let now = sim.now();
-    let l = mb.lists.get_mut(&lid, sim.next_seq()).ok_or_else(not_found)?;
+    let l = mb
+        .lists
+        .get_mut(&lid, sim.next_seq())
+        .ok_or_else(not_found)?;
     l.item.props = props;
     l.item.touch(now);
     let v = list_json(l);
@@ -518,31 +541,30 @@ async fn tasks_delta(
     let l = mb.lists.get(&lid).ok_or_else(not_found)?;
     let scope = format!("pim:todotasks:{}:{lid}", mb.owner_id);
     Ok(ok_json(delta_response(
-        &sim,
-        &ctx,
-        &l.tasks,
-        &scope,
-        "todoTask",
-        task_json,
+        &sim, &ctx, &l.tasks, &scope, "todoTask", task_json,
     )?))
 }
 
 /// Validates and fills task properties a client sent.
-fn apply_task(props: &mut Map<String, Value>, body: &Map<String, Value>, now: DateTime<Utc>) -> GraphResult<()> {
+fn apply_task(
+    props: &mut Map<String, Value>,
+    body: &Map<String, Value>,
+    now: DateTime<Utc>,
+) -> GraphResult<()> {
     apply_props(props, body, TASK_PROPS, TASK_READ_ONLY, "todoTask")?;
-    if let Some(s) = props.get("status").and_then(Value::as_str) {
-        if !STATUSES.contains(&s) {
-            return Err(body_error(&format!(
-                "Requested value '{s}' was not found in the taskStatus enumeration."
-            )));
-        }
+    if let Some(s) = props.get("status").and_then(Value::as_str)
+        && !STATUSES.contains(&s)
+    {
+        return Err(body_error(&format!(
+            "Requested value '{s}' was not found in the taskStatus enumeration."
+        )));
     }
-    if let Some(s) = props.get("importance").and_then(Value::as_str) {
-        if !IMPORTANCE.contains(&s) {
-            return Err(body_error(&format!(
-                "Requested value '{s}' was not found in the importance enumeration."
-            )));
-        }
+    if let Some(s) = props.get("importance").and_then(Value::as_str)
+        && !IMPORTANCE.contains(&s)
+    {
+        return Err(body_error(&format!(
+            "Requested value '{s}' was not found in the importance enumeration."
+        )));
     }
     for k in [
         "dueDateTime",
@@ -644,7 +666,10 @@ async fn patch_task(
     let l = mb.lists.peek_mut(&lid).ok_or_else(not_found)?;
     let mut props = l.tasks.get(&tid).ok_or_else(not_found)?.item.props.clone();
     apply_task(&mut props, &body, now)?;
-    let t = l.tasks.get_mut(&tid, sim.next_seq()).ok_or_else(not_found)?;
+    let t = l
+        .tasks
+        .get_mut(&tid, sim.next_seq())
+        .ok_or_else(not_found)?;
     t.item.props = props;
     t.item.touch(now);
     let v = task_json(t);
@@ -711,12 +736,21 @@ async fn create_check(
     let body = parse_body(&body)?;
     let mut props = Map::new();
     props.insert("isChecked".into(), json!(false));
-    apply_props(&mut props, &body, CHECK_PROPS, CHECK_READ_ONLY, "checklistItem")?;
+    apply_props(
+        &mut props,
+        &body,
+        CHECK_PROPS,
+        CHECK_READ_ONLY,
+        "checklistItem",
+    )?;
     let now = sim.now();
     let mut mb = owner.slot.write();
     let cid = mb.fresh_id(sim.seed(), "check");
     let l = mb.lists.peek_mut(&lid).ok_or_else(not_found)?;
-    let t = l.tasks.get_mut(&tid, sim.next_seq()).ok_or_else(not_found)?;
+    let t = l
+        .tasks
+        .get_mut(&tid, sim.next_seq())
+        .ok_or_else(not_found)?;
     let c = Item::new(cid, now, props);
     let v = checklist_json(&c);
     t.checklist.push(c);
@@ -767,8 +801,17 @@ async fn patch_check(
         .and_then(|t| t.checklist.iter().find(|c| c.id == cid))
         .ok_or_else(not_found)?;
     let mut props = current.props.clone();
-    apply_props(&mut props, &body, CHECK_PROPS, CHECK_READ_ONLY, "checklistItem")?;
-    let t = l.tasks.get_mut(&tid, sim.next_seq()).ok_or_else(not_found)?;
+    apply_props(
+        &mut props,
+        &body,
+        CHECK_PROPS,
+        CHECK_READ_ONLY,
+        "checklistItem",
+    )?;
+    let t = l
+        .tasks
+        .get_mut(&tid, sim.next_seq())
+        .ok_or_else(not_found)?;
     t.item.touch(now);
     let c = t
         .checklist
@@ -801,7 +844,10 @@ async fn delete_check(
     {
         return Err(not_found());
     }
-    let t = l.tasks.get_mut(&tid, sim.next_seq()).ok_or_else(not_found)?;
+    let t = l
+        .tasks
+        .get_mut(&tid, sim.next_seq())
+        .ok_or_else(not_found)?;
     t.checklist.retain(|c| c.id != cid);
     t.item.touch(now);
     Ok(no_content())
