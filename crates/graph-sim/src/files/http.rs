@@ -870,7 +870,20 @@ fn item_ops(
                     it.id.clone(),
                 )
             };
-            create_session(sim, ctx, &drive_id, &parent, &name, Some(existing), body)
+            // A session addressed at an existing file: `fail` refuses at once,
+            // `rename` uploads beside it, `replace` (the default) makes a new version.
+            let conflict = body_json(&body)?
+                .get("item")
+                .and_then(|i| i.get("@microsoft.graph.conflictBehavior"))
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            match Conflict::parse(conflict.as_deref(), Conflict::Replace)? {
+                Conflict::Fail => Err(name_exists()),
+                Conflict::Rename => create_session(sim, ctx, &drive_id, &parent, &name, None, body),
+                Conflict::Replace => {
+                    create_session(sim, ctx, &drive_id, &parent, &name, Some(existing), body)
+                }
+            }
         }
         (Method::PATCH, []) => patch_item(sim, slot, id, body, o),
         (Method::DELETE, []) => {
