@@ -60,6 +60,10 @@ pub fn ransomware(_sim: &Sim, id: &str) -> GraphResult<u64> {
 
 /// The folder of a team channel in its group's document library (created on
 /// first use), as the driveItem JSON `GET /teams/{id}/channels/{id}/filesFolder` returns.
-pub fn channel_folder(_sim: &Sim, _group_id: &str, _channel_name: &str) -> Option<serde_json::Value> {
+pub fn channel_folder(
+    _sim: &Sim,
+    _group_id: &str,
+    _channel_name: &str,
+) -> Option<serde_json::Value> {
     None
 }
