@@ -673,10 +673,10 @@ async fn list_threads(
     let gid = param(&p, "gid").to_string();
     let cid = p.get("cid").cloned();
     let items = with_convs(&sim, &gid, false, |c, g| {
-        if let Some(cid) = &cid {
-            if !c.list.iter().any(|x| &x.id == cid) {
-                return Err(GraphError::outlook_not_found());
-            }
+        if let Some(cid) = &cid
+            && !c.list.iter().any(|x| &x.id == cid)
+        {
+            return Err(GraphError::outlook_not_found());
         }
         let mut v: Vec<&Thread> = c
             .list

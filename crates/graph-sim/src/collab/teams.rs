@@ -1677,7 +1677,7 @@ async fn list_messages(
         let log = ensure_msgs(&sim, g, people, ch);
         let at = place_ctx(&sim, g, &chid);
         let mut v: Vec<&Msg> = log.values().collect();
-        v.sort_by(|a, b| b.created.cmp(&a.created));
+        v.sort_by_key(|m| std::cmp::Reverse(m.created));
         Ok(v.into_iter()
             .map(|m| msg_json(m, &at, expand))
             .collect::<Vec<_>>())
@@ -1724,7 +1724,7 @@ async fn list_replies(
         let m = log.get(&mid).ok_or_else(|| msg_not_found(&mid))?;
         let at = place_ctx(&sim, g, &chid);
         let mut v: Vec<&Msg> = m.replies.iter().collect();
-        v.sort_by(|a, b| b.created.cmp(&a.created));
+        v.sort_by_key(|m| std::cmp::Reverse(m.created));
         Ok(v.into_iter()
             .map(|r| msg_json(r, &at, false))
             .collect::<Vec<_>>())
