@@ -119,12 +119,53 @@ fn normalize_request<B>(mut req: axum::http::Request<B>) -> axum::http::Request<
         .map(|p| p.as_str().to_string())
         .unwrap_or(original);
     let normalized = normalize_uri(&path_and_query);
-    if normalized != path_and_query {
-        if let Ok(uri) = normalized.parse::<Uri>() {
-            *req.uri_mut() = uri;
-        }
+    if normalized != path_and_query
+        && let Ok(uri) = normalized.parse::<Uri>()
+    {
+        *req.uri_mut() = uri;
     }
     req
+}
+
+type CertChain = Vec<rustls::pki_types::CertificateDer<'static>>;
+
+/// A throwaway certificate authority and a server certificate it signed for
+/// localhost and the listening address: clients trust the CA's PEM.
+fn make_certificates(
+    ip: &str,
+) -> std::io::Result<(String, CertChain, rustls::pki_types::PrivateKeyDer<'static>)> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+        KeyUsagePurpose,
+    };
+    let err = |e: rcgen::Error| std::io::Error::other(e.to_string());
+    let ca_key = KeyPair::generate().map_err(err)?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "graph-sim local CA");
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).map_err(err)?;
+    let leaf_key = KeyPair::generate().map_err(err)?;
+    let mut leaf_params =
+        CertificateParams::new(vec!["localhost".to_string(), ip.to_string()]).map_err(err)?;
+    leaf_params
+        .distinguished_name
+        .push(DnType::CommonName, "graph-sim");
+    leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    leaf_params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    let leaf = leaf_params.signed_by(&leaf_key, &ca).map_err(err)?;
+    let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der())
+        .map_err(std::io::Error::other)?;
+    Ok((ca.pem(), vec![leaf.der().clone(), ca.der().clone()], key))
 }
 
 /// A simulator serving on a socket.
@@ -176,25 +217,16 @@ pub async fn start(cfg: SimConfig, listen: SocketAddr, tls: bool) -> std::io::Re
     let make = tower::make::Shared::new(service);
     let mut ca_pem = None;
     if tls {
-        let cert = rcgen::generate_simple_self_signed(vec![
-            "localhost".to_string(),
-            addr.ip().to_string(),
-        ])
-        .map_err(std::io::Error::other)?;
-        let cert_pem = cert.cert.pem();
-        let key_pem = cert.signing_key.serialize_pem();
+        let (ca_pem_text, chain, key) = make_certificates(&addr.ip().to_string())?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let certs = vec![cert.cert.der().clone()];
-        let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der())
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(std::io::Error::other)?
             .with_no_client_auth()
-            .with_single_cert(certs, key)
+            .with_single_cert(chain, key)
             .map_err(std::io::Error::other)?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        let _ = key_pem;
+        let cert_pem = ca_pem_text;
         let rustls_config = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(config));
         let server = axum_server::from_tcp_rustls(listener, rustls_config)?.handle(handle.clone());
         tokio::spawn(async move {

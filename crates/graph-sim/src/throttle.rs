@@ -465,6 +465,10 @@ pub async fn limits(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Re
         .count(&format!("service:{}", service_name(&resource)));
     match sim.throttle.admit(&mailbox_key, upload) {
         Ok(guard) => {
+            // Latency is server time: the request holds its concurrency slot meanwhile.
+            if sim.cfg.latency_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(sim.cfg.latency_ms)).await;
+            }
             let resp = next.run(req).await;
             drop(guard);
             sim.stats
@@ -479,11 +483,8 @@ pub async fn limits(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Re
     }
 }
 
-/// Latency and injected faults, in front of everything Graph serves.
+/// Injected faults, in front of everything Graph serves (latency is added in [`limits`]).
 pub async fn faults(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response {
-    if sim.cfg.latency_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(sim.cfg.latency_ms)).await;
-    }
     let path = req.uri().path();
     let is_graph = path.starts_with("/v1.0/") || path.starts_with("/_download/");
     if !is_graph || sim.cfg.fault_rate <= 0.0 || sim.cfg.fault_kinds.is_empty() {
