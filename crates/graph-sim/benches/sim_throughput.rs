@@ -23,8 +23,18 @@ struct Target {
 
 impl Target {
     async fn get(&self, url: &str) -> Option<Value> {
-        let url = if url.starts_with("http") { url.to_string() } else { format!("{}/v1.0{}", self.base, url) };
-        let r = self.http.get(url).bearer_auth(&self.token).send().await.ok()?;
+        let url = if url.starts_with("http") {
+            url.to_string()
+        } else {
+            format!("{}/v1.0{}", self.base, url)
+        };
+        let r = self
+            .http
+            .get(url)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .ok()?;
         if !r.status().is_success() {
             return None;
         }
@@ -32,8 +42,18 @@ impl Target {
     }
 
     async fn get_bytes(&self, url: &str) -> Option<usize> {
-        let url = if url.starts_with("http") { url.to_string() } else { format!("{}/v1.0{}", self.base, url) };
-        let r = self.http.get(url).bearer_auth(&self.token).send().await.ok()?;
+        let url = if url.starts_with("http") {
+            url.to_string()
+        } else {
+            format!("{}/v1.0{}", self.base, url)
+        };
+        let r = self
+            .http
+            .get(url)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .ok()?;
         if !r.status().is_success() {
             return None;
         }
@@ -67,7 +87,13 @@ where
     let counter = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..workers {
-        let (make, ok, failed, latencies, counter) = (make.clone(), ok.clone(), failed.clone(), latencies.clone(), counter.clone());
+        let (make, ok, failed, latencies, counter) = (
+            make.clone(),
+            ok.clone(),
+            failed.clone(),
+            latencies.clone(),
+            counter.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut local = Vec::new();
             while Instant::now() < deadline {
@@ -88,7 +114,12 @@ where
     }
     let mut lat = latencies.lock().clone();
     lat.sort_unstable();
-    let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0) as f64 / 1000.0;
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0) as f64
+            / 1000.0
+    };
     let ok = ok.load(Ordering::Relaxed);
     println!(
         "{name:<34} {:>9.0} req/s   p50 {:>6.2} ms   p99 {:>7.2} ms   ({} ok, {} failed)",
@@ -102,7 +133,11 @@ where
 
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() {
@@ -112,17 +147,31 @@ fn main() {
     let start = Instant::now();
     // The simulator: one thread, one core.
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
         rt.block_on(async move {
-            let running = graph_sim::start(SimConfig::new(users, 42), "127.0.0.1:0".parse().expect("addr"), false).await.expect("start");
-            tx.send((running.url.clone(), running.sim.cfg.clone())).expect("send");
+            let running = graph_sim::start(
+                SimConfig::new(users, 42),
+                "127.0.0.1:0".parse().expect("addr"),
+                false,
+            )
+            .await
+            .expect("start");
+            tx.send((running.url.clone(), running.sim.cfg.clone()))
+                .expect("send");
             std::future::pending::<()>().await;
         });
     });
     let (base, cfg) = rx.recv().expect("simulator started");
     let started_in = start.elapsed();
     let (rss0, _) = rss_kib();
-    let load = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let load = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
     load.block_on(async move {
         let http = reqwest::Client::new();
         let form = [
@@ -131,10 +180,26 @@ fn main() {
             ("grant_type", "client_credentials"),
             ("scope", "https://graph.microsoft.com/.default"),
         ];
-        let tok: Value = http.post(format!("{base}/{}/oauth2/v2.0/token", cfg.tenant_id)).form(&form).send().await.expect("token").json().await.expect("json");
-        let t = Arc::new(Target { base: base.clone(), token: tok["access_token"].as_str().unwrap_or_default().to_string(), http });
+        let tok: Value = http
+            .post(format!("{base}/{}/oauth2/v2.0/token", cfg.tenant_id))
+            .form(&form)
+            .send()
+            .await
+            .expect("token")
+            .json()
+            .await
+            .expect("json");
+        let t = Arc::new(Target {
+            base: base.clone(),
+            token: tok["access_token"].as_str().unwrap_or_default().to_string(),
+            http,
+        });
         println!("graph-sim benchmark: {users} users, simulator on one core, {seconds} s per mix");
-        println!("started in {:.2} s, resident memory {:.1} MiB", started_in.as_secs_f64(), rss0 as f64 / 1024.0);
+        println!(
+            "started in {:.2} s, resident memory {:.1} MiB",
+            started_in.as_secs_f64(),
+            rss0 as f64 / 1024.0
+        );
 
         let ids: Vec<String> = {
             let mut out = Vec::new();
@@ -155,26 +220,51 @@ fn main() {
         let (tt, ii) = (t.clone(), ids.clone());
         measure("GET /users/{id}", seconds, 16, move |n| {
             let (t, ids) = (tt.clone(), ii.clone());
-            async move { t.get(&format!("/users/{}", ids[(n as usize * 7919) % ids.len()])).await.is_some() }
+            async move {
+                t.get(&format!("/users/{}", ids[(n as usize * 7919) % ids.len()]))
+                    .await
+                    .is_some()
+            }
         })
         .await;
         let tt = t.clone();
         measure("GET /users?$top=100 (page)", seconds, 16, move |n| {
             let t = tt.clone();
-            async move { t.get(&format!("/users?$top=100&$skip={}", (n * 100) % users as u64)).await.is_some() }
+            async move {
+                t.get(&format!(
+                    "/users?$top=100&$skip={}",
+                    (n * 100) % users as u64
+                ))
+                .await
+                .is_some()
+            }
         })
         .await;
         // Mail, drives: the first 200 mailboxes, generated on first touch.
         let (tt, ii) = (t.clone(), ids.clone());
         measure("GET inbox messages (top 50)", seconds, 16, move |n| {
             let (t, ids) = (tt.clone(), ii.clone());
-            async move { t.get(&format!("/users/{}/mailFolders/inbox/messages?$top=50", ids[n as usize % ids.len().min(200)])).await.is_some() }
+            async move {
+                t.get(&format!(
+                    "/users/{}/mailFolders/inbox/messages?$top=50",
+                    ids[n as usize % ids.len().min(200)]
+                ))
+                .await
+                .is_some()
+            }
         })
         .await;
         let (tt, ii) = (t.clone(), ids.clone());
         measure("inbox messages delta (first page)", seconds, 16, move |n| {
             let (t, ids) = (tt.clone(), ii.clone());
-            async move { t.get(&format!("/users/{}/mailFolders/inbox/messages/delta", ids[n as usize % ids.len().min(200)])).await.is_some() }
+            async move {
+                t.get(&format!(
+                    "/users/{}/mailFolders/inbox/messages/delta",
+                    ids[n as usize % ids.len().min(200)]
+                ))
+                .await
+                .is_some()
+            }
         })
         .await;
         let (tt, ii) = (t.clone(), ids.clone());
@@ -182,26 +272,54 @@ fn main() {
             let (t, ids) = (tt.clone(), ii.clone());
             async move {
                 let uid = &ids[n as usize % ids.len().min(50)];
-                let Some(v) = t.get(&format!("/users/{uid}/messages?$top=5&$select=id")).await else { return false };
-                let Some(mid) = v["value"][(n % 5) as usize]["id"].as_str() else { return false };
-                t.get_bytes(&format!("/users/{uid}/messages/{mid}/$value")).await.is_some()
+                let Some(v) = t
+                    .get(&format!("/users/{uid}/messages?$top=5&$select=id"))
+                    .await
+                else {
+                    return false;
+                };
+                let Some(mid) = v["value"][(n % 5) as usize]["id"].as_str() else {
+                    return false;
+                };
+                t.get_bytes(&format!("/users/{uid}/messages/{mid}/$value"))
+                    .await
+                    .is_some()
             }
         })
         .await;
         let (tt, ii) = (t.clone(), ids.clone());
         measure("drive root children", seconds, 16, move |n| {
             let (t, ids) = (tt.clone(), ii.clone());
-            async move { t.get(&format!("/users/{}/drive/root/children", ids[n as usize % ids.len().min(200)])).await.is_some() }
+            async move {
+                t.get(&format!(
+                    "/users/{}/drive/root/children",
+                    ids[n as usize % ids.len().min(200)]
+                ))
+                .await
+                .is_some()
+            }
         })
         .await;
         let (rss, hwm) = rss_kib();
-        println!("after generating up to 200 mailboxes and drives: resident {:.1} MiB (peak {:.1} MiB)", rss as f64 / 1024.0, hwm as f64 / 1024.0);
+        println!(
+            "after generating up to 200 mailboxes and drives: resident {:.1} MiB (peak {:.1} MiB)",
+            rss as f64 / 1024.0,
+            hwm as f64 / 1024.0
+        );
         // Touch many more mailboxes: memory must stay bounded (unchanged ones are evicted).
         let touched = ids.len().min(3000);
         for uid in ids.iter().take(touched) {
-            let _ = t.get(&format!("/users/{uid}/mailFolders/inbox/messages?$top=1&$select=id")).await;
+            let _ = t
+                .get(&format!(
+                    "/users/{uid}/mailFolders/inbox/messages?$top=1&$select=id"
+                ))
+                .await;
         }
         let (rss, hwm) = rss_kib();
-        println!("after touching {touched} mailboxes: resident {:.1} MiB (peak {:.1} MiB)", rss as f64 / 1024.0, hwm as f64 / 1024.0);
+        println!(
+            "after touching {touched} mailboxes: resident {:.1} MiB (peak {:.1} MiB)",
+            rss as f64 / 1024.0,
+            hwm as f64 / 1024.0
+        );
     });
 }
