@@ -370,6 +370,27 @@ async fn team_members_and_channels() {
         "{s} {f}"
     );
 
+    // Listing teams, a member's joined teams, archiving.
+    let listed = t.get_all("/teams").await;
+    assert!(listed.iter().any(|x| x["id"] == tid.as_str()));
+    let joined = t.get_all(&format!("/users/{owner}/joinedTeams")).await;
+    assert!(joined.iter().any(|x| x["id"] == tid.as_str()));
+    let r = t
+        .send(
+            Method::POST,
+            &format!("/teams/{tid}/archive"),
+            Some(json!({})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let op = t.ok(r.headers()["location"].to_str().unwrap()).await;
+    assert_eq!(op["operationType"], "archiveTeam");
+    assert_eq!(t.ok(&format!("/teams/{tid}")).await["isArchived"], true);
+    t.send(Method::POST, &format!("/teams/{tid}/unarchive"), None, &[])
+        .await;
+    assert_eq!(t.ok(&format!("/teams/{tid}")).await["isArchived"], false);
+
     // Unknown team.
     let (s, e) = t.get("/teams/00000000-0000-0000-0000-000000000000").await;
     assert_eq!(s, StatusCode::NOT_FOUND);

@@ -2207,10 +2207,105 @@ async fn get_group_team(
     )))
 }
 
+/// The short form `GET /teams` and `joinedTeams` list teams in.
+fn team_summary_json(sim: &Sim, g: &Group) -> Value {
+    let archived = sim
+        .collab
+        .groups
+        .existing(&g.id)
+        .and_then(|s| s.read().team.as_ref().map(|t| t.archived))
+        .unwrap_or(false);
+    json!({
+        "id": g.id,
+        "displayName": g.display_name,
+        "description": g.description,
+        "visibility": g.visibility.to_ascii_lowercase(),
+        "isArchived": archived,
+        "tenantId": sim.cfg.tenant_id,
+    })
+}
+
+async fn list_teams(State(sim): State<Arc<Sim>>, ctx: GraphCtx) -> GraphResult<Json<Value>> {
+    let groups: Vec<Group> = sim
+        .directory
+        .read()
+        .live_groups()
+        .filter(|g| g.team)
+        .cloned()
+        .collect();
+    let items = groups.iter().map(|g| team_summary_json(&sim, g)).collect();
+    Ok(Json(odata::collection(
+        &ctx,
+        "teams",
+        items,
+        PageLimits::DIRECTORY,
+        None,
+    )?))
+}
+
+async fn joined_teams(
+    State(sim): State<Arc<Sim>>,
+    ctx: GraphCtx,
+    Path(uid): Path<String>,
+) -> GraphResult<Json<Value>> {
+    let groups: Vec<Group> = {
+        let dir = sim.directory.read();
+        let u = dir
+            .user(&uid)
+            .ok_or_else(|| GraphError::directory_not_found(&uid))?;
+        dir.live_groups()
+            .filter(|g| g.team && (g.members.contains(&u.id) || g.owners.contains(&u.id)))
+            .cloned()
+            .collect()
+    };
+    let items = groups.iter().map(|g| team_summary_json(&sim, g)).collect();
+    Ok(Json(odata::collection(
+        &ctx,
+        "teams",
+        items,
+        PageLimits::DIRECTORY,
+        None,
+    )?))
+}
+
+/// team: archive / unarchive: 202 with the location of a teamsAsyncOperation.
+async fn archive_team(
+    State(sim): State<Arc<Sim>>,
+    Path(tid): Path<String>,
+    uri: axum::http::Uri,
+) -> GraphResult<Response> {
+    let archive = !uri.path().ends_with("unarchive");
+    let now = sim.now();
+    let op_id = uuid::Uuid::new_v4().to_string();
+    let gid = with_team(&sim, &tid, true, |team, g, _| {
+        team.archived = archive;
+        team.operations.push(json!({
+            "id": op_id,
+            "operationType": if archive { "archiveTeam" } else { "unarchiveTeam" },
+            "createdDateTime": graph_time(now),
+            "status": "succeeded",
+            "lastActionDateTime": graph_time(now),
+            "attemptsCount": 1,
+            "targetResourceId": g.id,
+            "targetResourceLocation": format!("/teams('{}')", g.id),
+            "error": null,
+        }));
+        Ok(g.id.clone())
+    })?;
+    Ok(location_headers(
+        StatusCode::ACCEPTED.into_response(),
+        &format!("/teams('{gid}')/operations('{op_id}')"),
+        None,
+    ))
+}
+
 pub fn routes() -> Router<Arc<Sim>> {
     const C: &str = "/teams/{tid}/channels/{cid}";
     Router::new()
-        .route("/teams", post(create_team))
+        .route("/teams", get(list_teams).post(create_team))
+        .route("/users/{uid}/joinedTeams", get(joined_teams))
+        .route("/teams/{tid}/archive", post(archive_team))
+        .route("/teams/{tid}/unarchive", post(archive_team))
         .route("/teams/{tid}", get(get_team).patch(patch_team))
         .route(
             "/groups/{gid}/team",
