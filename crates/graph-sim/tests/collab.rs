@@ -648,6 +648,30 @@ async fn message_delta_reports_exactly_the_changes() {
     assert_eq!(ids(&again), vec![deleted.clone()]);
     assert!(again[0]["deletedDateTime"].is_null());
 
+    // The one filter delta supports: reply chains changed after a time.
+    let cutoff = listed
+        .iter()
+        .map(|m| m["lastModifiedDateTime"].as_str().unwrap().to_string())
+        .min()
+        .unwrap();
+    let (since, _) = t
+        .delta_round(&format!(
+            "{base}/messages/delta?$top=3&$filter=lastModifiedDateTime gt {cutoff}"
+        ))
+        .await;
+    assert!(!since.is_empty() && since.len() < listed.len() + 1);
+    assert!(since.iter().all(
+        |m| m["lastModifiedDateTime"].as_str().unwrap() > cutoff.as_str()
+            || m["id"] == replied.as_str()
+    ));
+    let (s, e) = t
+        .get(&format!("{base}/messages/delta?$filter=subject eq 'x'"))
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("BadRequest"))
+    );
+
     // Garbage and invalidated tokens are gone.
     let (s, _) = t
         .get(&format!("{base}/messages/delta?$deltatoken=garbage"))

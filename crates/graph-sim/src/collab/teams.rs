@@ -2068,19 +2068,50 @@ async fn undo_soft_delete_reply(
 /// Our `$skiptoken` / `$deltatoken`: the page size and `$expand=replies` of
 /// the round, then the change log's own cursor, so links carry nothing else
 /// (as chatMessage: delta documents).
-fn wrap_token(size: usize, expand: bool, inner: &str) -> String {
-    encode_token(&format!("cm|{size}|{}|{inner}", u8::from(expand)))
+fn wrap_token(size: usize, expand: bool, since: Option<i64>, inner: &str) -> String {
+    let since = since.map(|t| t.to_string()).unwrap_or_else(|| "-".into());
+    encode_token(&format!("cm|{size}|{}|{since}|{inner}", u8::from(expand)))
 }
 
-fn unwrap_token(tok: &str) -> Option<(usize, bool, String)> {
+type Wrapped = (usize, bool, Option<i64>, String);
+
+fn unwrap_token(tok: &str) -> Option<Wrapped> {
     let text = decode_token(tok)?;
-    let mut parts = text.splitn(4, '|');
+    let mut parts = text.splitn(5, '|');
     if parts.next()? != "cm" {
         return None;
     }
     let size = parts.next()?.parse().ok()?;
     let expand = parts.next()? == "1";
-    Some((size, expand, parts.next()?.to_string()))
+    let since = match parts.next()? {
+        "-" => None,
+        t => Some(t.parse().ok()?),
+    };
+    Some((size, expand, since, parts.next()?.to_string()))
+}
+
+/// chatMessage: delta supports one filter: `lastModifiedDateTime gt <time>`.
+fn delta_filter(ctx: &GraphCtx) -> GraphResult<Option<i64>> {
+    let Some(f) = ctx.query.filter.as_deref() else {
+        return Ok(None);
+    };
+    let words: Vec<&str> = f.split_whitespace().collect();
+    let unsupported = || {
+        GraphError::bad_request(
+            "Only 'lastModifiedDateTime gt <dateTime>' is supported in $filter for this request.",
+        )
+    };
+    match words.as_slice() {
+        [prop, op, value]
+            if prop.eq_ignore_ascii_case("lastModifiedDateTime")
+                && op.eq_ignore_ascii_case("gt") =>
+        {
+            DateTime::parse_from_rfc3339(&value.trim_matches('\'').to_ascii_uppercase())
+                .map(|t| Some(t.timestamp_millis()))
+                .map_err(|_| unsupported())
+        }
+        _ => Err(unsupported()),
+    }
 }
 
 /// `GET .../messages/delta`: top-level messages (without replies unless
@@ -2097,14 +2128,15 @@ async fn messages_delta(
         .skiptoken
         .as_deref()
         .or(ctx.query.deltatoken.as_deref());
-    let (size, expand, inner) = match token {
+    let (size, expand, since, inner) = match token {
         Some(t) => {
-            let (s, e, i) = unwrap_token(t).ok_or_else(GraphError::sync_state_not_found)?;
-            (s.clamp(1, PageLimits::TEAMS.max), e, Some(i))
+            let (s, e, f, i) = unwrap_token(t).ok_or_else(GraphError::sync_state_not_found)?;
+            (s.clamp(1, PageLimits::TEAMS.max), e, f, Some(i))
         }
         None => (
             ctx.page_size(PageLimits::TEAMS.default, PageLimits::TEAMS.max),
             expand_replies(&ctx),
+            delta_filter(&ctx)?,
             None,
         ),
     };
@@ -2122,6 +2154,10 @@ async fn messages_delta(
         let mut items: Vec<Value> = page
             .changed
             .iter()
+            // A filtered round reports reply chains changed after the time.
+            .filter(|(_, m)| {
+                since.is_none_or(|t| m.modified > t || m.replies.iter().any(|r| r.modified > t))
+            })
             .map(|(_, m)| msg_json(m, &at, expand))
             .collect();
         items.extend(
@@ -2141,7 +2177,7 @@ async fn messages_delta(
                     "{}{}?$skiptoken={}",
                     ctx.base,
                     path,
-                    wrap_token(size, expand, &n)
+                    wrap_token(size, expand, since, &n)
                 )),
             );
         }
@@ -2152,7 +2188,7 @@ async fn messages_delta(
                     "{}{}?$deltatoken={}",
                     ctx.base,
                     path,
-                    wrap_token(size, expand, &d)
+                    wrap_token(size, expand, None, &d)
                 )),
             );
         }
