@@ -11,6 +11,7 @@ from msgraph.generated.models.attachment_type import AttachmentType
 from msgraph.generated.models.body_type import BodyType
 from msgraph.generated.models.email_address import EmailAddress
 from msgraph.generated.models.file_attachment import FileAttachment
+from msgraph.generated.models.item_attachment import ItemAttachment
 from msgraph.generated.models.item_body import ItemBody
 from msgraph.generated.models.mail_folder import MailFolder
 from msgraph.generated.models.message import Message
@@ -212,6 +213,14 @@ def test_attachments_and_upload_session(graph, run, user, sim):
     big = [x for x in listed if x.name == "big.bin"][0]
     assert big.size == size
     assert big.content_bytes == data
+    item = run(atts.post(ItemAttachment(odata_type="#microsoft.graph.itemAttachment", name="Forwarded",
+                                        item=Message(subject="Inner mail"))))
+    assert_known(item)
+    assert isinstance(item, ItemAttachment)
+    # The SDK has no request builder for an attachment's $value.
+    inner = sim.raw("GET", f"/users/{user}/messages/{d.id}/attachments/{item.id}/$value").content
+    assert email.message_from_bytes(inner)["Subject"] == "Inner mail"
+    run(atts.by_attachment_id(item.id).delete())
     run(atts.by_attachment_id(a.id).delete())
     assert {x.name for x in run(atts.get()).value} == {"big.bin"}
 
