@@ -956,6 +956,39 @@ async fn attachments_and_upload_sessions() {
         ))
         .await;
     assert_eq!(atts.len(), 1);
+    // An attached message (itemAttachment): listed as such, its $value is MIME.
+    let (s, item) = t
+        .post(
+            &format!("/users/{u}/messages/{id}/attachments"),
+            json!({"@odata.type": "#microsoft.graph.itemAttachment", "name": "Forwarded",
+                   "item": {"@odata.type": "#microsoft.graph.message", "subject": "Inner mail",
+                            "body": {"contentType": "text", "content": "inner"}}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{item}");
+    assert_eq!(item["@odata.type"], "#microsoft.graph.itemAttachment");
+    assert!(item.get("contentBytes").is_none());
+    let (_, inner) = raw(
+        &t,
+        &format!(
+            "/users/{u}/messages/{id}/attachments/{}/$value",
+            item["id"].as_str().unwrap()
+        ),
+        &[],
+    )
+    .await;
+    let p = mail_parser::MessageParser::default()
+        .parse(&inner[..])
+        .unwrap();
+    assert_eq!(p.subject(), Some("Inner mail"));
+    assert_eq!(
+        t.delete(&format!(
+            "/users/{u}/messages/{id}/attachments/{}",
+            item["id"].as_str().unwrap()
+        ))
+        .await,
+        StatusCode::NO_CONTENT
+    );
     // The MIME of the message carries the uploaded attachment.
     let (_, mime) = raw(&t, &format!("/users/{u}/messages/{id}/$value"), &[]).await;
     let p = mail_parser::MessageParser::default()

@@ -1150,6 +1150,44 @@ fn blank_msg(sim: &Sim, mb: &Mailbox, seq: u64, now: DateTime<Utc>) -> Msg {
     }
 }
 
+/// An attached Outlook item (a message), kept as its MIME (`message/rfc822`).
+fn item_attachment(
+    sim: &Sim,
+    mb: &Mailbox,
+    v: &Value,
+    key: u64,
+    now: DateTime<Utc>,
+) -> GraphResult<Att> {
+    let item = v
+        .get("item")
+        .filter(|i| i.is_object())
+        .ok_or_else(|| GraphError::bad_request("An itemAttachment needs an item."))?;
+    let t = str_of(item, "@odata.type").unwrap_or_else(|| "#microsoft.graph.message".into());
+    if !t.to_ascii_lowercase().ends_with("message") {
+        return Err(GraphError::bad_request(
+            "Only messages can be attached as items here.",
+        ));
+    }
+    let seq = sim.current_seq();
+    let mut m = msg_from_json(sim, mb, item, seq)?;
+    m.key = u64::MAX - key;
+    let bytes = mime::render(sim, mb, &m);
+    let name = str_of(v, "name").unwrap_or_else(|| m.subject.clone());
+    Ok(Att {
+        key,
+        name,
+        content_type: ITEM_CT.into(),
+        size: bytes.len() as u64,
+        inline: v.get("isInline").and_then(Value::as_bool).unwrap_or(false),
+        content_id: None,
+        modified: now,
+        data: AttData::Bytes(Arc::new(bytes)),
+    })
+}
+
+/// Content type that marks an item attachment.
+pub(crate) const ITEM_CT: &str = "message/rfc822";
+
 fn file_attachment(v: &Value, key: u64, now: DateTime<Utc>) -> GraphResult<Att> {
     let t = str_of(v, "@odata.type").unwrap_or_default();
     if !t.to_ascii_lowercase().ends_with("fileattachment") {
@@ -1444,7 +1482,13 @@ async fn add_attachment(
         .msg(key)
         .map(|(_, m)| m.next_att)
         .ok_or_else(GraphError::outlook_not_found)?;
-    let att = file_attachment(&body, next, now)?;
+    let is_item = str_of(&body, "@odata.type")
+        .is_some_and(|t| t.to_ascii_lowercase().ends_with("itemattachment"));
+    let att = if is_item {
+        item_attachment(&sim, &mb, &body, next, now)?
+    } else {
+        file_attachment(&body, next, now)?
+    };
     if att.size > 3 * 1024 * 1024 {
         return Err(GraphError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -661,6 +661,17 @@ impl Mailbox {
     }
 
     pub fn att_json(&self, sim: &Sim, msg: u64, a: &Att, with_bytes: bool) -> Value {
+        if a.content_type == api::ITEM_CT {
+            return json!({
+                "@odata.type": "#microsoft.graph.itemAttachment",
+                "id": self.att_id(msg, a.key),
+                "lastModifiedDateTime": graph_time(a.modified),
+                "name": a.name,
+                "contentType": a.content_type,
+                "size": a.size,
+                "isInline": a.inline,
+            });
+        }
         let mut v = json!({
             "@odata.type": "#microsoft.graph.fileAttachment",
             "@odata.mediaContentType": a.content_type,
