@@ -403,6 +403,20 @@ async fn calendars_events_and_recurrence_expansion() {
     );
     let ex = t.ok(&format!("/users/{u}/events/{third}")).await;
     assert_eq!(ex["subject"], "Standup (moved)");
+    let m = t
+        .ok(&format!(
+            "/users/{u}/events/{mid}?$expand=exceptionOccurrences"
+        ))
+        .await;
+    assert_eq!(m["exceptionOccurrences"].as_array().unwrap().len(), 1);
+    assert_eq!(m["exceptionOccurrences"][0]["id"], json!(third));
+    let listed = t
+        .get_all(&format!(
+            "/users/{u}/events?$expand=exceptionOccurrences&$top=100"
+        ))
+        .await;
+    let lm = listed.iter().find(|e| e["id"] == json!(mid)).unwrap();
+    assert_eq!(lm["exceptionOccurrences"][0]["subject"], "Standup (moved)");
     // The calendar view shows the series' instances, not the master.
     let view = t
         .get_all(&format!("/users/{u}/calendarView?startDateTime=2026-03-10T00:00:00&endDateTime=2026-03-17T00:00:00"))
@@ -755,8 +769,25 @@ async fn todo_lists_tasks_checklists_and_delta() {
         .len(),
         1
     );
+    let (s, inline) = t
+        .post(
+            &format!("/users/{u}/todo/lists/{lid}/tasks"),
+            json!({"title": "With steps", "checklistItems": [{"displayName": "a"}, {"displayName": "b", "isChecked": true}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{inline}");
+    let iid = inline["id"].as_str().unwrap();
+    let got = t
+        .ok(&format!(
+            "/users/{u}/todo/lists/{lid}/tasks/{iid}?$expand=checklistItems"
+        ))
+        .await;
+    assert_eq!(got["checklistItems"].as_array().unwrap().len(), 2);
+    assert_eq!(got["checklistItems"][1]["isChecked"], true);
     let (round, _) = t.delta_round(&link).await;
-    assert_eq!(ids(&round), vec![tid.to_string()]);
+    let mut want = vec![tid.to_string(), iid.to_string()];
+    want.sort();
+    assert_eq!(ids(&round), want);
     assert_eq!(removed(&round), vec![gone.clone()]);
     let (s, e) = t
         .patch(

@@ -1342,7 +1342,23 @@ fn list_events(ctx: &GraphCtx, owner: &Owner, cid: Option<&str>) -> Resp {
         .calendar(&cid)
         .ok_or_else(GraphError::outlook_not_found)?;
     let view = View::new(&mb, ctx);
-    let items: Vec<Value> = cal.events.values().map(|e| view.event(e)).collect();
+    let expand = ctx
+        .query
+        .expand
+        .as_deref()
+        .is_some_and(|e| e.contains("exceptionOccurrences"));
+    let items: Vec<Value> = cal
+        .events
+        .values()
+        .map(|e| {
+            let mut v = view.event(e);
+            if expand && let Value::Object(m) = &mut v {
+                let list: Vec<Value> = e.exceptions.keys().map(|d| view.instance(e, *d)).collect();
+                m.insert("exceptionOccurrences".into(), json!(list));
+            }
+            v
+        })
+        .collect();
     let fragment = if ctx.path.contains("/calendars/") {
         format!("{}/calendars('{cid}')/events", owner.context)
     } else {

@@ -227,20 +227,9 @@ pub(crate) fn open_group(sim: &Sim, key: &str) -> GraphResult<Owner> {
         .mail
         .clone()
         .unwrap_or_else(|| format!("{}@{}", group.mail_nickname, sim.cfg.domain));
-    let members: Vec<(String, String)> = {
-        let dir = sim.directory.read();
-        group
-            .members
-            .iter()
-            .filter_map(|m| dir.user(m))
-            .map(|u| {
-                (
-                    u.display_name.clone(),
-                    u.mail.clone().unwrap_or_else(|| u.upn.clone()),
-                )
-            })
-            .collect()
-    };
+    // Attendees come from the seed, not the group's current members, so a
+    // calendar generated again after eviction is the same.
+    let members: Vec<(String, String)> = Vec::new();
     let slot = sim.pim.boxes.get(&format!("g:{}", group.id), || {
         make::group_mailbox(
             sim,
