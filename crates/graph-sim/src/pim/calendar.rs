@@ -1891,7 +1891,7 @@ fn view_delta(sim: &Sim, ctx: &GraphCtx, owner: &Owner) -> Resp {
         }
     }
     let size = delta_page_size(ctx);
-    let end = (offset + size).min(all.len());
+    let end = offset.saturating_add(size).min(all.len());
     let value: Vec<Value> = all
         .get(offset.min(end)..end)
         .map(<[Value]>::to_vec)
