@@ -859,9 +859,7 @@ async fn activity_truth_and_determinism() {
     assert!(paths.iter().any(|p| p.starts_with("Tasks/Tasks/")));
     assert!(items.iter().any(|i| i["workload"] == "calendar" && i["id"].as_str().unwrap().starts_with("AAMkOc")), "exceptions are in the truth");
 
-    // Activity shows up in delta and in the truth. (The day counter behind
-    // activity is process-wide in the core, so two simulators in one test
-    // process do not see the same days; determinism is checked above.)
+    // Activity shows up in delta and in the truth, the same for the same seed.
     let (_, link_a) = a.delta_round(&format!("/users/{u}/contacts/delta")).await;
     let (_, tlink_a) = a
         .delta_round(&format!(
@@ -879,6 +877,21 @@ async fn activity_truth_and_determinism() {
         )
         .await;
     assert!(ra["report"]["created"].as_u64().unwrap() > 0);
+    let rb = b
+        .control(
+            reqwest::Method::POST,
+            "/_sim/activity",
+            json!({"days": 3, "entities": [format!("user:{u}")]}),
+        )
+        .await;
+    assert_eq!(ra["report"], rb["report"]);
+    let tb2 = b
+        .control(
+            reqwest::Method::GET,
+            &format!("/_sim/truth/users/{u}"),
+            json!({}),
+        )
+        .await;
     let ta2 = a
         .control(
             reqwest::Method::GET,
@@ -900,6 +913,7 @@ async fn activity_truth_and_determinism() {
             .collect()
     };
     assert_ne!(strip(&ta2), strip(&ta));
+    assert_eq!(strip(&ta2), strip(&tb2));
     let (contacts_round, _) = a.delta_round(&link_a).await;
     let (tasks_round, _) = a.delta_round(&tlink_a).await;
     assert!(!(contacts_round.is_empty() && tasks_round.is_empty()));

@@ -334,8 +334,15 @@ pub(crate) fn simulate_day(
             .collect();
         if complete_one && !open.is_empty() {
             let id = &open[((open.len() as f64 * pick_a) as usize).min(open.len() - 1)];
+            // Completed at a time of today drawn from the seed, so the same
+            // seed completes tasks identically whenever it runs the same day.
+            let done = now
+                .date_naive()
+                .and_hms_opt(8 + (pick_b * 9.0) as u32, (pick_a * 59.0) as u32, 0)
+                .map(|t| t.and_utc())
+                .unwrap_or(now);
             if let Some(t) = l.tasks.get_mut(id, sim.next_seq()) {
-                complete(&mut t.item.props, now);
+                complete(&mut t.item.props, done);
                 t.item.touch(now);
                 report.modified += 1;
             }
