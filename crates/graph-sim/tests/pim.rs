@@ -427,6 +427,14 @@ async fn calendars_events_and_recurrence_expansion() {
         .filter(|e| e["seriesMasterId"] == json!(mid))
         .collect();
     assert_eq!(ours.len(), 2, "moved exception and the 16th");
+    let (s, _) = t
+        .get(&format!("/users/{u}/calendarView?startDateTime=+262143-01-01T00:00:00Z&endDateTime=+262143-12-31T00:00:00Z"))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = t
+        .get(&format!("/users/{u}/events/{mid}/instances?startDateTime=9000-12-01T00:00:00Z&endDateTime=9000-12-31T23:59:59Z"))
+        .await;
+    assert_eq!(s, StatusCode::OK);
     let (s, e) = t.get(&format!("/users/{u}/calendarView")).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(e["error"]["code"], "ErrorInvalidParameter");

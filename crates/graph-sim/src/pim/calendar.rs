@@ -1802,6 +1802,9 @@ fn cv_decode(scope: &str, epoch: u64, token: &str) -> Option<CvCursor> {
     };
     let from = DateTime::from_timestamp(p[6].parse().ok()?, 0)?.naive_utc();
     let to = DateTime::from_timestamp(p[7].parse().ok()?, 0)?.naive_utc();
+    if ![from, to].iter().all(|t| (1..=9000).contains(&t.year())) {
+        return None;
+    }
     Some((since, p[4].parse().ok()?, p[5].parse().ok()?, from, to))
 }
 

@@ -327,6 +327,13 @@ pub(crate) fn dt_tz(t: NaiveDateTime) -> Value {
 /// Parses a date-time as clients send it (`2026-05-01T09:00:00`, with
 /// fractions, `Z` or an offset, or a bare date), as UTC.
 pub(crate) fn parse_naive(s: &str) -> Option<NaiveDateTime> {
+    use chrono::Datelike;
+    // Outlook's calendar spans years 1601..4500; anything far outside is refused,
+    // which also keeps date arithmetic from overflowing.
+    parse_naive_any(s).filter(|t| (1..=9000).contains(&t.year()))
+}
+
+fn parse_naive_any(s: &str) -> Option<NaiveDateTime> {
     let s = s.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc).naive_utc());
