@@ -478,6 +478,15 @@ async fn calendars_events_and_recurrence_expansion() {
             .len(),
         1
     );
+    let (_, pst) = t
+        .post(
+            &format!("/users/{u}/calendars/{cid}/events"),
+            json!({"subject": "Pacific", "start": {"dateTime": "2026-01-15T09:00:00", "timeZone": "Pacific Standard Time"}, "end": {"dateTime": "2026-01-15T10:00:00", "timeZone": "Pacific Standard Time"}}),
+        )
+        .await;
+    assert_eq!(pst["start"]["dateTime"], "2026-01-15T17:00:00.0000000");
+    assert_eq!(pst["start"]["timeZone"], "UTC");
+    assert_eq!(pst["originalStartTimeZone"], "Pacific Standard Time");
     assert_eq!(
         t.delete(&format!("/users/{u}/calendars/{cid}")).await,
         StatusCode::NO_CONTENT

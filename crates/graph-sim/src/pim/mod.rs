@@ -22,6 +22,7 @@ mod contacts;
 mod make;
 pub mod recur;
 mod todo;
+mod tz;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -353,8 +354,9 @@ fn parse_naive_any(s: &str) -> Option<NaiveDateTime> {
         .and_then(|d| d.and_hms_opt(0, 0, 0))
 }
 
-/// A `dateTimeTimeZone` a client sent: its instant (time zones other than
-/// UTC are taken as UTC wall-clock time) and the zone name as sent.
+/// A `dateTimeTimeZone` a client sent: its instant in UTC (common Windows and
+/// IANA zones with US/EU daylight saving; unknown zones are taken as UTC) and
+/// the zone name as sent.
 pub(crate) fn parse_dttz(v: &Value, name: &str) -> GraphResult<(NaiveDateTime, String)> {
     let s = v
         .get("dateTime")
@@ -371,7 +373,7 @@ pub(crate) fn parse_dttz(v: &Value, name: &str) -> GraphResult<(NaiveDateTime, S
         .filter(|s| !s.is_empty())
         .unwrap_or("UTC")
         .to_string();
-    Ok((t, tz))
+    Ok((tz::to_utc(t, &tz), tz))
 }
 
 /// The instant in a stored `dateTimeTimeZone`.
