@@ -403,6 +403,20 @@ async fn calendars_events_and_recurrence_expansion() {
     );
     let ex = t.ok(&format!("/users/{u}/events/{third}")).await;
     assert_eq!(ex["subject"], "Standup (moved)");
+    let m = t
+        .ok(&format!(
+            "/users/{u}/events/{mid}?$expand=exceptionOccurrences"
+        ))
+        .await;
+    assert_eq!(m["exceptionOccurrences"].as_array().unwrap().len(), 1);
+    assert_eq!(m["exceptionOccurrences"][0]["id"], json!(third));
+    let listed = t
+        .get_all(&format!(
+            "/users/{u}/events?$expand=exceptionOccurrences&$top=100"
+        ))
+        .await;
+    let lm = listed.iter().find(|e| e["id"] == json!(mid)).unwrap();
+    assert_eq!(lm["exceptionOccurrences"][0]["subject"], "Standup (moved)");
     // The calendar view shows the series' instances, not the master.
     let view = t
         .get_all(&format!("/users/{u}/calendarView?startDateTime=2026-03-10T00:00:00&endDateTime=2026-03-17T00:00:00"))
@@ -413,6 +427,14 @@ async fn calendars_events_and_recurrence_expansion() {
         .filter(|e| e["seriesMasterId"] == json!(mid))
         .collect();
     assert_eq!(ours.len(), 2, "moved exception and the 16th");
+    let (s, _) = t
+        .get(&format!("/users/{u}/calendarView?startDateTime=+262143-01-01T00:00:00Z&endDateTime=+262143-12-31T00:00:00Z"))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = t
+        .get(&format!("/users/{u}/events/{mid}/instances?startDateTime=9000-12-01T00:00:00Z&endDateTime=9000-12-31T23:59:59Z"))
+        .await;
+    assert_eq!(s, StatusCode::OK);
     let (s, e) = t.get(&format!("/users/{u}/calendarView")).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(e["error"]["code"], "ErrorInvalidParameter");
@@ -456,6 +478,15 @@ async fn calendars_events_and_recurrence_expansion() {
             .len(),
         1
     );
+    let (_, pst) = t
+        .post(
+            &format!("/users/{u}/calendars/{cid}/events"),
+            json!({"subject": "Pacific", "start": {"dateTime": "2026-01-15T09:00:00", "timeZone": "Pacific Standard Time"}, "end": {"dateTime": "2026-01-15T10:00:00", "timeZone": "Pacific Standard Time"}}),
+        )
+        .await;
+    assert_eq!(pst["start"]["dateTime"], "2026-01-15T17:00:00.0000000");
+    assert_eq!(pst["start"]["timeZone"], "UTC");
+    assert_eq!(pst["originalStartTimeZone"], "Pacific Standard Time");
     assert_eq!(
         t.delete(&format!("/users/{u}/calendars/{cid}")).await,
         StatusCode::NO_CONTENT
@@ -755,8 +786,25 @@ async fn todo_lists_tasks_checklists_and_delta() {
         .len(),
         1
     );
+    let (s, inline) = t
+        .post(
+            &format!("/users/{u}/todo/lists/{lid}/tasks"),
+            json!({"title": "With steps", "checklistItems": [{"displayName": "a"}, {"displayName": "b", "isChecked": true}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{inline}");
+    let iid = inline["id"].as_str().unwrap();
+    let got = t
+        .ok(&format!(
+            "/users/{u}/todo/lists/{lid}/tasks/{iid}?$expand=checklistItems"
+        ))
+        .await;
+    assert_eq!(got["checklistItems"].as_array().unwrap().len(), 2);
+    assert_eq!(got["checklistItems"][1]["isChecked"], true);
     let (round, _) = t.delta_round(&link).await;
-    assert_eq!(ids(&round), vec![tid.to_string()]);
+    let mut want = vec![tid.to_string(), iid.to_string()];
+    want.sort();
+    assert_eq!(ids(&round), want);
     assert_eq!(removed(&round), vec![gone.clone()]);
     let (s, e) = t
         .patch(
@@ -828,9 +876,7 @@ async fn activity_truth_and_determinism() {
     assert!(paths.iter().any(|p| p.starts_with("Tasks/Tasks/")));
     assert!(items.iter().any(|i| i["workload"] == "calendar" && i["id"].as_str().unwrap().starts_with("AAMkOc")), "exceptions are in the truth");
 
-    // Activity shows up in delta and in the truth. (The day counter behind
-    // activity is process-wide in the core, so two simulators in one test
-    // process do not see the same days; determinism is checked above.)
+    // Activity shows up in delta and in the truth, the same for the same seed.
     let (_, link_a) = a.delta_round(&format!("/users/{u}/contacts/delta")).await;
     let (_, tlink_a) = a
         .delta_round(&format!(
@@ -848,6 +894,21 @@ async fn activity_truth_and_determinism() {
         )
         .await;
     assert!(ra["report"]["created"].as_u64().unwrap() > 0);
+    let rb = b
+        .control(
+            reqwest::Method::POST,
+            "/_sim/activity",
+            json!({"days": 3, "entities": [format!("user:{u}")]}),
+        )
+        .await;
+    assert_eq!(ra["report"], rb["report"]);
+    let tb2 = b
+        .control(
+            reqwest::Method::GET,
+            &format!("/_sim/truth/users/{u}"),
+            json!({}),
+        )
+        .await;
     let ta2 = a
         .control(
             reqwest::Method::GET,
@@ -869,6 +930,7 @@ async fn activity_truth_and_determinism() {
             .collect()
     };
     assert_ne!(strip(&ta2), strip(&ta));
+    assert_eq!(strip(&ta2), strip(&tb2));
     let (contacts_round, _) = a.delta_round(&link_a).await;
     let (tasks_round, _) = a.delta_round(&tlink_a).await;
     assert!(!(contacts_round.is_empty() && tasks_round.is_empty()));

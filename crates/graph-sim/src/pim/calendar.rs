@@ -1342,7 +1342,23 @@ fn list_events(ctx: &GraphCtx, owner: &Owner, cid: Option<&str>) -> Resp {
         .calendar(&cid)
         .ok_or_else(GraphError::outlook_not_found)?;
     let view = View::new(&mb, ctx);
-    let items: Vec<Value> = cal.events.values().map(|e| view.event(e)).collect();
+    let expand = ctx
+        .query
+        .expand
+        .as_deref()
+        .is_some_and(|e| e.contains("exceptionOccurrences"));
+    let items: Vec<Value> = cal
+        .events
+        .values()
+        .map(|e| {
+            let mut v = view.event(e);
+            if expand && let Value::Object(m) = &mut v {
+                let list: Vec<Value> = e.exceptions.keys().map(|d| view.instance(e, *d)).collect();
+                m.insert("exceptionOccurrences".into(), json!(list));
+            }
+            v
+        })
+        .collect();
     let fragment = if ctx.path.contains("/calendars/") {
         format!("{}/calendars('{cid}')/events", owner.context)
     } else {
@@ -1786,6 +1802,9 @@ fn cv_decode(scope: &str, epoch: u64, token: &str) -> Option<CvCursor> {
     };
     let from = DateTime::from_timestamp(p[6].parse().ok()?, 0)?.naive_utc();
     let to = DateTime::from_timestamp(p[7].parse().ok()?, 0)?.naive_utc();
+    if ![from, to].iter().all(|t| (1..=9000).contains(&t.year())) {
+        return None;
+    }
     Some((since, p[4].parse().ok()?, p[5].parse().ok()?, from, to))
 }
 
@@ -1875,7 +1894,7 @@ fn view_delta(sim: &Sim, ctx: &GraphCtx, owner: &Owner) -> Resp {
         }
     }
     let size = delta_page_size(ctx);
-    let end = (offset + size).min(all.len());
+    let end = offset.saturating_add(size).min(all.len());
     let value: Vec<Value> = all
         .get(offset.min(end)..end)
         .map(<[Value]>::to_vec)

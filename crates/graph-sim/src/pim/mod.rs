@@ -22,6 +22,7 @@ mod contacts;
 mod make;
 pub mod recur;
 mod todo;
+mod tz;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -227,20 +228,9 @@ pub(crate) fn open_group(sim: &Sim, key: &str) -> GraphResult<Owner> {
         .mail
         .clone()
         .unwrap_or_else(|| format!("{}@{}", group.mail_nickname, sim.cfg.domain));
-    let members: Vec<(String, String)> = {
-        let dir = sim.directory.read();
-        group
-            .members
-            .iter()
-            .filter_map(|m| dir.user(m))
-            .map(|u| {
-                (
-                    u.display_name.clone(),
-                    u.mail.clone().unwrap_or_else(|| u.upn.clone()),
-                )
-            })
-            .collect()
-    };
+    // Attendees come from the seed, not the group's current members, so a
+    // calendar generated again after eviction is the same.
+    let members: Vec<(String, String)> = Vec::new();
     let slot = sim.pim.boxes.get(&format!("g:{}", group.id), || {
         make::group_mailbox(
             sim,
@@ -338,6 +328,13 @@ pub(crate) fn dt_tz(t: NaiveDateTime) -> Value {
 /// Parses a date-time as clients send it (`2026-05-01T09:00:00`, with
 /// fractions, `Z` or an offset, or a bare date), as UTC.
 pub(crate) fn parse_naive(s: &str) -> Option<NaiveDateTime> {
+    use chrono::Datelike;
+    // Outlook's calendar spans years 1601..4500; anything far outside is refused,
+    // which also keeps date arithmetic from overflowing.
+    parse_naive_any(s).filter(|t| (1..=9000).contains(&t.year()))
+}
+
+fn parse_naive_any(s: &str) -> Option<NaiveDateTime> {
     let s = s.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc).naive_utc());
@@ -357,8 +354,9 @@ pub(crate) fn parse_naive(s: &str) -> Option<NaiveDateTime> {
         .and_then(|d| d.and_hms_opt(0, 0, 0))
 }
 
-/// A `dateTimeTimeZone` a client sent: its instant (time zones other than
-/// UTC are taken as UTC wall-clock time) and the zone name as sent.
+/// A `dateTimeTimeZone` a client sent: its instant in UTC (common Windows and
+/// IANA zones with US/EU daylight saving; unknown zones are taken as UTC) and
+/// the zone name as sent.
 pub(crate) fn parse_dttz(v: &Value, name: &str) -> GraphResult<(NaiveDateTime, String)> {
     let s = v
         .get("dateTime")
@@ -375,7 +373,7 @@ pub(crate) fn parse_dttz(v: &Value, name: &str) -> GraphResult<(NaiveDateTime, S
         .filter(|s| !s.is_empty())
         .unwrap_or("UTC")
         .to_string();
-    Ok((t, tz))
+    Ok((tz::to_utc(t, &tz), tz))
 }
 
 /// The instant in a stored `dateTimeTimeZone`.

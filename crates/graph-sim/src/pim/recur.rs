@@ -90,8 +90,10 @@ fn date_field(v: &Value, name: &str) -> GraphResult<Option<NaiveDate>> {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() || s == "0001-01-01" => Ok(None),
         Some(Value::String(s)) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .ok()
+            .filter(|d| (1601..=4500).contains(&d.year()))
             .map(Some)
-            .map_err(|_| bad(&format!("The value '{s}' of {name} is not a valid date."))),
+            .ok_or_else(|| bad(&format!("The value '{s}' of {name} is not a valid date."))),
         Some(_) => Err(bad(&format!("{name} must be a date string."))),
     }
 }
@@ -391,6 +393,7 @@ mod tests {
     #[test]
     fn invalid_recurrences_are_rejected() {
         for r in [
+            json!({"pattern": {"type": "daily"}, "range": {"type": "noEnd", "startDate": "9999-12-31"}}),
             json!({"pattern": {"type": "weekly", "interval": 1}, "range": {"type": "noEnd", "startDate": "2026-01-01"}}),
             json!({"pattern": {"type": "daily"}, "range": {"type": "endDate", "startDate": "2026-01-05", "endDate": "2026-01-01"}}),
             json!({"pattern": {"type": "hourly"}, "range": {"type": "noEnd", "startDate": "2026-01-01"}}),

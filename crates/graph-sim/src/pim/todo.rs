@@ -334,8 +334,15 @@ pub(crate) fn simulate_day(
             .collect();
         if complete_one && !open.is_empty() {
             let id = &open[((open.len() as f64 * pick_a) as usize).min(open.len() - 1)];
+            // Completed at a time of today drawn from the seed, so the same
+            // seed completes tasks identically whenever it runs the same day.
+            let done = now
+                .date_naive()
+                .and_hms_opt(8 + (pick_b * 9.0) as u32, (pick_a * 59.0) as u32, 0)
+                .map(|t| t.and_utc())
+                .unwrap_or(now);
             if let Some(t) = l.tasks.get_mut(id, sim.next_seq()) {
-                complete(&mut t.item.props, now);
+                complete(&mut t.item.props, done);
                 t.item.touch(now);
                 report.modified += 1;
             }
@@ -600,15 +607,37 @@ async fn create_task(
     let body = parse_body(&body)?;
     let now = sim.now();
     let mut props = task_defaults();
+    // Checklist items may come inline with a new task.
+    let mut body = body;
+    let inline = match body.remove("checklistItems") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(list)) => list,
+        Some(_) => return Err(body_error("checklistItems must be a collection.")),
+    };
+    let mut checks = Vec::new();
+    for c in &inline {
+        let Value::Object(c) = c else {
+            return Err(body_error("Each checklist item must be an object."));
+        };
+        let mut p = Map::new();
+        p.insert("isChecked".into(), json!(false));
+        apply_props(&mut p, c, CHECK_PROPS, CHECK_READ_ONLY, "checklistItem")?;
+        checks.push(p);
+    }
     apply_task(&mut props, &body, now)?;
     let mut mb = owner.slot.write();
     if !mb.lists.contains(&lid) {
         return Err(not_found());
     }
     let tid = mb.fresh_id(sim.seed(), "task");
+    let mut checklist = Vec::new();
+    for p in checks {
+        let cid = mb.fresh_id(sim.seed(), "check");
+        checklist.push(Item::new(cid, now, p));
+    }
     let t = Task {
         item: Item::new(tid.clone(), now, props),
-        checklist: Vec::new(),
+        checklist,
     };
     let v = task_json(&t);
     let l = mb.lists.peek_mut(&lid).ok_or_else(not_found)?;
