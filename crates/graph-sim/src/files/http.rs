@@ -168,6 +168,10 @@ fn route(
             if first.eq_ignore_ascii_case("getAllSites") && segs.len() == 2 {
                 return list_sites(sim, ctx, true);
             }
+            if let Some((host, p)) = first.split_once(":/") {
+                let site = site_by_path(sim, host, p.strip_suffix(':').unwrap_or(p))?;
+                return site_ops(sim, ctx, method, &site, &segs[2..], body);
+            }
             if s(2) == Some("path") {
                 let site = site_by_path(sim, first, s(3).unwrap_or_default())?;
                 return site_ops(sim, ctx, method, &site, &segs[4.min(segs.len())..], body);
@@ -392,11 +396,23 @@ fn list_ops(
             if get {
                 let ss = slot.read();
                 let l = &ss.lists[li];
-                let v: Vec<Value> = l
-                    .items
-                    .values()
-                    .map(|it| sites::item_json(l, site, it, with_fields))
-                    .collect();
+                let v: Vec<Value> = match l.lib {
+                    // A document library's items are its files and folders.
+                    Some(lib) => {
+                        let drive = drive_slot(sim, &DriveKey::Library(site.id.clone(), lib).id())?;
+                        let st = drive.read();
+                        st.items
+                            .values()
+                            .filter(|i| i.kind != Kind::Root)
+                            .map(|i| library_item_json(&st, l, site, i, with_fields))
+                            .collect()
+                    }
+                    None => l
+                        .items
+                        .values()
+                        .map(|it| sites::item_json(l, site, it, with_fields))
+                        .collect(),
+                };
                 return ok(odata::collection(
                     ctx,
                     &format!("{frag}/items"),
@@ -512,6 +528,47 @@ fn list_ops(
         }
         _ => Err(GraphError::no_resource(&ctx.path)),
     }
+}
+
+/// The list item of a file or folder in a document library.
+fn library_item_json(
+    st: &DriveState,
+    l: &sites::ListState,
+    site: &SiteMeta,
+    it: &Item,
+    with_fields: bool,
+) -> Value {
+    let etag = format!("\"{{{}}},{}\"", it.guid, it.etag);
+    let (ct_id, ct_name) = if it.is_file() {
+        ("0x0101008A1B2C3D4E5F60718293A4B5C6D7E8F9", "Document")
+    } else {
+        ("0x0120008A1B2C3D4E5F60718293A4B5C6D7E8F9", "Folder")
+    };
+    let mut v = json!({
+        "@odata.etag": etag,
+        "id": it.counter.to_string(),
+        "eTag": etag,
+        "createdDateTime": graph_time(it.created),
+        "lastModifiedDateTime": graph_time(it.modified),
+        "webUrl": st.web_url_of(&it.id),
+        "createdBy": it.created_by.json(),
+        "lastModifiedBy": it.modified_by.json(),
+        "parentReference": {"id": l.id, "siteId": site.id},
+        "contentType": {"id": ct_id, "name": ct_name},
+        "sharepointIds": {"listId": l.id, "listItemId": it.counter.to_string(), "listItemUniqueId": it.guid.to_lowercase()},
+    });
+    if with_fields {
+        v["fields"] = json!({
+            "@odata.etag": etag,
+            "id": it.counter.to_string(),
+            "FileLeafRef": it.name,
+            "ContentType": ct_name,
+            "Created": graph_time(it.created),
+            "Modified": graph_time(it.modified),
+            "FileSizeDisplay": it.size().to_string(),
+        });
+    }
+    v
 }
 
 fn list_item_missing() -> GraphError {
@@ -650,6 +707,22 @@ fn drive_ops(
         }
         return ok(odata::entity(ctx, "drives", drive_json(&slot.read()), None));
     }
+    // SDKs percent-encode the `items/{id}:/a/b:` form, so the router sees it as one id.
+    let expanded: Vec<String>;
+    let rest = match (s(0), s(1)) {
+        (Some("items"), Some(id)) if id.contains(":/") => {
+            let (base, p) = id.split_once(":/").unwrap_or((id, ""));
+            let p = p.strip_suffix(':').unwrap_or(p);
+            expanded = ["items", base, "path", p]
+                .into_iter()
+                .map(str::to_string)
+                .chain(rest[2..].iter().cloned())
+                .collect();
+            &expanded[..]
+        }
+        _ => rest,
+    };
+    let s = |i: usize| rest.get(i).map(String::as_str);
     let (base, mut i) = match (s(0), s(1)) {
         (Some("root"), _) => ("root".to_string(), 1),
         (Some("items"), Some(id)) => (id.to_string(), 2),
@@ -1429,13 +1502,17 @@ fn create_session(
             total,
             buf: Vec::new(),
             expires,
+            done: None,
         },
     );
     ok(json!({
         "@odata.context": format!("{}/$metadata#microsoft.graph.uploadSession", ctx.base),
         "uploadUrl": url,
         "expirationDateTime": graph_time(expires),
-        "nextExpectedRanges": ["0-"],
+        "nextExpectedRanges": [match total {
+            Some(t) if t > 0 => format!("0-{}", t - 1),
+            _ => "0-".to_string(),
+        }],
     }))
 }
 
@@ -1748,10 +1825,17 @@ async fn upload_fragment(
     }
 }
 
+/// The missing range, with its end when the file size is known (as OneDrive
+/// for Business answers: `"327680-1048575"`).
 fn session_status(s: &UploadSession) -> Value {
+    let from = s.buf.len() as u64;
+    let range = match s.total {
+        Some(t) if t > from => format!("{from}-{}", t - 1),
+        _ => format!("{from}-"),
+    };
     json!({
         "expirationDateTime": graph_time(s.expires),
-        "nextExpectedRanges": [format!("{}-", s.buf.len())],
+        "nextExpectedRanges": [range],
     })
 }
 
@@ -1769,6 +1853,28 @@ fn upload_inner(
     let mut sessions = sim.files.sessions.lock();
     if sessions.get(sid).is_some_and(|s| s.expires < Utc::now()) {
         sessions.remove(sid);
+    }
+    let done = sessions.get(sid).and_then(|s| {
+        s.done
+            .clone()
+            .map(|(item, status)| (s.drive.clone(), item, status))
+    });
+    if let Some((drive, item, status)) = done {
+        // Committed: only a retried final fragment is answered (with the item again).
+        if *method != Method::PUT {
+            if *method == Method::DELETE {
+                sessions.remove(sid);
+            }
+            return Err(session_missing());
+        }
+        drop(sessions);
+        let slot = drive_slot(sim, &drive)?;
+        let st = slot.read();
+        let v = render_item(sim, &st, &item, &ctx.origin, false)?;
+        return Ok(json_response(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+            v,
+        ));
     }
     match *method {
         Method::GET => {
@@ -1817,17 +1923,20 @@ fn upload_inner(
         ));
     }
     let received = s.buf.len() as u64;
+    // Graph answers both with 416 invalidRange ("fragmentOverlap" / out of order).
     if start < received {
         return Err(GraphError::new(
             StatusCode::RANGE_NOT_SATISFIABLE,
             "invalidRange",
-            "The uploaded fragment overlaps with data that has already been received.",
+            "Uploaded fragment overlaps with existing data.",
         ));
     }
     if start > received {
-        return Err(GraphError::invalid_request(format!(
-            "Fragments must be uploaded in order: the next expected range starts at {received}."
-        )));
+        return Err(GraphError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "invalidRange",
+            "Uploaded fragment is out of order.",
+        ));
     }
     let last = end + 1 == total;
     if !last && body.len() as u64 % FRAGMENT_UNIT != 0 {
@@ -1859,7 +1968,7 @@ fn upload_inner(
     );
     match res {
         Ok((status, id)) => {
-            sessions.remove(sid);
+            s.done = Some((id.clone(), status.as_u16()));
             let v = render_item(sim, &st, &id, &ctx.origin, false)?;
             Ok(json_response(status, v))
         }

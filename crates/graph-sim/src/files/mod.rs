@@ -48,6 +48,10 @@ pub(crate) struct UploadSession {
     pub total: Option<u64>,
     pub buf: Vec<u8>,
     pub expires: DateTime<Utc>,
+    /// Set once the last byte arrived and the file was committed: the item
+    /// and the status it was answered with (a retried final fragment gets
+    /// the same answer again).
+    pub done: Option<(String, u16)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
