@@ -249,6 +249,26 @@ async fn simple_upload_create_folder_rename_move_delete() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v2["id"], json!(fid));
     assert_ne!(v2["cTag"], ctag);
+    let (s, e) = upload(
+        &t,
+        &format!(
+            "/drives/{drive}/root:/Restore/hi.txt:/content?@microsoft.graph.conflictBehavior=fail"
+        ),
+        b"x".to_vec(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert_eq!(e["error"]["code"], "nameAlreadyExists");
+    let (s, r) = upload(
+        &t,
+        &format!(
+            "/drives/{drive}/root:/Restore/hi.txt:/content?@microsoft.graph.conflictBehavior=rename"
+        ),
+        b"x".to_vec(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(r["name"], "hi 1.txt");
     assert_eq!(
         t.delete(&format!("/drives/{drive}/items/{fid}")).await,
         StatusCode::NO_CONTENT

@@ -58,7 +58,7 @@ pub fn public_routes() -> Router<Arc<Sim>> {
 fn segments(path: &str) -> Vec<String> {
     path.split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| percent_decode(s))
+        .map(percent_decode)
         .collect()
 }
 
@@ -923,10 +923,24 @@ fn item_ops(
                     "Cannot upload content to a folder.",
                 ));
             }
-            let _ = conflict;
-            let id = it.id.clone();
-            new_version(sim, &mut st, &id, body, None, None)?;
-            ok(render_item(sim, &st, &id, o, false)?)
+            let (id, parent, name) = (
+                it.id.clone(),
+                it.parent.clone().unwrap_or_default(),
+                it.name.clone(),
+            );
+            match conflict {
+                Conflict::Fail => Err(name_exists()),
+                Conflict::Rename => {
+                    let (status, id) = commit(
+                        sim, &mut st, &parent, &name, None, conflict, body, None, None, None,
+                    )?;
+                    Ok(json_response(status, render_item(sim, &st, &id, o, false)?))
+                }
+                Conflict::Replace => {
+                    new_version(sim, &mut st, &id, body, None, None)?;
+                    ok(render_item(sim, &st, &id, o, false)?)
+                }
+            }
         }
         (Method::POST, ["createUploadSession"]) => {
             let (parent, name, existing) = {
@@ -1151,7 +1165,10 @@ fn opt_time(v: &Value, key: &str) -> GraphResult<Option<DateTime<Utc>>> {
     }
 }
 
-fn fs_info(v: &Value) -> GraphResult<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)> {
+/// `fileSystemInfo` dates given by the client: (created, last modified).
+type FsDates = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+fn fs_info(v: &Value) -> GraphResult<FsDates> {
     match v.get("fileSystemInfo") {
         Some(f) => Ok((
             opt_time(f, "createdDateTime")?,
@@ -1292,20 +1309,19 @@ fn patch_item(
             "The root cannot be renamed or moved.",
         ));
     }
-    if let Some(p) = &parent {
-        if let Some(other) = st
+    if let Some(p) = &parent
+        && let Some(other) = st
             .child_named(p, &name)
             .filter(|o| o.id != id)
             .map(|o| o.id.clone())
-        {
-            match conflict {
-                Conflict::Fail => return Err(name_exists()),
-                Conflict::Rename => name = st.free_name(p, &name),
-                Conflict::Replace => {
-                    for x in st.subtree(&other).into_iter().rev() {
-                        let seq = sim.next_seq();
-                        st.items.remove(&x, seq, "deleted");
-                    }
+    {
+        match conflict {
+            Conflict::Fail => return Err(name_exists()),
+            Conflict::Rename => name = st.free_name(p, &name),
+            Conflict::Replace => {
+                for x in st.subtree(&other).into_iter().rev() {
+                    let seq = sim.next_seq();
+                    st.items.remove(&x, seq, "deleted");
                 }
             }
         }
@@ -1401,11 +1417,11 @@ fn commit(
     fm: Option<DateTime<Utc>>,
     description: Option<String>,
 ) -> GraphResult<(StatusCode, String)> {
-    if let Some(e) = existing {
-        if st.items.contains(e) {
-            new_version(sim, st, e, body, fc, fm)?;
-            return Ok((StatusCode::OK, e.to_string()));
-        }
+    if let Some(e) = existing
+        && st.items.contains(e)
+    {
+        new_version(sim, st, e, body, fc, fm)?;
+        return Ok((StatusCode::OK, e.to_string()));
     }
     if st.items.get(parent).is_none() {
         return Err(drive::item_missing());
@@ -1466,12 +1482,13 @@ fn create_session(
             .and_then(Value::as_str),
         Conflict::Replace,
     )?;
-    if let Some(n) = item.get("name").and_then(Value::as_str) {
-        if existing.is_none() && !n.eq_ignore_ascii_case(name) {
-            return Err(GraphError::invalid_request(
-                "The name in the request body does not match the name in the path.",
-            ));
-        }
+    if let Some(n) = item.get("name").and_then(Value::as_str)
+        && existing.is_none()
+        && !n.eq_ignore_ascii_case(name)
+    {
+        return Err(GraphError::invalid_request(
+            "The name in the request body does not match the name in the path.",
+        ));
     }
     let (fc, fm) = fs_info(&item)?;
     if existing.is_none() && conflict == Conflict::Fail {
@@ -1799,10 +1816,10 @@ fn download_inner(
     if let Ok(v) = HeaderValue::from_str(&disp) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    if status == StatusCode::PARTIAL_CONTENT {
-        if let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{}", start, end - 1, len)) {
-            h.insert(header::CONTENT_RANGE, v);
-        }
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{}", start, end - 1, len))
+    {
+        h.insert(header::CONTENT_RANGE, v);
     }
     Ok(r)
 }
@@ -1910,12 +1927,12 @@ fn upload_inner(
             "Fragments must be smaller than 60 MiB.",
         ));
     }
-    if let Some(t) = s.total {
-        if t != total {
-            return Err(GraphError::invalid_request(
-                "The declared file size does not match the size of the upload session.",
-            ));
-        }
+    if let Some(t) = s.total
+        && t != total
+    {
+        return Err(GraphError::invalid_request(
+            "The declared file size does not match the size of the upload session.",
+        ));
     }
     if end >= total {
         return Err(GraphError::invalid_request(
@@ -1939,7 +1956,7 @@ fn upload_inner(
         ));
     }
     let last = end + 1 == total;
-    if !last && body.len() as u64 % FRAGMENT_UNIT != 0 {
+    if !last && !(body.len() as u64).is_multiple_of(FRAGMENT_UNIT) {
         return Err(GraphError::invalid_request(
             "The fragment size must be a multiple of 320 KiB (327,680 bytes), except for the last fragment.",
         ));

@@ -254,17 +254,17 @@ pub(crate) fn group_site_meta(sim: &Sim, gid: &str) -> GraphResult<SiteMeta> {
 
 fn site_people(sim: &Sim, site: &SiteMeta) -> Vec<Who> {
     let dir = sim.directory.read();
-    if let SiteKind::Group(gid) = &site.kind {
-        if let Some(g) = dir.group_any(gid) {
-            let v: Vec<Who> = g
-                .members
-                .iter()
-                .filter_map(|m| dir.user_any(m))
-                .map(user_who)
-                .collect();
-            if !v.is_empty() {
-                return v;
-            }
+    if let SiteKind::Group(gid) = &site.kind
+        && let Some(g) = dir.group_any(gid)
+    {
+        let v: Vec<Who> = g
+            .members
+            .iter()
+            .filter_map(|m| dir.user_any(m))
+            .map(user_who)
+            .collect();
+        if !v.is_empty() {
+            return v;
         }
     }
     let licensed: Vec<&crate::directory::User> = dir
