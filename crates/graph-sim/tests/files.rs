@@ -770,6 +770,57 @@ async fn sites_lists_items_pages_and_site_deletion() {
             .iter()
             .all(|i| i["fields"]["FileLeafRef"].is_string())
     );
+    // Lists and libraries can be created (a restore of a site's lists needs it).
+    let (s, nl) = t
+        .post(&format!("/sites/{sid}/lists"), json!({"displayName": "Restored list", "columns": [{"name": "Amount", "number": {}}, {"name": "State", "choice": {"choices": ["a", "b"]}}], "list": {"template": "genericList"}}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{nl}");
+    let cols = t
+        .ok(&format!(
+            "/sites/{sid}/lists/{}/columns",
+            nl["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(cols["value"].as_array().unwrap().len(), 3);
+    let (s, _) = t
+        .post(
+            &format!("/sites/{sid}/lists"),
+            json!({"displayName": "Restored list"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (s, nlib) = t
+        .post(
+            &format!("/sites/{sid}/lists"),
+            json!({"displayName": "Restored files", "list": {"template": "documentLibrary"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let libdrive = t
+        .ok(&format!(
+            "/sites/{sid}/lists/{}/drive",
+            nlib["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(libdrive["name"], "Restored files");
+    let kids = t
+        .ok(&format!(
+            "/drives/{}/root/children",
+            libdrive["id"].as_str().unwrap()
+        ))
+        .await;
+    assert!(
+        kids["value"].as_array().unwrap().is_empty(),
+        "a new library starts empty"
+    );
+    assert_eq!(
+        t.get_all(&format!("/sites/{sid}/drives")).await.len(),
+        lists
+            .iter()
+            .filter(|l| l["list"]["template"] == "documentLibrary")
+            .count()
+            + 1
+    );
     let pages = t.ok(&format!("/sites/{sid}/pages")).await;
     assert!(
         pages["value"][0]["name"]

@@ -317,6 +317,9 @@ fn list_ops(
     let tenant = sim.cfg.tenant_id.clone();
     let get = *method == Method::GET;
     let Some(lid) = s(0) else {
+        if *method == Method::POST {
+            return create_list(sim, site, &slot, body);
+        }
         if !get {
             return Err(GraphError::method_not_allowed());
         }
@@ -569,6 +572,111 @@ fn library_item_json(
         });
     }
     v
+}
+
+/// `POST /sites/{id}/lists`: a generic list with the given columns, or a document library.
+fn create_list(
+    sim: &Sim,
+    site: &SiteMeta,
+    slot: &crate::lazy::Slot<sites::SiteState>,
+    body: Bytes,
+) -> GraphResult<Response> {
+    let b = body_json(&body)?;
+    let display = b
+        .get("displayName")
+        .and_then(Value::as_str)
+        .filter(|d| !d.trim().is_empty())
+        .ok_or_else(|| GraphError::invalid_request("displayName is required."))?
+        .to_string();
+    let template = match b
+        .pointer("/list/template")
+        .and_then(Value::as_str)
+        .unwrap_or("genericList")
+    {
+        "documentLibrary" => "documentLibrary",
+        "contacts" => "contacts",
+        "announcements" => "announcements",
+        "events" => "events",
+        "tasks" => "tasks",
+        _ => "genericList",
+    };
+    let mut columns = vec![sites::Column {
+        name: "Title".into(),
+        display: "Title".into(),
+        ty: "text",
+        choices: vec![],
+    }];
+    for c in b
+        .get("columns")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(name) = c.get("name").and_then(Value::as_str) else {
+            return Err(GraphError::invalid_request("Every column needs a name."));
+        };
+        if name.eq_ignore_ascii_case("Title") {
+            continue;
+        }
+        let ty = ["text", "number", "choice", "dateTime", "boolean"]
+            .into_iter()
+            .find(|t| c.get(*t).is_some())
+            .unwrap_or("text");
+        let choices = c
+            .pointer("/choice/choices")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        columns.push(sites::Column {
+            name: name.to_string(),
+            display: c
+                .get("displayName")
+                .and_then(Value::as_str)
+                .unwrap_or(name)
+                .to_string(),
+            ty,
+            choices,
+        });
+    }
+    if slot
+        .read()
+        .lists
+        .iter()
+        .any(|l| l.display_name.eq_ignore_ascii_case(&display))
+    {
+        return Err(name_exists());
+    }
+    let lib = if template == "documentLibrary" {
+        Some(super::add_library(sim, &site.id, &display)?)
+    } else {
+        None
+    };
+    let seq = sim.next_seq();
+    let id = match lib {
+        Some(i) => crate::rng::stable_guid(sim.seed(), &["list", &site.id, "lib", &i.to_string()]),
+        None => crate::rng::stable_guid(sim.seed(), &["list-api", &site.id, &seq.to_string()]),
+    }
+    .to_string();
+    let list = sites::ListState {
+        id,
+        name: display.replace(' ', ""),
+        display_name: display,
+        template,
+        created: sim.now(),
+        columns,
+        items: DeltaLog::new(),
+        next_id: 1,
+        lib,
+    };
+    let site = site_meta(sim, &site.id)?;
+    let v = list.json(&site, &sim.cfg.tenant_id);
+    slot.write().lists.push(list);
+    Ok(json_response(StatusCode::CREATED, v))
 }
 
 fn list_item_missing() -> GraphError {

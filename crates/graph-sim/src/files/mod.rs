@@ -82,6 +82,8 @@ pub struct FileStore {
     sites: RwLock<Option<BTreeMap<String, SiteMeta>>>,
     /// Drives that were deleted (with their user or site).
     gone: RwLock<HashSet<String>>,
+    /// How many directory groups the registry has seen (group sites are added for new ones).
+    synced_groups: std::sync::atomic::AtomicUsize,
     pub(crate) sessions: Mutex<HashMap<String, UploadSession>>,
     pub(crate) hashes: HashCache,
 }
@@ -93,6 +95,7 @@ impl FileStore {
             site_states: LazyMap::new(capacity),
             sites: RwLock::new(None),
             gone: RwLock::new(HashSet::new()),
+            synced_groups: std::sync::atomic::AtomicUsize::new(usize::MAX),
             sessions: Mutex::new(HashMap::new()),
             hashes: HashCache::default(),
         }
@@ -144,7 +147,15 @@ fn with_registry<R>(sim: &Sim, f: impl FnOnce(&mut BTreeMap<String, SiteMeta>) -
         let (_, host) = tenant_host(sim);
         *g = Some(sites::generate_registry(sim.seed(), &host, sim.cfg.users));
     }
-    // Group team sites: one per unified group, live or not yet deleted.
+    // Group team sites: one per unified group, added when the directory has groups it has not seen.
+    let n_groups = sim.directory.read().groups.len();
+    if store
+        .synced_groups
+        .swap(n_groups, std::sync::atomic::Ordering::Relaxed)
+        == n_groups
+    {
+        return f(g.as_mut().expect("registry initialised above"));
+    }
     let groups: Vec<(String, String, String, String, bool, bool)> = {
         let dir = sim.directory.read();
         dir.groups
@@ -409,7 +420,7 @@ pub(crate) fn drive_slot(sim: &Sim, drive_id: &str) -> GraphResult<Arc<Slot<Driv
             let spec = GenSpec {
                 seed: sim.seed(),
                 scale: sim.cfg.content_scale,
-                generated: site.generated,
+                generated: site.generated && (*lib as usize) < site.generated_libs,
                 people: site_people(sim, &site),
                 extra_folders: extra,
                 personal: false,
@@ -929,4 +940,20 @@ impl Workload for FileStore {
 pub(crate) fn new_bytes_content(sim: &Sim, b: Bytes) -> (Content, Option<content::Hashes>) {
     let h = drive::bytes_hashes(sim.seed(), &b);
     (Content::Bytes(b), Some(h))
+}
+
+/// Adds a document library to a site (a list created with the documentLibrary
+/// template); returns its index.
+pub(crate) fn add_library(sim: &Sim, site_id: &str, name: &str) -> GraphResult<u8> {
+    with_registry(sim, |reg| {
+        let s = reg
+            .get_mut(site_id)
+            .filter(|s| !s.deleted)
+            .ok_or_else(|| GraphError::item_not_found("Requested site could not be found"))?;
+        if s.libs.len() >= u8::MAX as usize {
+            return Err(GraphError::invalid_request("Too many libraries."));
+        }
+        s.libs.push(name.to_string());
+        Ok((s.libs.len() - 1) as u8)
+    })
 }
