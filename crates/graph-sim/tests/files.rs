@@ -109,6 +109,17 @@ async fn drives_items_children_paths_and_paging() {
     assert!(sel.get("webUrl").is_none() && sel["name"] == "root");
     let exp = t.ok(&format!("/drives/{id}/root?$expand=children")).await;
     assert_eq!(exp["children"].as_array().unwrap().len(), kids.len());
+    // Odd addresses are errors, never crashes.
+    assert!(
+        !t.get(&format!("/drives/{id}/root/path"))
+            .await
+            .0
+            .is_server_error()
+    );
+    assert_eq!(
+        t.get("/drives/b!bm9wZQ/root").await.0,
+        StatusCode::NOT_FOUND
+    );
     let (s, e) = t.get(&format!("/drives/{id}/items/01NOPE")).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(e["error"]["code"], "itemNotFound");
@@ -322,6 +333,18 @@ async fn upload_sessions_follow_graphs_rules() {
     let (s, e) = put_chunk(&t, &url, 0, &data[..100_000], total).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(e["error"]["code"], "invalidRequest");
+    let r = t
+        .http
+        .put(&url)
+        .header(
+            "Content-Range",
+            format!("bytes 0-{}/{}", u64::MAX, u64::MAX),
+        )
+        .body(vec![0u8; 10])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let (s, v) = put_chunk(&t, &url, 0, &data[..unit], total).await;
     assert_eq!(s, StatusCode::ACCEPTED);
     assert_eq!(

@@ -866,7 +866,12 @@ fn drive_ops(
             Target::Item(base_id)
         }
     };
-    let action: Vec<&str> = rest[i..].iter().map(String::as_str).collect();
+    let action: Vec<&str> = rest
+        .get(i..)
+        .unwrap_or(&[])
+        .iter()
+        .map(String::as_str)
+        .collect();
     let o = ctx.origin.clone();
     match target {
         Target::Missing {
@@ -2023,7 +2028,7 @@ fn upload_inner(
     let (start, end, total) = parse_content_range(range).ok_or_else(|| {
         GraphError::invalid_request("The Content-Range header is missing or malformed.")
     })?;
-    if body.len() as u64 != end + 1 - start {
+    if Some(body.len() as u64) != (end - start).checked_add(1) {
         return Err(GraphError::invalid_request(
             "The Content-Range header length does not match the provided number of bytes.",
         ));
