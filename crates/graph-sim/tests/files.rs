@@ -109,6 +109,17 @@ async fn drives_items_children_paths_and_paging() {
     assert!(sel.get("webUrl").is_none() && sel["name"] == "root");
     let exp = t.ok(&format!("/drives/{id}/root?$expand=children")).await;
     assert_eq!(exp["children"].as_array().unwrap().len(), kids.len());
+    // Odd addresses are errors, never crashes.
+    assert!(
+        !t.get(&format!("/drives/{id}/root/path"))
+            .await
+            .0
+            .is_server_error()
+    );
+    assert_eq!(
+        t.get("/drives/b!bm9wZQ/root").await.0,
+        StatusCode::NOT_FOUND
+    );
     let (s, e) = t.get(&format!("/drives/{id}/items/01NOPE")).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(e["error"]["code"], "itemNotFound");
@@ -249,6 +260,26 @@ async fn simple_upload_create_folder_rename_move_delete() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v2["id"], json!(fid));
     assert_ne!(v2["cTag"], ctag);
+    let (s, e) = upload(
+        &t,
+        &format!(
+            "/drives/{drive}/root:/Restore/hi.txt:/content?@microsoft.graph.conflictBehavior=fail"
+        ),
+        b"x".to_vec(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert_eq!(e["error"]["code"], "nameAlreadyExists");
+    let (s, r) = upload(
+        &t,
+        &format!(
+            "/drives/{drive}/root:/Restore/hi.txt:/content?@microsoft.graph.conflictBehavior=rename"
+        ),
+        b"x".to_vec(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(r["name"], "hi 1.txt");
     assert_eq!(
         t.delete(&format!("/drives/{drive}/items/{fid}")).await,
         StatusCode::NO_CONTENT
@@ -302,17 +333,36 @@ async fn upload_sessions_follow_graphs_rules() {
     let (s, e) = put_chunk(&t, &url, 0, &data[..100_000], total).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(e["error"]["code"], "invalidRequest");
+    let r = t
+        .http
+        .put(&url)
+        .header(
+            "Content-Range",
+            format!("bytes 0-{}/{}", u64::MAX, u64::MAX),
+        )
+        .body(vec![0u8; 10])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let (s, v) = put_chunk(&t, &url, 0, &data[..unit], total).await;
     assert_eq!(s, StatusCode::ACCEPTED);
-    assert_eq!(v["nextExpectedRanges"], json!([format!("{unit}-")]));
+    assert_eq!(
+        v["nextExpectedRanges"],
+        json!([format!("{unit}-{}", total - 1)])
+    );
     // Overlapping what was received: 416.
     let (s, _) = put_chunk(&t, &url, 0, &data[..unit], total).await;
     assert_eq!(s, StatusCode::RANGE_NOT_SATISFIABLE);
-    // Out of order (a gap): refused.
-    let (s, _) = put_chunk(&t, &url, 2 * unit, &data[2 * unit..], total).await;
-    assert_eq!(s, StatusCode::BAD_REQUEST);
+    // Out of order (a gap): refused the same way.
+    let (s, e) = put_chunk(&t, &url, 2 * unit, &data[2 * unit..], total).await;
+    assert_eq!(s, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(e["error"]["code"], "invalidRange");
     let st: Value = t.http.get(&url).send().await.unwrap().json().await.unwrap();
-    assert_eq!(st["nextExpectedRanges"], json!([format!("{unit}-")]));
+    assert_eq!(
+        st["nextExpectedRanges"],
+        json!([format!("{unit}-{}", total - 1)])
+    );
     let (s, _) = put_chunk(&t, &url, unit, &data[unit..2 * unit], total).await;
     assert_eq!(s, StatusCode::ACCEPTED);
     let (s, item) = put_chunk(&t, &url, 2 * unit, &data[2 * unit..], total).await;
@@ -727,6 +777,72 @@ async fn sites_lists_items_pages_and_site_deletion() {
         changes
             .iter()
             .any(|c| c["id"] == json!(old) && c["deleted"]["state"] == "deleted")
+    );
+    let lib = lists
+        .iter()
+        .find(|l| l["list"]["template"] == "documentLibrary")
+        .unwrap();
+    let lib_items = t
+        .get_all(&format!(
+            "/sites/{sid}/lists/{}/items?$expand=fields",
+            lib["id"].as_str().unwrap()
+        ))
+        .await;
+    assert!(
+        lib_items
+            .iter()
+            .all(|i| i["fields"]["FileLeafRef"].is_string())
+    );
+    // Lists and libraries can be created (a restore of a site's lists needs it).
+    let (s, nl) = t
+        .post(&format!("/sites/{sid}/lists"), json!({"displayName": "Restored list", "columns": [{"name": "Amount", "number": {}}, {"name": "State", "choice": {"choices": ["a", "b"]}}], "list": {"template": "genericList"}}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{nl}");
+    let cols = t
+        .ok(&format!(
+            "/sites/{sid}/lists/{}/columns",
+            nl["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(cols["value"].as_array().unwrap().len(), 3);
+    let (s, _) = t
+        .post(
+            &format!("/sites/{sid}/lists"),
+            json!({"displayName": "Restored list"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (s, nlib) = t
+        .post(
+            &format!("/sites/{sid}/lists"),
+            json!({"displayName": "Restored files", "list": {"template": "documentLibrary"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let libdrive = t
+        .ok(&format!(
+            "/sites/{sid}/lists/{}/drive",
+            nlib["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(libdrive["name"], "Restored files");
+    let kids = t
+        .ok(&format!(
+            "/drives/{}/root/children",
+            libdrive["id"].as_str().unwrap()
+        ))
+        .await;
+    assert!(
+        kids["value"].as_array().unwrap().is_empty(),
+        "a new library starts empty"
+    );
+    assert_eq!(
+        t.get_all(&format!("/sites/{sid}/drives")).await.len(),
+        lists
+            .iter()
+            .filter(|l| l["list"]["template"] == "documentLibrary")
+            .count()
+            + 1
     );
     let pages = t.ok(&format!("/sites/{sid}/pages")).await;
     assert!(

@@ -100,8 +100,7 @@ pub enum Kind {
 pub struct Item {
     pub id: String,
     pub guid: String,
-    /// Creation order within the drive (SharePoint's list item id).
-    #[allow(dead_code)]
+    /// Creation order within the drive (the list item id in a document library).
     pub counter: u64,
     pub name: String,
     pub parent: Option<String>,

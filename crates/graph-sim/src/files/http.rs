@@ -58,7 +58,7 @@ pub fn public_routes() -> Router<Arc<Sim>> {
 fn segments(path: &str) -> Vec<String> {
     path.split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| percent_decode(s))
+        .map(percent_decode)
         .collect()
 }
 
@@ -167,6 +167,10 @@ fn route(
             let first = s(1).unwrap_or_default();
             if first.eq_ignore_ascii_case("getAllSites") && segs.len() == 2 {
                 return list_sites(sim, ctx, true);
+            }
+            if let Some((host, p)) = first.split_once(":/") {
+                let site = site_by_path(sim, host, p.strip_suffix(':').unwrap_or(p))?;
+                return site_ops(sim, ctx, method, &site, &segs[2..], body);
             }
             if s(2) == Some("path") {
                 let site = site_by_path(sim, first, s(3).unwrap_or_default())?;
@@ -313,6 +317,9 @@ fn list_ops(
     let tenant = sim.cfg.tenant_id.clone();
     let get = *method == Method::GET;
     let Some(lid) = s(0) else {
+        if *method == Method::POST {
+            return create_list(sim, site, &slot, body);
+        }
         if !get {
             return Err(GraphError::method_not_allowed());
         }
@@ -392,11 +399,23 @@ fn list_ops(
             if get {
                 let ss = slot.read();
                 let l = &ss.lists[li];
-                let v: Vec<Value> = l
-                    .items
-                    .values()
-                    .map(|it| sites::item_json(l, site, it, with_fields))
-                    .collect();
+                let v: Vec<Value> = match l.lib {
+                    // A document library's items are its files and folders.
+                    Some(lib) => {
+                        let drive = drive_slot(sim, &DriveKey::Library(site.id.clone(), lib).id())?;
+                        let st = drive.read();
+                        st.items
+                            .values()
+                            .filter(|i| i.kind != Kind::Root)
+                            .map(|i| library_item_json(&st, l, site, i, with_fields))
+                            .collect()
+                    }
+                    None => l
+                        .items
+                        .values()
+                        .map(|it| sites::item_json(l, site, it, with_fields))
+                        .collect(),
+                };
                 return ok(odata::collection(
                     ctx,
                     &format!("{frag}/items"),
@@ -512,6 +531,152 @@ fn list_ops(
         }
         _ => Err(GraphError::no_resource(&ctx.path)),
     }
+}
+
+/// The list item of a file or folder in a document library.
+fn library_item_json(
+    st: &DriveState,
+    l: &sites::ListState,
+    site: &SiteMeta,
+    it: &Item,
+    with_fields: bool,
+) -> Value {
+    let etag = format!("\"{{{}}},{}\"", it.guid, it.etag);
+    let (ct_id, ct_name) = if it.is_file() {
+        ("0x0101008A1B2C3D4E5F60718293A4B5C6D7E8F9", "Document")
+    } else {
+        ("0x0120008A1B2C3D4E5F60718293A4B5C6D7E8F9", "Folder")
+    };
+    let mut v = json!({
+        "@odata.etag": etag,
+        "id": it.counter.to_string(),
+        "eTag": etag,
+        "createdDateTime": graph_time(it.created),
+        "lastModifiedDateTime": graph_time(it.modified),
+        "webUrl": st.web_url_of(&it.id),
+        "createdBy": it.created_by.json(),
+        "lastModifiedBy": it.modified_by.json(),
+        "parentReference": {"id": l.id, "siteId": site.id},
+        "contentType": {"id": ct_id, "name": ct_name},
+        "sharepointIds": {"listId": l.id, "listItemId": it.counter.to_string(), "listItemUniqueId": it.guid.to_lowercase()},
+    });
+    if with_fields {
+        v["fields"] = json!({
+            "@odata.etag": etag,
+            "id": it.counter.to_string(),
+            "FileLeafRef": it.name,
+            "ContentType": ct_name,
+            "Created": graph_time(it.created),
+            "Modified": graph_time(it.modified),
+            "FileSizeDisplay": it.size().to_string(),
+        });
+    }
+    v
+}
+
+/// `POST /sites/{id}/lists`: a generic list with the given columns, or a document library.
+fn create_list(
+    sim: &Sim,
+    site: &SiteMeta,
+    slot: &crate::lazy::Slot<sites::SiteState>,
+    body: Bytes,
+) -> GraphResult<Response> {
+    let b = body_json(&body)?;
+    let display = b
+        .get("displayName")
+        .and_then(Value::as_str)
+        .filter(|d| !d.trim().is_empty())
+        .ok_or_else(|| GraphError::invalid_request("displayName is required."))?
+        .to_string();
+    let template = match b
+        .pointer("/list/template")
+        .and_then(Value::as_str)
+        .unwrap_or("genericList")
+    {
+        "documentLibrary" => "documentLibrary",
+        "contacts" => "contacts",
+        "announcements" => "announcements",
+        "events" => "events",
+        "tasks" => "tasks",
+        _ => "genericList",
+    };
+    let mut columns = vec![sites::Column {
+        name: "Title".into(),
+        display: "Title".into(),
+        ty: "text",
+        choices: vec![],
+    }];
+    for c in b
+        .get("columns")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(name) = c.get("name").and_then(Value::as_str) else {
+            return Err(GraphError::invalid_request("Every column needs a name."));
+        };
+        if name.eq_ignore_ascii_case("Title") {
+            continue;
+        }
+        let ty = ["text", "number", "choice", "dateTime", "boolean"]
+            .into_iter()
+            .find(|t| c.get(*t).is_some())
+            .unwrap_or("text");
+        let choices = c
+            .pointer("/choice/choices")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        columns.push(sites::Column {
+            name: name.to_string(),
+            display: c
+                .get("displayName")
+                .and_then(Value::as_str)
+                .unwrap_or(name)
+                .to_string(),
+            ty,
+            choices,
+        });
+    }
+    if slot
+        .read()
+        .lists
+        .iter()
+        .any(|l| l.display_name.eq_ignore_ascii_case(&display))
+    {
+        return Err(name_exists());
+    }
+    let lib = if template == "documentLibrary" {
+        Some(super::add_library(sim, &site.id, &display)?)
+    } else {
+        None
+    };
+    let seq = sim.next_seq();
+    let id = match lib {
+        Some(i) => crate::rng::stable_guid(sim.seed(), &["list", &site.id, "lib", &i.to_string()]),
+        None => crate::rng::stable_guid(sim.seed(), &["list-api", &site.id, &seq.to_string()]),
+    }
+    .to_string();
+    let list = sites::ListState {
+        id,
+        name: display.replace(' ', ""),
+        display_name: display,
+        template,
+        created: sim.now(),
+        columns,
+        items: DeltaLog::new(),
+        next_id: 1,
+        lib,
+    };
+    let site = site_meta(sim, &site.id)?;
+    let v = list.json(&site, &sim.cfg.tenant_id);
+    slot.write().lists.push(list);
+    Ok(json_response(StatusCode::CREATED, v))
 }
 
 fn list_item_missing() -> GraphError {
@@ -650,6 +815,22 @@ fn drive_ops(
         }
         return ok(odata::entity(ctx, "drives", drive_json(&slot.read()), None));
     }
+    // SDKs percent-encode the `items/{id}:/a/b:` form, so the router sees it as one id.
+    let expanded: Vec<String>;
+    let rest = match (s(0), s(1)) {
+        (Some("items"), Some(id)) if id.contains(":/") => {
+            let (base, p) = id.split_once(":/").unwrap_or((id, ""));
+            let p = p.strip_suffix(':').unwrap_or(p);
+            expanded = ["items", base, "path", p]
+                .into_iter()
+                .map(str::to_string)
+                .chain(rest[2..].iter().cloned())
+                .collect();
+            &expanded[..]
+        }
+        _ => rest,
+    };
+    let s = |i: usize| rest.get(i).map(String::as_str);
     let (base, mut i) = match (s(0), s(1)) {
         (Some("root"), _) => ("root".to_string(), 1),
         (Some("items"), Some(id)) => (id.to_string(), 2),
@@ -685,7 +866,12 @@ fn drive_ops(
             Target::Item(base_id)
         }
     };
-    let action: Vec<&str> = rest[i..].iter().map(String::as_str).collect();
+    let action: Vec<&str> = rest
+        .get(i..)
+        .unwrap_or(&[])
+        .iter()
+        .map(String::as_str)
+        .collect();
     let o = ctx.origin.clone();
     match target {
         Target::Missing {
@@ -850,10 +1036,24 @@ fn item_ops(
                     "Cannot upload content to a folder.",
                 ));
             }
-            let _ = conflict;
-            let id = it.id.clone();
-            new_version(sim, &mut st, &id, body, None, None)?;
-            ok(render_item(sim, &st, &id, o, false)?)
+            let (id, parent, name) = (
+                it.id.clone(),
+                it.parent.clone().unwrap_or_default(),
+                it.name.clone(),
+            );
+            match conflict {
+                Conflict::Fail => Err(name_exists()),
+                Conflict::Rename => {
+                    let (status, id) = commit(
+                        sim, &mut st, &parent, &name, None, conflict, body, None, None, None,
+                    )?;
+                    Ok(json_response(status, render_item(sim, &st, &id, o, false)?))
+                }
+                Conflict::Replace => {
+                    new_version(sim, &mut st, &id, body, None, None)?;
+                    ok(render_item(sim, &st, &id, o, false)?)
+                }
+            }
         }
         (Method::POST, ["createUploadSession"]) => {
             let (parent, name, existing) = {
@@ -1078,7 +1278,10 @@ fn opt_time(v: &Value, key: &str) -> GraphResult<Option<DateTime<Utc>>> {
     }
 }
 
-fn fs_info(v: &Value) -> GraphResult<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)> {
+/// `fileSystemInfo` dates given by the client: (created, last modified).
+type FsDates = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+fn fs_info(v: &Value) -> GraphResult<FsDates> {
     match v.get("fileSystemInfo") {
         Some(f) => Ok((
             opt_time(f, "createdDateTime")?,
@@ -1219,20 +1422,19 @@ fn patch_item(
             "The root cannot be renamed or moved.",
         ));
     }
-    if let Some(p) = &parent {
-        if let Some(other) = st
+    if let Some(p) = &parent
+        && let Some(other) = st
             .child_named(p, &name)
             .filter(|o| o.id != id)
             .map(|o| o.id.clone())
-        {
-            match conflict {
-                Conflict::Fail => return Err(name_exists()),
-                Conflict::Rename => name = st.free_name(p, &name),
-                Conflict::Replace => {
-                    for x in st.subtree(&other).into_iter().rev() {
-                        let seq = sim.next_seq();
-                        st.items.remove(&x, seq, "deleted");
-                    }
+    {
+        match conflict {
+            Conflict::Fail => return Err(name_exists()),
+            Conflict::Rename => name = st.free_name(p, &name),
+            Conflict::Replace => {
+                for x in st.subtree(&other).into_iter().rev() {
+                    let seq = sim.next_seq();
+                    st.items.remove(&x, seq, "deleted");
                 }
             }
         }
@@ -1328,11 +1530,11 @@ fn commit(
     fm: Option<DateTime<Utc>>,
     description: Option<String>,
 ) -> GraphResult<(StatusCode, String)> {
-    if let Some(e) = existing {
-        if st.items.contains(e) {
-            new_version(sim, st, e, body, fc, fm)?;
-            return Ok((StatusCode::OK, e.to_string()));
-        }
+    if let Some(e) = existing
+        && st.items.contains(e)
+    {
+        new_version(sim, st, e, body, fc, fm)?;
+        return Ok((StatusCode::OK, e.to_string()));
     }
     if st.items.get(parent).is_none() {
         return Err(drive::item_missing());
@@ -1393,12 +1595,13 @@ fn create_session(
             .and_then(Value::as_str),
         Conflict::Replace,
     )?;
-    if let Some(n) = item.get("name").and_then(Value::as_str) {
-        if existing.is_none() && !n.eq_ignore_ascii_case(name) {
-            return Err(GraphError::invalid_request(
-                "The name in the request body does not match the name in the path.",
-            ));
-        }
+    if let Some(n) = item.get("name").and_then(Value::as_str)
+        && existing.is_none()
+        && !n.eq_ignore_ascii_case(name)
+    {
+        return Err(GraphError::invalid_request(
+            "The name in the request body does not match the name in the path.",
+        ));
     }
     let (fc, fm) = fs_info(&item)?;
     if existing.is_none() && conflict == Conflict::Fail {
@@ -1429,13 +1632,17 @@ fn create_session(
             total,
             buf: Vec::new(),
             expires,
+            done: None,
         },
     );
     ok(json!({
         "@odata.context": format!("{}/$metadata#microsoft.graph.uploadSession", ctx.base),
         "uploadUrl": url,
         "expirationDateTime": graph_time(expires),
-        "nextExpectedRanges": ["0-"],
+        "nextExpectedRanges": [match total {
+            Some(t) if t > 0 => format!("0-{}", t - 1),
+            _ => "0-".to_string(),
+        }],
     }))
 }
 
@@ -1722,10 +1929,10 @@ fn download_inner(
     if let Ok(v) = HeaderValue::from_str(&disp) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    if status == StatusCode::PARTIAL_CONTENT {
-        if let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{}", start, end - 1, len)) {
-            h.insert(header::CONTENT_RANGE, v);
-        }
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{}", start, end - 1, len))
+    {
+        h.insert(header::CONTENT_RANGE, v);
     }
     Ok(r)
 }
@@ -1748,10 +1955,17 @@ async fn upload_fragment(
     }
 }
 
+/// The missing range, with its end when the file size is known (as OneDrive
+/// for Business answers: `"327680-1048575"`).
 fn session_status(s: &UploadSession) -> Value {
+    let from = s.buf.len() as u64;
+    let range = match s.total {
+        Some(t) if t > from => format!("{from}-{}", t - 1),
+        _ => format!("{from}-"),
+    };
     json!({
         "expirationDateTime": graph_time(s.expires),
-        "nextExpectedRanges": [format!("{}-", s.buf.len())],
+        "nextExpectedRanges": [range],
     })
 }
 
@@ -1769,6 +1983,28 @@ fn upload_inner(
     let mut sessions = sim.files.sessions.lock();
     if sessions.get(sid).is_some_and(|s| s.expires < Utc::now()) {
         sessions.remove(sid);
+    }
+    let done = sessions.get(sid).and_then(|s| {
+        s.done
+            .clone()
+            .map(|(item, status)| (s.drive.clone(), item, status))
+    });
+    if let Some((drive, item, status)) = done {
+        // Committed: only a retried final fragment is answered (with the item again).
+        if *method != Method::PUT {
+            if *method == Method::DELETE {
+                sessions.remove(sid);
+            }
+            return Err(session_missing());
+        }
+        drop(sessions);
+        let slot = drive_slot(sim, &drive)?;
+        let st = slot.read();
+        let v = render_item(sim, &st, &item, &ctx.origin, false)?;
+        return Ok(json_response(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+            v,
+        ));
     }
     match *method {
         Method::GET => {
@@ -1792,7 +2028,7 @@ fn upload_inner(
     let (start, end, total) = parse_content_range(range).ok_or_else(|| {
         GraphError::invalid_request("The Content-Range header is missing or malformed.")
     })?;
-    if body.len() as u64 != end + 1 - start {
+    if Some(body.len() as u64) != (end - start).checked_add(1) {
         return Err(GraphError::invalid_request(
             "The Content-Range header length does not match the provided number of bytes.",
         ));
@@ -1804,12 +2040,12 @@ fn upload_inner(
             "Fragments must be smaller than 60 MiB.",
         ));
     }
-    if let Some(t) = s.total {
-        if t != total {
-            return Err(GraphError::invalid_request(
-                "The declared file size does not match the size of the upload session.",
-            ));
-        }
+    if let Some(t) = s.total
+        && t != total
+    {
+        return Err(GraphError::invalid_request(
+            "The declared file size does not match the size of the upload session.",
+        ));
     }
     if end >= total {
         return Err(GraphError::invalid_request(
@@ -1817,20 +2053,23 @@ fn upload_inner(
         ));
     }
     let received = s.buf.len() as u64;
+    // Graph answers both with 416 invalidRange ("fragmentOverlap" / out of order).
     if start < received {
         return Err(GraphError::new(
             StatusCode::RANGE_NOT_SATISFIABLE,
             "invalidRange",
-            "The uploaded fragment overlaps with data that has already been received.",
+            "Uploaded fragment overlaps with existing data.",
         ));
     }
     if start > received {
-        return Err(GraphError::invalid_request(format!(
-            "Fragments must be uploaded in order: the next expected range starts at {received}."
-        )));
+        return Err(GraphError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "invalidRange",
+            "Uploaded fragment is out of order.",
+        ));
     }
     let last = end + 1 == total;
-    if !last && body.len() as u64 % FRAGMENT_UNIT != 0 {
+    if !last && !(body.len() as u64).is_multiple_of(FRAGMENT_UNIT) {
         return Err(GraphError::invalid_request(
             "The fragment size must be a multiple of 320 KiB (327,680 bytes), except for the last fragment.",
         ));
@@ -1859,7 +2098,7 @@ fn upload_inner(
     );
     match res {
         Ok((status, id)) => {
-            sessions.remove(sid);
+            s.done = Some((id.clone(), status.as_u16()));
             let v = render_item(sim, &st, &id, &ctx.origin, false)?;
             Ok(json_response(status, v))
         }

@@ -48,6 +48,10 @@ pub(crate) struct UploadSession {
     pub total: Option<u64>,
     pub buf: Vec<u8>,
     pub expires: DateTime<Utc>,
+    /// Set once the last byte arrived and the file was committed: the item
+    /// and the status it was answered with (a retried final fragment gets
+    /// the same answer again).
+    pub done: Option<(String, u16)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +82,8 @@ pub struct FileStore {
     sites: RwLock<Option<BTreeMap<String, SiteMeta>>>,
     /// Drives that were deleted (with their user or site).
     gone: RwLock<HashSet<String>>,
+    /// How many directory groups the registry has seen (group sites are added for new ones).
+    synced_groups: std::sync::atomic::AtomicUsize,
     pub(crate) sessions: Mutex<HashMap<String, UploadSession>>,
     pub(crate) hashes: HashCache,
 }
@@ -89,6 +95,7 @@ impl FileStore {
             site_states: LazyMap::new(capacity),
             sites: RwLock::new(None),
             gone: RwLock::new(HashSet::new()),
+            synced_groups: std::sync::atomic::AtomicUsize::new(usize::MAX),
             sessions: Mutex::new(HashMap::new()),
             hashes: HashCache::default(),
         }
@@ -140,7 +147,15 @@ fn with_registry<R>(sim: &Sim, f: impl FnOnce(&mut BTreeMap<String, SiteMeta>) -
         let (_, host) = tenant_host(sim);
         *g = Some(sites::generate_registry(sim.seed(), &host, sim.cfg.users));
     }
-    // Group team sites: one per unified group, live or not yet deleted.
+    // Group team sites: one per unified group, added when the directory has groups it has not seen.
+    let n_groups = sim.directory.read().groups.len();
+    if store
+        .synced_groups
+        .swap(n_groups, std::sync::atomic::Ordering::Relaxed)
+        == n_groups
+    {
+        return f(g.as_mut().expect("registry initialised above"));
+    }
     let groups: Vec<(String, String, String, String, bool, bool)> = {
         let dir = sim.directory.read();
         dir.groups
@@ -250,17 +265,17 @@ pub(crate) fn group_site_meta(sim: &Sim, gid: &str) -> GraphResult<SiteMeta> {
 
 fn site_people(sim: &Sim, site: &SiteMeta) -> Vec<Who> {
     let dir = sim.directory.read();
-    if let SiteKind::Group(gid) = &site.kind {
-        if let Some(g) = dir.group_any(gid) {
-            let v: Vec<Who> = g
-                .members
-                .iter()
-                .filter_map(|m| dir.user_any(m))
-                .map(user_who)
-                .collect();
-            if !v.is_empty() {
-                return v;
-            }
+    if let SiteKind::Group(gid) = &site.kind
+        && let Some(g) = dir.group_any(gid)
+    {
+        let v: Vec<Who> = g
+            .members
+            .iter()
+            .filter_map(|m| dir.user_any(m))
+            .map(user_who)
+            .collect();
+        if !v.is_empty() {
+            return v;
         }
     }
     let licensed: Vec<&crate::directory::User> = dir
@@ -405,7 +420,7 @@ pub(crate) fn drive_slot(sim: &Sim, drive_id: &str) -> GraphResult<Arc<Slot<Driv
             let spec = GenSpec {
                 seed: sim.seed(),
                 scale: sim.cfg.content_scale,
-                generated: site.generated,
+                generated: site.generated && (*lib as usize) < site.generated_libs,
                 people: site_people(sim, &site),
                 extra_folders: extra,
                 personal: false,
@@ -925,4 +940,20 @@ impl Workload for FileStore {
 pub(crate) fn new_bytes_content(sim: &Sim, b: Bytes) -> (Content, Option<content::Hashes>) {
     let h = drive::bytes_hashes(sim.seed(), &b);
     (Content::Bytes(b), Some(h))
+}
+
+/// Adds a document library to a site (a list created with the documentLibrary
+/// template); returns its index.
+pub(crate) fn add_library(sim: &Sim, site_id: &str, name: &str) -> GraphResult<u8> {
+    with_registry(sim, |reg| {
+        let s = reg
+            .get_mut(site_id)
+            .filter(|s| !s.deleted)
+            .ok_or_else(|| GraphError::item_not_found("Requested site could not be found"))?;
+        if s.libs.len() >= u8::MAX as usize {
+            return Err(GraphError::invalid_request("Too many libraries."));
+        }
+        s.libs.push(name.to_string());
+        Ok((s.libs.len() - 1) as u8)
+    })
 }

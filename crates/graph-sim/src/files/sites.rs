@@ -40,6 +40,8 @@ pub struct SiteMeta {
     pub parent: Option<String>,
     /// Document library names; 0 is "Documents".
     pub libs: Vec<String>,
+    /// Libraries the seed fills; those added through the API start empty.
+    pub generated_libs: usize,
     pub generated: bool,
     pub deleted: bool,
 }
@@ -127,6 +129,7 @@ pub fn generate_registry(seed: u64, host: &str, users: u32) -> BTreeMap<String, 
         modified: anchor - Duration::days(r.random_range(1..30)),
         parent: None,
         libs: extra_lib(&mut r),
+        generated_libs: 0,
         generated: true,
         deleted: false,
     };
@@ -151,6 +154,7 @@ pub fn generate_registry(seed: u64, host: &str, users: u32) -> BTreeMap<String, 
             modified: anchor - Duration::days(r.random_range(1..60)),
             parent: None,
             libs: extra_lib(&mut r),
+            generated_libs: 0,
             generated: true,
             deleted: false,
         };
@@ -197,10 +201,14 @@ pub fn generate_registry(seed: u64, host: &str, users: u32) -> BTreeMap<String, 
             modified: anchor - Duration::days(r.random_range(1..60)),
             parent: Some(parent),
             libs: vec!["Documents".into()],
+            generated_libs: 0,
             generated: true,
             deleted: false,
         };
         out.insert(s.id.clone(), s);
+    }
+    for s in out.values_mut() {
+        s.generated_libs = s.libs.len();
     }
     out
 }
@@ -236,8 +244,17 @@ pub fn group_site(
         } else {
             vec!["Documents".into()]
         },
+        generated_libs: 0,
         generated,
         deleted: false,
+    }
+    .with_generated_libs()
+}
+
+impl SiteMeta {
+    fn with_generated_libs(mut self) -> Self {
+        self.generated_libs = self.libs.len();
+        self
     }
 }
 
@@ -247,7 +264,7 @@ pub struct Column {
     pub display: String,
     /// `text`, `number`, `choice`, `dateTime`, `boolean`
     pub ty: &'static str,
-    pub choices: Vec<&'static str>,
+    pub choices: Vec<String>,
 }
 
 impl Column {
@@ -385,17 +402,18 @@ const LIST_TEMPLATES: &[Template] = &[
     ),
 ];
 
-fn choices_for(col: &str) -> Vec<&'static str> {
-    match col {
-        "Status" => vec!["Not started", "In progress", "Blocked", "Done"],
-        "Priority" => vec!["(1) High", "(2) Normal", "(3) Low"],
-        _ => vec![],
-    }
+fn choices_for(col: &str) -> Vec<String> {
+    let v: &[&str] = match col {
+        "Status" => &["Not started", "In progress", "Blocked", "Done"],
+        "Priority" => &["(1) High", "(2) Normal", "(3) Low"],
+        _ => &[],
+    };
+    v.iter().map(|s| s.to_string()).collect()
 }
 
 pub fn field_value(r: &mut SimRng, col: &Column) -> Value {
     match col.ty {
-        "choice" => json!(*pick(r, &col.choices)),
+        "choice" if !col.choices.is_empty() => json!(pick(r, &col.choices)),
         "number" => json!(r.random_range(10..5000) as f64),
         "boolean" => json!(r.random_bool(0.5)),
         "dateTime" => json!(graph_time(
