@@ -1094,3 +1094,37 @@ async fn same_seed_same_content() {
     let c = snapshot(98).await;
     assert_ne!(a, c);
 }
+
+#[tokio::test]
+async fn evicted_groups_come_back_identical() {
+    let mut cfg = graph_sim::SimConfig::new(40, 31);
+    cfg.cache_entities = 2;
+    let t = TestSim::with_config(cfg).await;
+    let all = groups(&t).await;
+    let tid = a_team(&t).await;
+    let read = |path: String| {
+        let t = &t;
+        async move { t.get_all(&path).await }
+    };
+    let chans = read(format!("/teams/{tid}/channels")).await;
+    let cid = chans[0]["id"].as_str().unwrap().to_string();
+    let msgs = read(format!("/teams/{tid}/channels/{}/messages", enc(&cid))).await;
+    let threads = read(format!("/groups/{tid}/threads")).await;
+    // Touch every other group so the first one is dropped from memory.
+    for g in &all {
+        let gid = g["id"].as_str().unwrap();
+        if gid != tid {
+            t.get(&format!("/groups/{gid}/threads")).await;
+        }
+    }
+    assert!(
+        t.sim().collab.groups_in_memory() <= 3,
+        "clean groups are evicted"
+    );
+    assert_eq!(read(format!("/teams/{tid}/channels")).await, chans);
+    assert_eq!(
+        read(format!("/teams/{tid}/channels/{}/messages", enc(&cid))).await,
+        msgs
+    );
+    assert_eq!(read(format!("/groups/{tid}/threads")).await, threads);
+}

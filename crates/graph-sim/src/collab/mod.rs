@@ -35,6 +35,11 @@ impl CollabStore {
             groups: LazyMap::new(capacity),
         }
     }
+
+    /// How many groups' collaboration state is in memory now.
+    pub fn groups_in_memory(&self) -> usize {
+        self.groups.len()
+    }
 }
 
 /// A directory user as collaboration content shows them.
