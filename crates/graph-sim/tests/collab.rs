@@ -249,6 +249,24 @@ async fn team_members_and_channels() {
     let primary = t.ok(&format!("/teams/{tid}/primaryChannel")).await;
     assert_eq!(primary["id"], chans[0]["id"]);
     assert_eq!(primary["id"], team["internalId"]);
+    let via_primary = t
+        .get_all(&format!("/teams/{tid}/primaryChannel/messages"))
+        .await;
+    let via_id = t
+        .get_all(&format!(
+            "/teams/{tid}/channels/{}/messages",
+            enc(primary["id"].as_str().unwrap())
+        ))
+        .await;
+    assert_eq!(via_primary, via_id);
+    let (pd, _) = t
+        .delta_round(&format!("/teams/{tid}/primaryChannel/messages/delta"))
+        .await;
+    assert_eq!(pd.len(), via_id.len());
+    assert_eq!(
+        t.get_all(&format!("/teams/{tid}/allChannels")).await.len(),
+        chans.len()
+    );
 
     // PATCH the team.
     let (s, _) = t
