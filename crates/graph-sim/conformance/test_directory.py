@@ -75,3 +75,20 @@ def test_batch_through_the_sdk_request_content(graph, run, sim):
     responses = run(graph.batch.post(content))
     statuses = {rid: r.status for rid, r in responses.responses.items()}
     assert statuses == {"1": 200, "2": 200, "3": 404}
+
+
+def test_users_delta_through_the_sdk_sees_exactly_the_changes(graph, run, sim):
+    page = run(graph.users.delta.get())
+    seen = list(page.value)
+    while page.odata_next_link:
+        page = run(graph.users.delta.with_url(page.odata_next_link).get())
+        seen.extend(page.value)
+    assert_known(seen)
+    delta_link = page.odata_delta_link
+    assert delta_link and len(seen) >= 30
+    victim = seen[5].id
+    sim.control("POST", f"/_sim/users/{victim}/delete")
+    page = run(graph.users.delta.with_url(delta_link).get())
+    removed = [u for u in page.value if (u.additional_data or {}).get("@removed")]
+    assert [u.id for u in removed] == [victim]
+    assert page.odata_delta_link

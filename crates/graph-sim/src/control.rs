@@ -3,7 +3,6 @@
 //! the operator of the simulator, not for the app under test.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -83,8 +82,6 @@ fn full() -> f64 {
     1.0
 }
 
-static ACTIVITY_DAY: AtomicU64 = AtomicU64::new(0);
-
 fn parse_entity(s: &str) -> GraphResult<EntityRef> {
     match s.split_once(':') {
         Some(("user", id)) => Ok(EntityRef::User(id.to_string())),
@@ -121,7 +118,12 @@ pub fn simulate_days(
     let mut total = ActivityReport::default();
     for _ in 0..days {
         sim.advance_clock(86_400);
-        let day = ACTIVITY_DAY.fetch_add(1, Ordering::SeqCst);
+        let day = sim.next_activity_day();
+        if only.is_none() {
+            let mut rng =
+                crate::rng::rng_for(sim.seed(), &["directory-activity", &day.to_string()]);
+            directory::simulate_directory_day(sim, &mut rng, &mut total);
+        }
         let entities = only.clone().unwrap_or_else(|| all_entities(sim));
         for entity in entities {
             let key = serde_json::to_string(&entity).unwrap_or_default();

@@ -13,6 +13,7 @@ use axum::{Json, Router};
 use rand::Rng;
 use serde_json::{Value, json};
 
+use crate::delta::{DeltaLog, TokenFlavor};
 use crate::error::{GraphError, GraphResult};
 use crate::odata::{self, GraphCtx, PageLimits};
 use crate::rng::{
@@ -191,6 +192,9 @@ pub struct Directory {
     pub groups: Vec<Group>,
     user_index: HashMap<String, usize>,
     group_index: HashMap<String, usize>,
+    /// Change tracking for `/users/delta` and `/groups/delta` (generated objects start at sequence 0).
+    pub user_changes: DeltaLog<()>,
+    pub group_changes: DeltaLog<()>,
 }
 
 impl Directory {
@@ -273,7 +277,15 @@ impl Directory {
             groups,
             user_index: HashMap::new(),
             group_index: HashMap::new(),
+            user_changes: DeltaLog::new(),
+            group_changes: DeltaLog::new(),
         };
+        for u in &d.users {
+            d.user_changes.upsert(u.id.clone(), (), 0);
+        }
+        for g in &d.groups {
+            d.group_changes.upsert(g.id.clone(), (), 0);
+        }
         d.reindex();
         d
     }
@@ -334,6 +346,31 @@ impl Directory {
 
     pub fn live_groups(&self) -> impl Iterator<Item = &Group> {
         self.groups.iter().filter(|g| g.deleted.is_none())
+    }
+
+    /// Records that a user changed (for `/users/delta`).
+    pub fn user_changed(&mut self, id: &str, seq: u64) {
+        if let Some(u) = self.user_any(id) {
+            let id = u.id.clone();
+            if u.deleted.is_some() {
+                // Soft-deleted: restorable for 30 days, reported with reason "changed".
+                self.user_changes.remove(&id, seq, "changed");
+            } else {
+                self.user_changes.upsert(id, (), seq);
+            }
+        }
+    }
+
+    /// Records that a group changed (for `/groups/delta`).
+    pub fn group_changed(&mut self, id: &str, seq: u64) {
+        if let Some(g) = self.group_any(id) {
+            let id = g.id.clone();
+            if g.deleted.is_some() {
+                self.group_changes.remove(&id, seq, "changed");
+            } else {
+                self.group_changes.upsert(id, (), seq);
+            }
+        }
     }
 
     /// Adds a user created through the API; its mailbox and drive start empty.
@@ -498,6 +535,8 @@ fn generate_user(cfg: &SimConfig, i: u32, shared_seen: &mut HashMap<&'static str
 pub fn routes() -> Router<Arc<Sim>> {
     Router::new()
         .route("/users", get(list_users).post(create_user))
+        .route("/users/delta", get(users_delta))
+        .route("/groups/delta", get(groups_delta))
         .route(
             "/users/{id}",
             get(get_user).patch(update_user).delete(delete_user),
@@ -651,6 +690,9 @@ async fn create_user(
         deleted: None,
     };
     let json = dir.add_user(user).json();
+    if let Some(id) = json["id"].as_str() {
+        dir.user_changed(id, sim.next_seq());
+    }
     Ok((
         StatusCode::CREATED,
         Json(odata::entity(&ctx, "users", json, None)),
@@ -680,6 +722,7 @@ async fn update_user(
     if let Some(v) = str_field(&body, "jobTitle") {
         u.job_title = Some(v);
     }
+    dir.user_changed(&id, sim.next_seq());
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -700,6 +743,7 @@ pub fn delete_user_now(sim: &Sim, id: &str) -> GraphResult<()> {
             g.members.retain(|m| m != &uid);
             g.owners.retain(|m| m != &uid);
         }
+        dir.user_changed(&uid, sim.next_seq());
         uid
     };
     let entity = EntityRef::User(uid);
@@ -719,7 +763,9 @@ pub fn delete_group_now(sim: &Sim, id: &str) -> GraphResult<()> {
             .filter(|g| g.deleted.is_none())
             .ok_or_else(|| GraphError::directory_not_found(id))?;
         g.deleted = Some(now);
-        g.id.clone()
+        let gid = g.id.clone();
+        dir.group_changed(&gid, sim.next_seq());
+        gid
     };
     let entity = EntityRef::Group(gid);
     for w in sim.workloads() {
@@ -852,6 +898,7 @@ async fn assign_license(
         u.has_mailbox = true;
     }
     let json = u.json();
+    dir.user_changed(&id, sim.next_seq());
     Ok(Json(odata::entity(&ctx, "users", json, None)))
 }
 
@@ -931,6 +978,7 @@ pub fn create_group_from(sim: &Sim, body: &Value, team: bool) -> GraphResult<Gro
         }
     }
     let domain = dir.domain.clone();
+    let seq = sim.next_seq();
     let group = Group {
         index: 0,
         id: uuid::Uuid::new_v4().to_string(),
@@ -947,7 +995,9 @@ pub fn create_group_from(sim: &Sim, body: &Value, team: bool) -> GraphResult<Gro
         generated: false,
         deleted: None,
     };
-    Ok(dir.add_group(group).clone())
+    let g = dir.add_group(group).clone();
+    dir.group_changed(&g.id, seq);
+    Ok(g)
 }
 
 async fn create_group(
@@ -1055,6 +1105,8 @@ fn add_ref(sim: &Sim, id: &str, body: &Value, owner: bool) -> GraphResult<Status
     if owner && !g.members.contains(&uid) {
         g.members.push(uid);
     }
+    let gid = g.id.clone();
+    dir.group_changed(&gid, sim.next_seq());
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -1155,6 +1207,7 @@ async fn restore_deleted(
         u.generated = false;
         let mut v = u.json();
         v["@odata.type"] = json!("#microsoft.graph.user");
+        dir.user_changed(&id, sim.next_seq());
         return Ok(Json(odata::entity(&ctx, "directoryObjects", v, None)));
     }
     if let Some(g) = dir.group_mut(&id).filter(|g| g.deleted.is_some()) {
@@ -1162,7 +1215,160 @@ async fn restore_deleted(
         g.generated = false;
         let mut v = g.json();
         v["@odata.type"] = json!("#microsoft.graph.group");
+        dir.group_changed(&id, sim.next_seq());
         return Ok(Json(odata::entity(&ctx, "directoryObjects", v, None)));
     }
     Err(GraphError::directory_not_found(&id))
+}
+
+/// `GET /users/delta` and `/groups/delta`: directory objects changed since a
+/// token, soft-deleted ones as `@removed: {"reason": "changed"}`.
+fn directory_delta(sim: &Sim, ctx: &GraphCtx, groups: bool) -> GraphResult<Value> {
+    let dir = sim.directory.read();
+    let (log, scope, kind) = if groups {
+        (&dir.group_changes, "directory:groups", "group")
+    } else {
+        (&dir.user_changes, "directory:users", "user")
+    };
+    let token = ctx
+        .query
+        .skiptoken
+        .as_deref()
+        .or(ctx.query.deltatoken.as_deref());
+    let epoch = sim.delta_epoch();
+    let now = sim.current_seq();
+    let cursor = log.cursor(scope, epoch, now, token, TokenFlavor::Drive)?;
+    let size = ctx.prefer.max_page_size.unwrap_or(100).clamp(1, 999);
+    let page = log.page(scope, epoch, cursor, now, size);
+    let mut items: Vec<Value> = Vec::new();
+    for (id, _) in &page.changed {
+        let v = if groups {
+            dir.group(id).map(Group::json)
+        } else {
+            dir.user(id).map(User::json)
+        };
+        if let Some(v) = v {
+            let default = if groups {
+                None
+            } else {
+                Some(USER_DEFAULT_SELECT)
+            };
+            items.push(odata::project(v, ctx.query.select.as_deref(), default));
+        }
+    }
+    for r in &page.removed {
+        items.push(json!({"@odata.type": format!("#microsoft.graph.{kind}"), "id": r.id, "@removed": {"reason": r.reason}}));
+    }
+    let path = if groups {
+        "/groups/delta"
+    } else {
+        "/users/delta"
+    };
+    let mut body = serde_json::Map::new();
+    body.insert(
+        "@odata.context".into(),
+        json!(ctx.context(if groups { "groups" } else { "users" })),
+    );
+    if let Some(next) = page.next_token {
+        body.insert(
+            "@odata.nextLink".into(),
+            json!(ctx.link_with(
+                path,
+                &["$skiptoken", "$deltatoken"],
+                &[("$skiptoken", next)]
+            )),
+        );
+    }
+    if let Some(delta) = page.delta_token {
+        body.insert(
+            "@odata.deltaLink".into(),
+            json!(ctx.link_with(
+                path,
+                &["$skiptoken", "$deltatoken"],
+                &[("$deltatoken", delta)]
+            )),
+        );
+    }
+    body.insert("value".into(), Value::Array(items));
+    Ok(Value::Object(body))
+}
+
+async fn users_delta(State(sim): State<Arc<Sim>>, ctx: GraphCtx) -> GraphResult<Json<Value>> {
+    Ok(Json(directory_delta(&sim, &ctx, false)?))
+}
+
+async fn groups_delta(State(sim): State<Arc<Sim>>, ctx: GraphCtx) -> GraphResult<Json<Value>> {
+    Ok(Json(directory_delta(&sim, &ctx, true)?))
+}
+
+/// A day of joiners and leavers: sometimes someone joins (a licensed account
+/// with a new, empty mailbox and drive), sometimes someone leaves (sign-in
+/// blocked, data kept), as in any organisation.
+pub fn simulate_directory_day(
+    sim: &Sim,
+    rng: &mut crate::rng::SimRng,
+    report: &mut crate::ActivityReport,
+) {
+    let mut dir = sim.directory.write();
+    let live = dir.live_users().count();
+    if live < 5 {
+        return;
+    }
+    if rng.random_bool(0.3) {
+        let given = *pick(rng, FIRST_NAMES);
+        let surname = *pick(rng, LAST_NAMES);
+        let n = dir.users.len();
+        let nick: String = format!("{given}.{surname}.{n}")
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '.')
+            .collect::<String>()
+            .to_lowercase();
+        let upn = format!("{nick}@{}", dir.domain);
+        let (city, country, office) = *pick(rng, CITIES);
+        let user = User {
+            index: 0,
+            id: stable_guid(sim.seed(), &["joiner", &n.to_string(), &upn]).to_string(),
+            kind: UserKind::Licensed,
+            display_name: format!("{given} {surname}"),
+            given_name: Some(given.to_string()),
+            surname: Some(surname.to_string()),
+            mail: Some(upn.clone()),
+            upn,
+            mail_nickname: nick,
+            account_enabled: true,
+            licenses: vec![SKUS[0].0.to_string()],
+            department: Some(pick(rng, DEPARTMENTS).to_string()),
+            city: Some(city.to_string()),
+            country: Some(country.to_string()),
+            company: Some(COMPANIES[0].to_string()),
+            job_title: Some(pick(rng, JOB_TITLES).to_string()),
+            office: Some(office.to_string()),
+            age_group: None,
+            business_phones: vec![],
+            mobile_phone: None,
+            created: graph_time(sim.now()),
+            has_mailbox: true,
+            generated: false,
+            deleted: None,
+        };
+        let id = dir.add_user(user).id.clone();
+        dir.user_changed(&id, sim.next_seq());
+        report.users_joined += 1;
+    }
+    if rng.random_bool(0.1) {
+        let candidates: Vec<String> = dir
+            .live_users()
+            .filter(|u| u.account_enabled && u.kind == UserKind::Licensed && u.index != 0)
+            .map(|u| u.id.clone())
+            .collect();
+        if !candidates.is_empty() {
+            let id = candidates[rng.random_range(0..candidates.len())].clone();
+            if let Some(u) = dir.user_mut(&id) {
+                u.account_enabled = false;
+                u.kind = UserKind::Disabled;
+            }
+            dir.user_changed(&id, sim.next_seq());
+            report.users_left += 1;
+        }
+    }
 }

@@ -94,6 +94,9 @@ pub struct ActivityReport {
     pub modified: u64,
     pub moved: u64,
     pub deleted: u64,
+    /// Directory changes: people who joined (new, empty mailbox and drive) or left (account disabled).
+    pub users_joined: u64,
+    pub users_left: u64,
 }
 
 impl ActivityReport {
@@ -102,6 +105,8 @@ impl ActivityReport {
         self.modified += o.modified;
         self.moved += o.moved;
         self.deleted += o.deleted;
+        self.users_joined += o.users_joined;
+        self.users_left += o.users_left;
     }
 }
 
@@ -130,6 +135,7 @@ pub struct Sim {
     clock_offset_secs: AtomicI64,
     seq: AtomicU64,
     delta_epoch: AtomicU64,
+    activity_day: AtomicU64,
     pub directory: RwLock<directory::Directory>,
     pub mail: mail::MailStore,
     pub pim: pim::PimStore,
@@ -152,6 +158,7 @@ impl Sim {
             clock_offset_secs: AtomicI64::new(0),
             seq: AtomicU64::new(1),
             delta_epoch: AtomicU64::new(0),
+            activity_day: AtomicU64::new(0),
             directory: RwLock::new(directory),
             mail: mail::MailStore::new(cap),
             pim: pim::PimStore::new(cap),
@@ -193,6 +200,11 @@ impl Sim {
     /// Delta tokens carry this epoch; bumping it invalidates every token.
     pub fn delta_epoch(&self) -> u64 {
         self.delta_epoch.load(Ordering::SeqCst)
+    }
+
+    /// Numbers the simulated days, so that activity is the same for the same sequence of calls.
+    pub fn next_activity_day(&self) -> u64 {
+        self.activity_day.fetch_add(1, Ordering::SeqCst)
     }
 
     pub fn invalidate_delta_tokens(&self) {

@@ -283,3 +283,82 @@ async fn unknown_paths_and_methods_get_graph_errors() {
     assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
     assert!(v["error"]["message"].is_string());
 }
+
+#[tokio::test]
+async fn users_delta_reports_exactly_what_changed() {
+    let t = TestSim::start(30, 11).await;
+    let (all, link) = t
+        .delta_round("/users/delta?$select=id,displayName,accountEnabled")
+        .await;
+    assert_eq!(all.len(), 30);
+    let (none, link) = t.delta_round(&link).await;
+    assert!(none.is_empty(), "nothing changed: {none:?}");
+    let victim = all[3]["id"].as_str().unwrap().to_string();
+    let renamed = all[4]["id"].as_str().unwrap().to_string();
+    t.control(
+        reqwest::Method::POST,
+        &format!("/_sim/users/{victim}/delete"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        t.patch(
+            &format!("/users/{renamed}"),
+            json!({"displayName": "Renamed Person"})
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    let (s, created) = t
+        .post("/users", json!({"displayName": "New Hire", "userPrincipalName": "new.hire@x.onmicrosoft.com", "mailNickname": "new.hire", "accountEnabled": true}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (changes, link) = t.delta_round(&link).await;
+    assert_eq!(changes.len(), 3, "{changes:?}");
+    let removed: Vec<&Value> = changes
+        .iter()
+        .filter(|c| c.get("@removed").is_some())
+        .collect();
+    assert_eq!(removed.len(), 1);
+    assert_eq!(removed[0]["id"], victim.as_str());
+    assert_eq!(removed[0]["@removed"]["reason"], "changed");
+    assert!(
+        changes
+            .iter()
+            .any(|c| c["id"] == renamed.as_str() && c["displayName"] == "Renamed Person")
+    );
+    assert!(changes.iter().any(|c| c["id"] == created["id"]));
+    // Invalidated tokens are gone (410).
+    t.control(reqwest::Method::POST, "/_sim/delta/invalidate", json!({}))
+        .await;
+    assert_eq!(t.get(&link).await.0, StatusCode::GONE);
+}
+
+#[tokio::test]
+async fn simulated_days_bring_joiners_and_leavers_deterministically() {
+    let run = || async {
+        let t = TestSim::start(40, 12).await;
+        let (_, link) = t
+            .delta_round("/users/delta?$select=id,displayName,accountEnabled")
+            .await;
+        let v = t
+            .control(reqwest::Method::POST, "/_sim/activity", json!({"days": 20}))
+            .await;
+        let (changes, _) = t.delta_round(&link).await;
+        (v["report"].clone(), changes)
+    };
+    let (report, changes) = run().await;
+    let joined = report["usersJoined"].as_u64().unwrap();
+    let left = report["usersLeft"].as_u64().unwrap();
+    assert!(joined > 0, "{report}");
+    assert!(
+        changes.len() as u64 <= joined + left && changes.len() as u64 >= joined,
+        "{changes:?}"
+    );
+    assert!(changes.iter().any(|c| c["accountEnabled"] == true));
+    // The same seed and the same calls give the same tenant.
+    let (report2, changes2) = run().await;
+    assert_eq!(report, report2);
+    assert_eq!(changes, changes2);
+}

@@ -240,6 +240,29 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(base + jitter)
 }
 
+/// An error and its causes on one line: reqwest's own message rarely says why.
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = std::error::Error::source(e);
+    while let Some(err) = source {
+        parts.push(err.to_string());
+        source = err.source();
+    }
+    parts.join(": ")
+}
+
+/// A TLS certificate the client does not trust will not be trusted on a retry either.
+fn is_certificate_error(e: &reqwest::Error) -> bool {
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = source {
+        if err.to_string().to_ascii_lowercase().contains("certificate") {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
 /// `GET /users/{id}/messages` without query or host, for messages and logs.
 fn describe(method: &reqwest::Method, url: &str) -> String {
     let path = url.split('?').next().unwrap_or(url);
@@ -347,11 +370,11 @@ impl GraphClient {
             {
                 Ok(r) if r.status().is_server_error() && attempt + 1 < cfg.max_attempts => {}
                 Ok(r) => break r,
-                Err(e) if attempt + 1 >= cfg.max_attempts => {
+                Err(e) if attempt + 1 >= cfg.max_attempts || is_certificate_error(&e) => {
                     return Err(GraphError::Transport {
                         request: "POST token".into(),
                         attempts: attempt + 1,
-                        detail: e.to_string(),
+                        detail: error_chain(&e),
                     });
                 }
                 Err(_) => {}
@@ -472,11 +495,11 @@ impl GraphClient {
             let resp = match result {
                 Err(e) => {
                     attempt += 1;
-                    if attempt >= cfg.max_attempts {
+                    if attempt >= cfg.max_attempts || is_certificate_error(&e) {
                         return Err(GraphError::Transport {
                             request: label.to_string(),
                             attempts: attempt,
-                            detail: e.to_string(),
+                            detail: error_chain(&e),
                         });
                     }
                     self.inner.counters.retries.fetch_add(1, Ordering::Relaxed);

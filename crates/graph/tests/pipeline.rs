@@ -195,3 +195,32 @@ async fn batches_of_any_size_come_back_in_order() {
     assert_eq!(s.sim.stats.snapshot().by_key.get("batch").copied(), Some(2));
     let _ = Request::get("/users");
 }
+
+#[tokio::test]
+async fn https_with_a_trusted_root_like_production() {
+    let s = graph_sim::start(SimConfig::new(8, 38), "127.0.0.1:0".parse().unwrap(), true)
+        .await
+        .unwrap();
+    assert!(s.url.starts_with("https://"));
+    let c = &s.sim.cfg;
+    let mut cfg = GraphConfig::new(
+        &s.graph_url(),
+        &s.login_url(),
+        &c.tenant_id,
+        &c.client_id,
+        Secret::new(c.client_secret.clone()),
+    )
+    .unwrap();
+    // Without trusting the simulator's CA the connection must fail.
+    let untrusting = GraphClient::new(cfg.clone()).unwrap();
+    let e = untrusting.get_json::<Value>("/users").await.unwrap_err();
+    assert!(
+        format!("{e}").contains("certificate"),
+        "the error says why: {e}"
+    );
+    cfg.extra_root_pem = s.ca_pem.clone();
+    let g = GraphClient::new(cfg).unwrap();
+    let users = g.get_all("/users").await.unwrap();
+    assert_eq!(users.len(), 8);
+    assert!(users.iter().all(|u| u["@odata.nextLink"].is_null()));
+}

@@ -1,0 +1,12 @@
+//! Lifeboat's engine: backup, restore and export per workload. It knows
+//! neither HTTP nor SQL: it reads Microsoft 365 through the `graph` client,
+//! writes the `vault`, and reports through traits ([`progress::Progress`],
+//! and the catalog port), so the CLI, a worker and tests each plug in their
+//! own.
+//!
+//! Built so far: progress reporting, the fault bus that turns item failures
+//! into a run outcome (SPEC F-D6), and backup scheduling (SPEC F-B3).
+
+pub mod faults;
+pub mod progress;
+pub mod schedule;
