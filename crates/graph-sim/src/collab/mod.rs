@@ -272,12 +272,13 @@ impl Workload for CollabStore {
         let Ok(g) = find_group(sim, id) else {
             return;
         };
-        let s = slot(sim, &g);
-        let mut state = s.write();
-        let people = state.people.clone();
+        // Whoever belongs to the group today is who posts today.
+        let people = people_of(sim, &g);
         if people.is_empty() {
             return;
         }
+        let s = slot(sim, &g);
+        let mut state = s.write();
         if let Some(team) = state.team.as_mut() {
             team.simulate_day(sim, &g, &people, rng, report);
         }
