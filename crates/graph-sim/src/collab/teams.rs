@@ -412,10 +412,19 @@ impl Team {
         if ch.migration == Some("inProgress") {
             return;
         }
+        // Private and shared channels hear only from their own members.
+        let authors: Vec<Person> = people
+            .iter()
+            .filter(|p| ch.membership == "standard" || ch.members.iter().any(|(id, _)| id == &p.id))
+            .cloned()
+            .collect();
+        if authors.is_empty() {
+            return;
+        }
         let log = ensure_msgs(sim, g, people, ch);
         let mut used = used_ms(log);
         let author = |rng: &mut SimRng| {
-            let p = &people[rng.random_range(0..people.len())];
+            let p = &authors[rng.random_range(0..authors.len())];
             Author::User {
                 id: p.id.clone(),
                 name: p.name.clone(),
