@@ -180,3 +180,28 @@ def test_migration_import(graph, run):
     assert live.id
     msgs = run(team.channels.by_channel_id(ch.id).messages.get()).value
     assert {m.id for m in msgs} == {msg.id, live.id}
+
+
+def test_list_teams_joined_teams_and_new_conversation(graph, run):
+    from msgraph.generated.models.conversation import Conversation
+    from msgraph.generated.models.conversation_thread import ConversationThread
+
+    teams = run(graph.teams.get()).value
+    assert teams
+    assert_known(teams)
+    tid = teams[0].id
+    owner = run(graph.groups.by_group_id(tid).owners.get()).value[0].id
+    joined = run(graph.users.by_user_id(owner).joined_teams.get()).value
+    assert tid in {t.id for t in joined}
+    assert_known(joined)
+    conv = run(graph.groups.by_group_id(tid).conversations.post(Conversation(
+        topic="Restored conversation",
+        threads=[ConversationThread(posts=[Post(body=ItemBody(content_type=BodyType.Html, content="<p>Back</p>"))])])))
+    assert conv.id and conv.topic == "Restored conversation"
+    assert_known(conv)
+    threads = run(graph.groups.by_group_id(tid).conversations.by_conversation_id(conv.id).threads.get()).value
+    assert len(threads) == 1
+    run(graph.groups.by_group_id(tid).conversations.by_conversation_id(conv.id).delete())
+    with pytest.raises(ODataError) as e:
+        run(graph.groups.by_group_id(tid).conversations.by_conversation_id(conv.id).get())
+    assert e.value.response_status_code == 404

@@ -249,6 +249,24 @@ async fn team_members_and_channels() {
     let primary = t.ok(&format!("/teams/{tid}/primaryChannel")).await;
     assert_eq!(primary["id"], chans[0]["id"]);
     assert_eq!(primary["id"], team["internalId"]);
+    let via_primary = t
+        .get_all(&format!("/teams/{tid}/primaryChannel/messages"))
+        .await;
+    let via_id = t
+        .get_all(&format!(
+            "/teams/{tid}/channels/{}/messages",
+            enc(primary["id"].as_str().unwrap())
+        ))
+        .await;
+    assert_eq!(via_primary, via_id);
+    let (pd, _) = t
+        .delta_round(&format!("/teams/{tid}/primaryChannel/messages/delta"))
+        .await;
+    assert_eq!(pd.len(), via_id.len());
+    assert_eq!(
+        t.get_all(&format!("/teams/{tid}/allChannels")).await.len(),
+        chans.len()
+    );
 
     // PATCH the team.
     let (s, _) = t
@@ -1093,4 +1111,49 @@ async fn same_seed_same_content() {
     assert_eq!(a, b);
     let c = snapshot(98).await;
     assert_ne!(a, c);
+}
+
+#[tokio::test]
+async fn evicted_groups_come_back_identical() {
+    let mut cfg = graph_sim::SimConfig::new(40, 31);
+    cfg.cache_entities = 2;
+    let t = TestSim::with_config(cfg).await;
+    let all = groups(&t).await;
+    let tid = a_team(&t).await;
+    let read = |path: String| {
+        let t = &t;
+        async move { t.get_all(&path).await }
+    };
+    let chans = read(format!("/teams/{tid}/channels")).await;
+    let cid = chans[0]["id"].as_str().unwrap().to_string();
+    let msgs = read(format!("/teams/{tid}/channels/{}/messages", enc(&cid))).await;
+    let threads = read(format!("/groups/{tid}/threads")).await;
+    // A member leaves the tenant; the group's content does not change with it.
+    let gone = t.get_all(&format!("/groups/{tid}/members")).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    t.control(
+        Method::POST,
+        &format!("/_sim/users/{gone}/delete"),
+        json!({}),
+    )
+    .await;
+    // Touch every other group so the first one is dropped from memory.
+    for g in &all {
+        let gid = g["id"].as_str().unwrap();
+        if gid != tid {
+            t.get(&format!("/groups/{gid}/threads")).await;
+        }
+    }
+    assert!(
+        t.sim().collab.groups_in_memory() <= 3,
+        "clean groups are evicted"
+    );
+    assert_eq!(read(format!("/teams/{tid}/channels")).await, chans);
+    assert_eq!(
+        read(format!("/teams/{tid}/channels/{}/messages", enc(&cid))).await,
+        msgs
+    );
+    assert_eq!(read(format!("/groups/{tid}/threads")).await, threads);
 }

@@ -12,11 +12,13 @@
 mod conversations;
 mod teams;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
 use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
 use serde_json::{Map, Value};
 
 use crate::directory::Group;
@@ -27,13 +29,23 @@ use crate::{ActivityReport, EntityRef, Sim, TruthItem, Workload};
 
 pub struct CollabStore {
     groups: LazyMap<GroupState>,
+    /// The people each group's content was first generated from. Kept when
+    /// the state itself is evicted, so a group generated again after its
+    /// membership changed (a user deleted, say) comes back identical.
+    people: Mutex<HashMap<String, Vec<Person>>>,
 }
 
 impl CollabStore {
     pub fn new(capacity: usize) -> Self {
         CollabStore {
             groups: LazyMap::new(capacity),
+            people: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// How many groups' collaboration state is in memory now.
+    pub fn groups_in_memory(&self) -> usize {
+        self.groups.len()
     }
 }
 
@@ -111,7 +123,13 @@ pub(crate) fn slot(sim: &Sim, g: &Group) -> Arc<Slot<GroupState>> {
     if let Some(s) = sim.collab.groups.existing(&g.id) {
         return s;
     }
-    let people = people_of(sim, g);
+    let people = sim
+        .collab
+        .people
+        .lock()
+        .entry(g.id.clone())
+        .or_insert_with(|| people_of(sim, g))
+        .clone();
     sim.collab
         .groups
         .get(&g.id, || GroupState::generate(sim, g, people))
@@ -254,12 +272,13 @@ impl Workload for CollabStore {
         let Ok(g) = find_group(sim, id) else {
             return;
         };
-        let s = slot(sim, &g);
-        let mut state = s.write();
-        let people = state.people.clone();
+        // Whoever belongs to the group today is who posts today.
+        let people = people_of(sim, &g);
         if people.is_empty() {
             return;
         }
+        let s = slot(sim, &g);
+        let mut state = s.write();
         if let Some(team) = state.team.as_mut() {
             team.simulate_day(sim, &g, &people, rng, report);
         }
@@ -271,6 +290,7 @@ impl Workload for CollabStore {
     fn entity_deleted(&self, _sim: &Sim, entity: &EntityRef) {
         if let EntityRef::Group(id) = entity {
             self.groups.remove(id);
+            self.people.lock().remove(id);
         }
     }
 }

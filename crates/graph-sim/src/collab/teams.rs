@@ -412,10 +412,19 @@ impl Team {
         if ch.migration == Some("inProgress") {
             return;
         }
+        // Private and shared channels hear only from their own members.
+        let authors: Vec<Person> = people
+            .iter()
+            .filter(|p| ch.membership == "standard" || ch.members.iter().any(|(id, _)| id == &p.id))
+            .cloned()
+            .collect();
+        if authors.is_empty() {
+            return;
+        }
         let log = ensure_msgs(sim, g, people, ch);
         let mut used = used_ms(log);
         let author = |rng: &mut SimRng| {
-            let p = &people[rng.random_range(0..people.len())];
+            let p = &authors[rng.random_range(0..authors.len())];
             Author::User {
                 id: p.id.clone(),
                 name: p.name.clone(),
@@ -2335,6 +2344,62 @@ async fn archive_team(
     ))
 }
 
+/// The General channel's id, for the `primaryChannel/...` paths.
+fn general_id(sim: &Sim, tid: &str) -> GraphResult<String> {
+    with_team(sim, tid, false, |team, _, _| {
+        team.channels
+            .first()
+            .map(|c| c.id.clone())
+            .ok_or_else(|| not_found("The team has no General channel."))
+    })
+}
+
+async fn primary_messages(
+    State(sim): State<Arc<Sim>>,
+    ctx: GraphCtx,
+    Path(tid): Path<String>,
+) -> GraphResult<Json<Value>> {
+    let cid = general_id(&sim, &tid)?;
+    list_messages(State(sim), ctx, Path((tid, cid))).await
+}
+
+async fn primary_post(
+    State(sim): State<Arc<Sim>>,
+    ctx: GraphCtx,
+    Path(tid): Path<String>,
+    body: Bytes,
+) -> GraphResult<Response> {
+    let cid = general_id(&sim, &tid)?;
+    create_message(State(sim), ctx, Path((tid, cid)), body).await
+}
+
+async fn primary_delta(
+    State(sim): State<Arc<Sim>>,
+    ctx: GraphCtx,
+    Path(tid): Path<String>,
+) -> GraphResult<Json<Value>> {
+    let cid = general_id(&sim, &tid)?;
+    messages_delta(State(sim), ctx, Path((tid, cid))).await
+}
+
+async fn primary_members(
+    State(sim): State<Arc<Sim>>,
+    ctx: GraphCtx,
+    Path(tid): Path<String>,
+) -> GraphResult<Json<Value>> {
+    let cid = general_id(&sim, &tid)?;
+    channel_members(State(sim), ctx, Path((tid, cid))).await
+}
+
+async fn primary_files(
+    State(sim): State<Arc<Sim>>,
+    ctx: GraphCtx,
+    Path(tid): Path<String>,
+) -> GraphResult<Json<Value>> {
+    let cid = general_id(&sim, &tid)?;
+    files_folder(State(sim), ctx, Path((tid, cid))).await
+}
+
 pub fn routes() -> Router<Arc<Sim>> {
     const C: &str = "/teams/{tid}/channels/{cid}";
     Router::new()
@@ -2364,9 +2429,24 @@ pub fn routes() -> Router<Arc<Sim>> {
         .route("/teams/{tid}/channels/getAllMessages", get(all_messages))
         .route("/teams/{tid}/primaryChannel", get(primary_channel))
         .route(
+            "/teams/{tid}/primaryChannel/messages",
+            get(primary_messages).post(primary_post),
+        )
+        .route(
+            "/teams/{tid}/primaryChannel/messages/delta",
+            get(primary_delta),
+        )
+        .route("/teams/{tid}/primaryChannel/members", get(primary_members))
+        .route(
+            "/teams/{tid}/primaryChannel/filesFolder",
+            get(primary_files),
+        )
+        .route("/teams/{tid}/allChannels", get(list_channels))
+        .route(
             C,
             get(get_channel).patch(patch_channel).delete(delete_channel),
         )
+        .route(&format!("{C}/allMembers"), get(channel_members))
         .route(
             &format!("{C}/members"),
             get(channel_members).post(add_channel_member),
