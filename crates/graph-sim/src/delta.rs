@@ -8,8 +8,11 @@
 //! tokens are stateless and cost the simulator nothing to keep.
 //!
 //! Paging a delta round is stable: the first page fixes the upper sequence
-//! `upto`; later pages walk the same `(since, upto]` window by id. Whatever
-//! changes while a client pages shows up in its next round, as with Graph.
+//! `upto`; later pages walk the same `(since, upto]` window in id order,
+//! resuming after the last id returned (keyset paging, never offsets: an
+//! item that changes while a client pages leaves the window without shifting
+//! the others). Whatever changes while a client pages shows up in its next
+//! round, as with Graph.
 
 use std::collections::BTreeMap;
 
@@ -50,16 +53,23 @@ impl<T> Default for DeltaLog<T> {
 }
 
 /// Where a delta request starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cursor {
     /// No token: a full enumeration of what exists now.
     Initial,
-    /// A page of a round: changes in `(since, upto]`, from `offset`.
+    /// A page of a round: changes in `(since, upto]`, after `after`.
     Page {
         since: Option<u64>,
         upto: u64,
-        offset: usize,
+        after: Option<Position>,
     },
+}
+
+/// The last entry a page returned: changed items come first (by id), then removals (by id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    pub removals: bool,
+    pub id: String,
 }
 
 /// One page of a delta round.
@@ -167,49 +177,71 @@ impl<T> DeltaLog<T> {
         now: u64,
         page_size: usize,
     ) -> DeltaPage<'_, T> {
-        let (since, upto, offset) = match cursor {
-            Cursor::Initial => (None, now, 0),
-            Cursor::Page {
-                since,
-                upto,
-                offset,
-            } => (since, upto, offset),
+        let (since, upto, after) = match cursor {
+            Cursor::Initial => (None, now, None),
+            Cursor::Page { since, upto, after } => (since, upto, after),
         };
+        let page_size = page_size.max(1);
         let in_window = |seq: u64| seq <= upto && since.is_none_or(|s| seq > s);
-        let changed: Vec<(&str, &T)> = self
-            .items
-            .iter()
-            .filter(|(_, t)| in_window(t.seq))
-            .map(|(k, t)| (k.as_str(), &t.value))
-            .collect();
-        // An initial round reports what exists; removals only matter to a client that synced before.
-        let removed: Vec<&Removal> = if since.is_some() {
-            let mut r: Vec<&Removal> = self.removed.iter().filter(|r| in_window(r.seq)).collect();
-            r.sort_by(|a, b| a.id.cmp(&b.id));
-            r
-        } else {
-            Vec::new()
-        };
-        let total = changed.len() + removed.len();
-        let end = (offset + page_size).min(total);
-        let mut page_changed = Vec::new();
-        let mut page_removed = Vec::new();
-        for i in offset..end {
-            if i < changed.len() {
-                page_changed.push(changed[i]);
-            } else {
-                page_removed.push(removed[i - changed.len()]);
+        let mut changed = Vec::new();
+        let mut removed: Vec<&Removal> = Vec::new();
+        let mut more = false;
+        let in_removals = after.as_ref().is_some_and(|p| p.removals);
+        if !in_removals {
+            let start = match &after {
+                Some(p) => std::ops::Bound::Excluded(p.id.clone()),
+                None => std::ops::Bound::Unbounded,
+            };
+            for (k, t) in self.items.range((start, std::ops::Bound::Unbounded)) {
+                if !in_window(t.seq) {
+                    continue;
+                }
+                if changed.len() == page_size {
+                    more = true;
+                    break;
+                }
+                changed.push((k.as_str(), &t.value));
             }
         }
-        let (next_token, delta_token) = if end < total {
+        // An initial round reports what exists; removals only matter to a client that synced before.
+        if since.is_some() && !more {
+            let mut candidates: Vec<&Removal> = self
+                .removed
+                .iter()
+                .filter(|r| in_window(r.seq))
+                .filter(|r| match &after {
+                    Some(p) if p.removals => r.id > p.id,
+                    _ => true,
+                })
+                .collect();
+            candidates.sort_by(|a, b| a.id.cmp(&b.id));
+            let room = page_size - changed.len();
+            if candidates.len() > room {
+                more = true;
+                candidates.truncate(room);
+            }
+            removed = candidates;
+        }
+        let last = match (removed.last(), changed.last()) {
+            (Some(r), _) => Some(Position {
+                removals: true,
+                id: r.id.clone(),
+            }),
+            (None, Some((id, _))) => Some(Position {
+                removals: false,
+                id: id.to_string(),
+            }),
+            (None, None) => after.clone(),
+        };
+        let (next_token, delta_token) = if more {
             (
                 Some(encode_cursor(
                     scope,
                     epoch,
-                    Cursor::Page {
+                    &Cursor::Page {
                         since,
                         upto,
-                        offset: end,
+                        after: last,
                     },
                 )),
                 None,
@@ -220,17 +252,17 @@ impl<T> DeltaLog<T> {
                 Some(encode_cursor(
                     scope,
                     epoch,
-                    Cursor::Page {
+                    &Cursor::Page {
                         since: Some(upto),
                         upto: 0,
-                        offset: 0,
+                        after: None,
                     },
                 )),
             )
         };
         DeltaPage {
-            changed: page_changed,
-            removed: page_removed,
+            changed,
+            removed,
             next_token,
             delta_token,
         }
@@ -241,10 +273,10 @@ impl<T> DeltaLog<T> {
         encode_cursor(
             scope,
             epoch,
-            Cursor::Page {
+            &Cursor::Page {
                 since: Some(now),
                 upto: 0,
-                offset: 0,
+                after: None,
             },
         )
     }
@@ -271,7 +303,7 @@ impl<T> DeltaLog<T> {
             Cursor::Page {
                 since: Some(s),
                 upto: 0,
-                offset: 0,
+                after: None,
             } => {
                 if s < self.floor || s > now {
                     return Err(flavor.gone());
@@ -279,7 +311,7 @@ impl<T> DeltaLog<T> {
                 Ok(Cursor::Page {
                     since: Some(s),
                     upto: now,
-                    offset: 0,
+                    after: None,
                 })
             }
             Cursor::Page { since, .. } if since.is_some_and(|s| s < self.floor) => {
@@ -294,20 +326,23 @@ fn scope_hash(scope: &str) -> String {
     blake3::hash(scope.as_bytes()).to_hex()[..16].to_string()
 }
 
-fn encode_cursor(scope: &str, epoch: u64, cursor: Cursor) -> String {
+fn encode_cursor(scope: &str, epoch: u64, cursor: &Cursor) -> String {
     let text = match cursor {
-        Cursor::Initial => format!("d1|{}|{}|i", scope_hash(scope), epoch),
-        Cursor::Page {
-            since,
-            upto,
-            offset,
-        } => format!(
-            "d1|{}|{}|{}|{}|{}",
+        Cursor::Initial => format!("d2|{}|{}|i", scope_hash(scope), epoch),
+        Cursor::Page { since, upto, after } => format!(
+            "d2|{}|{}|{}|{}|{}",
             scope_hash(scope),
             epoch,
             since.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
             upto,
-            offset
+            match after {
+                None => "-".to_string(),
+                Some(p) => format!(
+                    "{}{}",
+                    if p.removals { 'r' } else { 'c' },
+                    hex::encode(p.id.as_bytes())
+                ),
+            }
         ),
     };
     encode_token(&text)
@@ -316,7 +351,7 @@ fn encode_cursor(scope: &str, epoch: u64, cursor: Cursor) -> String {
 fn decode_cursor(token: &str) -> Option<(String, u64, Cursor)> {
     let text = decode_token(token)?;
     let parts: Vec<&str> = text.split('|').collect();
-    if parts.first() != Some(&"d1") || parts.len() < 4 {
+    if parts.first() != Some(&"d2") || parts.len() < 4 {
         return None;
     }
     let scope = parts[1].to_string();
@@ -332,13 +367,24 @@ fn decode_cursor(token: &str) -> Option<(String, u64, Cursor)> {
     } else {
         Some(parts[3].parse().ok()?)
     };
+    let after = match parts[5] {
+        "-" => None,
+        p => {
+            let (kind, id) = p.split_at(1);
+            let id = String::from_utf8(hex::decode(id).ok()?).ok()?;
+            Some(Position {
+                removals: kind == "r",
+                id,
+            })
+        }
+    };
     Some((
         scope,
         epoch,
         Cursor::Page {
             since,
             upto: parts[4].parse().ok()?,
-            offset: parts[5].parse().ok()?,
+            after,
         },
     ))
 }
@@ -404,6 +450,86 @@ mod tests {
             .unwrap();
         let empty = log.page("s", 0, c, seq, 10);
         assert!(empty.changed.is_empty() && empty.removed.is_empty());
+    }
+
+    #[test]
+    fn a_change_while_paging_never_hides_another_item() {
+        let mut log = DeltaLog::new();
+        let mut seq = 0;
+        for i in 0..6 {
+            seq += 1;
+            log.upsert(format!("m{i}"), i, seq);
+        }
+        let first = log.page("s", 0, Cursor::Initial, seq, 2);
+        assert_eq!(ids(&first), ["m0", "m1"]);
+        let mut seen = ids(&first);
+        let next = first.next_token.clone();
+        // m1 (already returned) and m2 (not yet) change mid-round.
+        seq += 1;
+        *log.get_mut("m1", seq).unwrap() = 10;
+        seq += 1;
+        *log.get_mut("m2", seq).unwrap() = 20;
+        let mut cursor = log
+            .cursor("s", 0, seq, next.as_deref(), TokenFlavor::Outlook)
+            .unwrap();
+        let delta_token = loop {
+            let p = log.page("s", 0, cursor, seq, 2);
+            seen.extend(ids(&p));
+            match p.next_token {
+                Some(t) => {
+                    cursor = log
+                        .cursor("s", 0, seq, Some(&t), TokenFlavor::Outlook)
+                        .unwrap()
+                }
+                None => break p.delta_token.unwrap(),
+            }
+        };
+        assert_eq!(
+            seen,
+            ["m0", "m1", "m3", "m4", "m5"],
+            "m2 left this round without shifting m3 out"
+        );
+        let c = log
+            .cursor("s", 0, seq, Some(&delta_token), TokenFlavor::Outlook)
+            .unwrap();
+        assert_eq!(
+            ids(&log.page("s", 0, c, seq, 10)),
+            ["m1", "m2"],
+            "the next round brings both changes"
+        );
+    }
+
+    #[test]
+    fn removals_page_after_changes() {
+        let mut log = DeltaLog::new();
+        for i in 0..4 {
+            log.upsert(format!("a{i}"), i, 1);
+        }
+        let base = log
+            .page("s", 0, Cursor::Initial, 1, 10)
+            .delta_token
+            .unwrap();
+        log.remove("a0", 2, "deleted");
+        log.remove("a1", 3, "deleted");
+        log.upsert("b", 9, 4);
+        let mut cursor = log
+            .cursor("s", 0, 4, Some(&base), TokenFlavor::Outlook)
+            .unwrap();
+        let mut got = Vec::new();
+        loop {
+            let p = log.page("s", 0, cursor, 4, 1);
+            got.extend(ids(&p));
+            got.extend(p.removed.iter().map(|r| format!("-{}", r.id)));
+            match p.next_token {
+                Some(t) => {
+                    cursor = log
+                        .cursor("s", 0, 4, Some(&t), TokenFlavor::Outlook)
+                        .unwrap()
+                }
+                None => break,
+            }
+        }
+        assert_eq!(got, ["b", "-a0", "-a1"]);
     }
 
     #[test]

@@ -394,6 +394,7 @@ pub struct Stats {
 }
 
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct StatsSnapshot {
     pub total: u64,
     pub by_key: std::collections::BTreeMap<String, u64>,

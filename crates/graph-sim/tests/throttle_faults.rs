@@ -67,7 +67,7 @@ async fn exchange_allows_10000_requests_per_mailbox_per_10_minutes() {
     let stats = t
         .control(reqwest::Method::GET, "/_sim/stats", json!({}))
         .await;
-    assert!(stats["by_key"]["throttled"].as_u64().unwrap() >= 3);
+    assert!(stats["byKey"]["throttled"].as_u64().unwrap() >= 3);
 }
 
 #[tokio::test]

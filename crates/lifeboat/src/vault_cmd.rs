@@ -1,7 +1,7 @@
 //! `lifeboat vault ...`: operator and benchmark commands on directories, so
 //! the vault can be compared with restic file for file.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use futures::{StreamExt, TryStreamExt};
 use std::io::IsTerminal;
@@ -184,8 +184,13 @@ pub async fn run(args: VaultArgs) -> Result<()> {
             };
             let repo = Repository::init(loc, opts).await?;
             let master = master_key(&repo, &common)?;
-            repo.init_account(&common.account, &master.account_key(&common.account)).await?;
-            eprintln!("created vault repository {} at {}", repo.config().repo_id, common.repo);
+            repo.init_account(&common.account, &master.account_key(&common.account))
+                .await?;
+            eprintln!(
+                "created vault repository {} at {}",
+                repo.config().repo_id,
+                common.repo
+            );
             Ok(())
         }
         VaultCmd::Backup {
@@ -221,7 +226,10 @@ pub async fn run(args: VaultArgs) -> Result<()> {
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
-                println!("{:<32}  {:<25}  {:>10}  {:>12}  source", "id", "time", "items", "new bytes");
+                println!(
+                    "{:<32}  {:<25}  {:>10}  {:>12}  source",
+                    "id", "time", "items", "new bytes"
+                );
                 for s in snaps {
                     println!(
                         "{:<32}  {:<25}  {:>10}  {:>12}  {}",
@@ -235,7 +243,11 @@ pub async fn run(args: VaultArgs) -> Result<()> {
             }
             Ok(())
         }
-        VaultCmd::Ls { snapshot, path, common } => {
+        VaultCmd::Ls {
+            snapshot,
+            path,
+            common,
+        } => {
             let acct = open(&common).await?;
             let snap = find_snapshot(&acct, &snapshot).await?;
             for e in acct.list_folder(&snap, &path).await? {
@@ -267,7 +279,11 @@ pub async fn run(args: VaultArgs) -> Result<()> {
             } else {
                 println!(
                     "{} snapshots, {} packs ({} unindexed, left by interrupted writers), {} chunks, {} bytes read",
-                    report.snapshots, report.packs, report.unindexed_packs, report.chunks, report.bytes_checked
+                    report.snapshots,
+                    report.packs,
+                    report.unindexed_packs,
+                    report.chunks,
+                    report.bytes_checked
                 );
                 for p in &report.problems {
                     println!("DAMAGED {}: {}", p.object, p.reason);
@@ -336,7 +352,8 @@ fn print_gc(r: &vault::GcReport) {
 
 fn master_key(repo: &Repository, common: &Common) -> Result<MasterKey> {
     if let Some(path) = &common.key_file {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading key file {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading key file {}", path.display()))?;
         return Ok(MasterKey::from_hex(&text)?);
     }
     match std::env::var("LIFEBOAT_VAULT_PASSWORD") {
@@ -348,7 +365,9 @@ fn master_key(repo: &Repository, common: &Common) -> Result<MasterKey> {
 async fn open(common: &Common) -> Result<Account> {
     let repo = Repository::open(Location::from_url(&common.repo)?).await?;
     let master = master_key(&repo, common)?;
-    Ok(repo.open_account(&common.account, &master.account_key(&common.account)).await?)
+    Ok(repo
+        .open_account(&common.account, &master.account_key(&common.account))
+        .await?)
 }
 
 async fn find_snapshot(acct: &Account, which: &str) -> Result<SnapshotInfo> {
@@ -378,7 +397,11 @@ impl Bar {
         } else {
             "{elapsed_precise} [{bar:40}] {pos}/{len}"
         };
-        pb.set_style(indicatif::ProgressStyle::with_template(tpl).expect("template").progress_chars("=> "));
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(tpl)
+                .expect("template")
+                .progress_chars("=> "),
+        );
         Bar(Some(pb))
     }
 }
@@ -435,10 +458,17 @@ fn scan(root: &Path) -> Result<(Vec<FileEntry>, Dirs)> {
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
             let name = e.file_name().to_string_lossy().to_string();
-            let child_rel = if rel.is_empty() { name } else { format!("{rel}/{}", name) };
+            let child_rel = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{}", name)
+            };
             let md = std::fs::symlink_metadata(e.path())?;
             if md.is_dir() {
-                dirs.push((child_rel.clone(), serde_json::json!({ "mode": md.permissions().mode() })));
+                dirs.push((
+                    child_rel.clone(),
+                    serde_json::json!({ "mode": md.permissions().mode() }),
+                ));
                 stack.push((e.path(), child_rel));
             } else if md.file_type().is_symlink() {
                 let target = std::fs::read_link(e.path())?.to_string_lossy().to_string();
@@ -463,7 +493,13 @@ fn scan(root: &Path) -> Result<(Vec<FileEntry>, Dirs)> {
     Ok((files, dirs))
 }
 
-async fn backup(common: &Common, dir: &Path, parent: Option<String>, no_parent: bool, jobs: usize) -> Result<()> {
+async fn backup(
+    common: &Common,
+    dir: &Path,
+    parent: Option<String>,
+    no_parent: bool,
+    jobs: usize,
+) -> Result<()> {
     let started = std::time::Instant::now();
     let acct = open(common).await?;
     let source = std::fs::canonicalize(dir).with_context(|| format!("{}", dir.display()))?;
@@ -505,12 +541,17 @@ async fn backup(common: &Common, dir: &Path, parent: Option<String>, no_parent: 
                     return anyhow::Ok(());
                 }
                 if let Some(target) = &f.symlink {
-                    w.put_bytes(&f.rel, meta, target.clone().into_bytes()).await?;
+                    w.put_bytes(&f.rel, meta, target.clone().into_bytes())
+                        .await?;
                 } else if f.size <= 8 * 1024 * 1024 {
-                    let data = tokio::fs::read(&f.abs).await.with_context(|| f.abs.display().to_string())?;
+                    let data = tokio::fs::read(&f.abs)
+                        .await
+                        .with_context(|| f.abs.display().to_string())?;
                     w.put_bytes(&f.rel, meta, data).await?;
                 } else {
-                    let file = tokio::fs::File::open(&f.abs).await.with_context(|| f.abs.display().to_string())?;
+                    let file = tokio::fs::File::open(&f.abs)
+                        .await
+                        .with_context(|| f.abs.display().to_string())?;
                     w.put_item(&f.rel, meta, file).await?;
                 }
                 bar.inc(f.size);
@@ -543,7 +584,13 @@ async fn backup(common: &Common, dir: &Path, parent: Option<String>, no_parent: 
     Ok(())
 }
 
-async fn restore(acct: &Account, snap: &SnapshotInfo, path: &str, target: &Path, jobs: usize) -> Result<()> {
+async fn restore(
+    acct: &Account,
+    snap: &SnapshotInfo,
+    path: &str,
+    target: &Path,
+    jobs: usize,
+) -> Result<()> {
     let entries = acct.walk(snap, path).await?;
     let prefix = vault::split_path(path)?.join("/");
     let strip = |p: &str| -> String {

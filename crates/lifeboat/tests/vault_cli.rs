@@ -17,7 +17,11 @@ fn lifeboat(args: &[&str], password: &str) -> std::process::Output {
 
 fn ok(args: &[&str]) -> String {
     let out = lifeboat(args, "pw");
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -51,9 +55,12 @@ fn backup_restore_round_trip() {
     let src = tmp.path().join("src");
     let repo = tmp.path().join("repo");
     let repo_s = repo.to_str().unwrap();
-    let attachment: Vec<u8> = (0..120_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let attachment: Vec<u8> = (0..120_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     for m in 0..6 {
-        let mut mail = format!("From: a@example.com\r\nSubject: {m}\r\n\r\nbody {m}\r\n").into_bytes();
+        let mut mail =
+            format!("From: a@example.com\r\nSubject: {m}\r\n\r\nbody {m}\r\n").into_bytes();
         mail.extend_from_slice(&attachment);
         write(&src.join(format!("box{}/msg{m}.eml", m % 2)), &mail);
     }
@@ -61,33 +68,62 @@ fn backup_restore_round_trip() {
     std::fs::create_dir_all(src.join("emptydir")).unwrap();
 
     ok(&["init", "--repo", repo_s]);
-    let s1 = ok(&["backup", src.to_str().unwrap(), "--repo", repo_s]).trim().to_string();
+    let s1 = ok(&["backup", src.to_str().unwrap(), "--repo", repo_s])
+        .trim()
+        .to_string();
     assert_eq!(s1.len(), 32);
     // Repeated attachments are stored once.
     let stored: u64 = walk_size(&repo);
-    assert!(stored < 2 * 120_000, "repository is {stored} bytes for 6 copies of a 120 kB attachment");
+    assert!(
+        stored < 2 * 120_000,
+        "repository is {stored} bytes for 6 copies of a 120 kB attachment"
+    );
 
     write(&src.join("box0/msg0.eml"), b"changed");
     write(&src.join("box1/new.eml"), b"new");
-    let s2 = ok(&["backup", src.to_str().unwrap(), "--repo", repo_s]).trim().to_string();
-    let snaps: serde_json::Value = serde_json::from_str(&ok(&["snapshots", "--repo", repo_s, "--json"])).unwrap();
+    let s2 = ok(&["backup", src.to_str().unwrap(), "--repo", repo_s])
+        .trim()
+        .to_string();
+    let snaps: serde_json::Value =
+        serde_json::from_str(&ok(&["snapshots", "--repo", repo_s, "--json"])).unwrap();
     let arr = snaps.as_array().unwrap();
     assert_eq!(arr.len(), 2);
     assert_eq!(arr[1]["id"], s2.as_str());
-    assert_eq!(arr[1]["parent"], s1.as_str(), "second backup is incremental");
+    assert_eq!(
+        arr[1]["parent"],
+        s1.as_str(),
+        "second backup is incremental"
+    );
     assert!(arr[1]["stats"]["stored_bytes"].as_u64().unwrap() < 10_000);
 
     let out = tmp.path().join("out");
-    ok(&["restore", &s2, "--repo", repo_s, "--target", out.to_str().unwrap()]);
+    ok(&[
+        "restore",
+        &s2,
+        "--repo",
+        repo_s,
+        "--target",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(tree(&src), tree(&out));
     let out1 = tmp.path().join("out1");
-    ok(&["restore", &s1[..8], "--repo", repo_s, "--target", out1.to_str().unwrap(), "--path", "box1"]);
+    ok(&[
+        "restore",
+        &s1[..8],
+        "--repo",
+        repo_s,
+        "--target",
+        out1.to_str().unwrap(),
+        "--path",
+        "box1",
+    ]);
     assert!(out1.join("msg1.eml").exists());
     assert!(!out1.join("new.eml").exists());
 
     assert!(ok(&["verify", "--repo", repo_s, "--full"]).contains("no problems found"));
     ok(&["forget", "--repo", repo_s, "--keep-last", "1", "--gc"]);
-    let snaps: serde_json::Value = serde_json::from_str(&ok(&["snapshots", "--repo", repo_s, "--json"])).unwrap();
+    let snaps: serde_json::Value =
+        serde_json::from_str(&ok(&["snapshots", "--repo", repo_s, "--json"])).unwrap();
     assert_eq!(snaps.as_array().unwrap().len(), 1);
 
     let bad = lifeboat(&["snapshots", "--repo", repo_s], "wrong");

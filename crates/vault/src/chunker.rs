@@ -9,11 +9,23 @@ use std::ops::Range;
 /// the caller must resume. FastCDC cut points depend only on the bytes from
 /// the start of the current chunk, so resuming there reproduces exactly the
 /// chunks a single pass over the whole stream would give.
-pub(crate) fn cut(params: &ChunkerParams, seed: u64, data: &[u8], eof: bool) -> (Vec<Range<usize>>, usize) {
+pub(crate) fn cut(
+    params: &ChunkerParams,
+    seed: u64,
+    data: &[u8],
+    eof: bool,
+) -> (Vec<Range<usize>>, usize) {
     if data.is_empty() {
         return (Vec::new(), 0);
     }
-    let cdc = FastCDC::with_level_and_seed(data, params.min, params.avg, params.max, Normalization::Level1, seed);
+    let cdc = FastCDC::with_level_and_seed(
+        data,
+        params.min,
+        params.avg,
+        params.max,
+        Normalization::Level1,
+        seed,
+    );
     let mut out: Vec<Range<usize>> = cdc.map(|c| c.offset..c.offset + c.length).collect();
     if !eof {
         out.pop();
@@ -28,7 +40,11 @@ mod tests {
 
     #[test]
     fn streaming_cut_matches_one_pass() {
-        let params = ChunkerParams { min: 256, avg: 1024, max: 4096 };
+        let params = ChunkerParams {
+            min: 256,
+            avg: 1024,
+            max: 4096,
+        };
         let mut x: u64 = 7;
         let data: Vec<u8> = (0..200_000)
             .map(|_| {

@@ -1,7 +1,7 @@
 //! Keys, keyed chunk ids and authenticated encryption (XChaCha20-Poly1305).
 
 use crate::error::{Error, Result};
-use crate::format::{Header, HEADER_LEN};
+use crate::format::{HEADER_LEN, Header};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::RngCore;
@@ -43,7 +43,8 @@ impl MasterKey {
 
     /// Parse 64 hex digits (the key-file format of the CLI).
     pub fn from_hex(text: &str) -> Result<Self> {
-        let raw = hex::decode(text.trim()).map_err(|_| Error::Invalid("key file is not hex".into()))?;
+        let raw =
+            hex::decode(text.trim()).map_err(|_| Error::Invalid("key file is not hex".into()))?;
         let bytes: [u8; 32] = raw
             .try_into()
             .map_err(|_| Error::Invalid("key file must hold 32 bytes (64 hex digits)".into()))?;
@@ -55,7 +56,8 @@ impl MasterKey {
     pub fn from_password(password: &str, kdf: &crate::repo::KdfParams) -> Result<Self> {
         let params = argon2::Params::new(kdf.m_kib, kdf.t, kdf.p, Some(32))
             .map_err(|e| Error::Invalid(format!("kdf parameters: {e}")))?;
-        let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let argon =
+            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
         let salt = hex::decode(&kdf.salt).map_err(|_| Error::Invalid("kdf salt".into()))?;
         let mut out = [0u8; 32];
         argon
@@ -67,9 +69,12 @@ impl MasterKey {
     /// The key-encryption key of one account.
     pub fn account_key(&self, account_id: &str) -> AccountKey {
         let mut material = Vec::with_capacity(32 + account_id.len());
-        material.extend_from_slice(&self.0 .0);
+        material.extend_from_slice(&self.0.0);
         material.extend_from_slice(account_id.as_bytes());
-        AccountKey(Secret(blake3::derive_key("lifeboat vault v1 account key-encryption key", &material)))
+        AccountKey(Secret(blake3::derive_key(
+            "lifeboat vault v1 account key-encryption key",
+            &material,
+        )))
     }
 }
 
@@ -155,7 +160,9 @@ pub(crate) fn open(key: &Secret, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let (nonce, ct) = sealed.split_at(NONCE_LEN);
-    cipher(key).decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad }).ok()
+    cipher(key)
+        .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad })
+        .ok()
 }
 
 /// A whole stored object: header, then the sealed body. The header and a
@@ -182,7 +189,8 @@ pub(crate) fn open_object(
     let header = Header::decode(object, expected, name)?;
     let mut aad = header.encode().to_vec();
     aad.extend_from_slice(binding);
-    open(key, &aad, &object[HEADER_LEN..]).ok_or_else(|| Error::damaged(name, "authentication failed"))
+    open(key, &aad, &object[HEADER_LEN..])
+        .ok_or_else(|| Error::damaged(name, "authentication failed"))
 }
 
 /// Blob (chunk) encryption inside packs: the plaintext is a flag byte
@@ -207,7 +215,12 @@ pub(crate) fn seal_blob(keys: &DataKeys, id: &ChunkId, data: &[u8], level: i32, 
 }
 
 /// Decrypt a blob, decompress it and check that its keyed hash is `id`.
-pub(crate) fn open_blob(keys: &DataKeys, id: &ChunkId, sealed: &[u8], raw_len: u32) -> Option<Vec<u8>> {
+pub(crate) fn open_blob(
+    keys: &DataKeys,
+    id: &ChunkId,
+    sealed: &[u8],
+    raw_len: u32,
+) -> Option<Vec<u8>> {
     let mut aad = Vec::with_capacity(40);
     aad.extend_from_slice(b"lbv-blob");
     aad.extend_from_slice(&id.0);

@@ -96,6 +96,9 @@ impl Error {
 
     /// Whether retrying the same operation later can succeed.
     pub fn is_temporary(&self) -> bool {
-        matches!(self, Error::Store { .. } | Error::Task(_) | Error::LockExpired)
+        matches!(
+            self,
+            Error::Store { .. } | Error::Task(_) | Error::LockExpired
+        )
     }
 }

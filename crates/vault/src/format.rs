@@ -71,7 +71,10 @@ impl Header {
             return Err(Error::damaged(name, "bad magic"));
         }
         if bytes[3] != expected as u8 {
-            return Err(Error::damaged(name, format!("expected a {expected:?} object")));
+            return Err(Error::damaged(
+                name,
+                format!("expected a {expected:?} object"),
+            ));
         }
         let version = u16::from_le_bytes([bytes[4], bytes[5]]);
         let supported = current_version(expected);

@@ -72,9 +72,18 @@ impl RetentionPolicy {
         bucket(self.keep_monthly, &|t| (t.year(), t.month()));
         if let Some(d) = self.keep_within_days {
             let cutoff = now - chrono::Duration::days(d as i64);
-            keep.extend(newest_first.iter().filter(|s| s.time >= cutoff).map(|s| &s.id));
+            keep.extend(
+                newest_first
+                    .iter()
+                    .filter(|s| s.time >= cutoff)
+                    .map(|s| &s.id),
+            );
         }
-        newest_first.iter().filter(|s| !keep.contains(&s.id)).map(|s| s.id.clone()).collect()
+        newest_first
+            .iter()
+            .filter(|s| !keep.contains(&s.id))
+            .map(|s| s.id.clone())
+            .collect()
     }
 }
 
@@ -113,7 +122,8 @@ impl Account {
             match self.inner.loc.get(&name).await {
                 Ok(bytes) => {
                     let body = self.open(Kind::Condemned, &name, &bytes)?;
-                    let c: Condemned = postcard::from_bytes(&body).map_err(|e| Error::damaged(&name, e))?;
+                    let c: Condemned =
+                        postcard::from_bytes(&body).map_err(|e| Error::damaged(&name, e))?;
                     out.extend(c.packs);
                 }
                 Err(Error::NotFound(_)) => {}
@@ -137,7 +147,9 @@ impl Account {
                 let t = self.load_tree(&c).await?;
                 for e in &t.entries {
                     match &e.node {
-                        Node::Item { content, .. } => out.extend(content.chunks.iter().map(ChunkId::short)),
+                        Node::Item { content, .. } => {
+                            out.extend(content.chunks.iter().map(ChunkId::short))
+                        }
                         Node::Folder { tree, .. } => stack.push(tree.clone()),
                     }
                 }
@@ -238,7 +250,11 @@ impl Account {
         let used_bytes = |p: &PackId| -> (u64, u64) {
             match contents.get(p) {
                 Some(pi) => (
-                    pi.blobs.iter().filter(|b| reachable.contains(&b.id.short())).map(|b| b.len as u64).sum(),
+                    pi.blobs
+                        .iter()
+                        .filter(|b| reachable.contains(&b.id.short()))
+                        .map(|b| b.len as u64)
+                        .sum(),
                     pi.blobs.iter().map(|b| b.len as u64).sum(),
                 ),
                 None => (0, 0),
@@ -247,7 +263,10 @@ impl Account {
         // Phase 2: sweep. A condemned pack goes only if each of its reachable
         // chunks (a snapshot may have appeared since) is held by a pack that
         // is not being swept (e.g. the copy made by repacking).
-        let doomed: HashSet<PackId> = sweep.iter().flat_map(|(_, ps)| ps.iter().copied()).collect();
+        let doomed: HashSet<PackId> = sweep
+            .iter()
+            .flat_map(|(_, ps)| ps.iter().copied())
+            .collect();
         for (name, packs) in sweep {
             for p in packs {
                 let needed = contents.get(&p).is_some_and(|pi| {
@@ -298,7 +317,10 @@ impl Account {
             rand::rng().fill_bytes(&mut id);
             let name = self.rel(&format!("gc/{}", hex::encode(id)));
             let body = postcard::to_allocvec(&Condemned { packs: condemn }).expect("serialises");
-            self.inner.loc.put(&name, self.seal(Kind::Condemned, &name, &body)).await?;
+            self.inner
+                .loc
+                .put(&name, self.seal(Kind::Condemned, &name, &body))
+                .await?;
         }
         self.refresh_index().await?;
         Ok(())
@@ -366,7 +388,10 @@ impl Account {
                 });
                 buf.extend_from_slice(&sealed);
                 if buf.len() >= pack_size {
-                    let full = std::mem::replace(&mut buf, crate::writer::new_pack_buf(pack_size + 1024 * 1024));
+                    let full = std::mem::replace(
+                        &mut buf,
+                        crate::writer::new_pack_buf(pack_size + 1024 * 1024),
+                    );
                     pending.push((full, std::mem::take(&mut blobs)));
                 }
             }
@@ -420,20 +445,61 @@ mod tests {
             .collect();
         let now = snaps.last().unwrap().time;
         let kept = |p: RetentionPolicy| snaps.len() - p.to_forget(&snaps, now).len();
-        assert_eq!(kept(RetentionPolicy::default()), 180, "empty policy keeps everything");
-        assert_eq!(kept(RetentionPolicy { keep_last: Some(5), ..Default::default() }), 5);
-        assert_eq!(kept(RetentionPolicy { keep_daily: Some(7), ..Default::default() }), 7);
-        assert_eq!(kept(RetentionPolicy { keep_weekly: Some(4), ..Default::default() }), 4);
-        assert_eq!(kept(RetentionPolicy { keep_monthly: Some(2), ..Default::default() }), 2);
+        assert_eq!(
+            kept(RetentionPolicy::default()),
+            180,
+            "empty policy keeps everything"
+        );
+        assert_eq!(
+            kept(RetentionPolicy {
+                keep_last: Some(5),
+                ..Default::default()
+            }),
+            5
+        );
+        assert_eq!(
+            kept(RetentionPolicy {
+                keep_daily: Some(7),
+                ..Default::default()
+            }),
+            7
+        );
+        assert_eq!(
+            kept(RetentionPolicy {
+                keep_weekly: Some(4),
+                ..Default::default()
+            }),
+            4
+        );
+        assert_eq!(
+            kept(RetentionPolicy {
+                keep_monthly: Some(2),
+                ..Default::default()
+            }),
+            2
+        );
         // 10 days back inclusive at 12 h spacing: 21 snapshots.
-        assert_eq!(kept(RetentionPolicy { keep_within_days: Some(10), ..Default::default() }), 21);
+        assert_eq!(
+            kept(RetentionPolicy {
+                keep_within_days: Some(10),
+                ..Default::default()
+            }),
+            21
+        );
         // Rules combine as a union; the newest is always kept by daily.
-        let p = RetentionPolicy { keep_last: Some(3), keep_daily: Some(3), ..Default::default() };
+        let p = RetentionPolicy {
+            keep_last: Some(3),
+            keep_daily: Some(3),
+            ..Default::default()
+        };
         let forget = p.to_forget(&snaps, now);
         assert_eq!(snaps.len() - forget.len(), 4);
         assert!(!forget.contains(&snaps.last().unwrap().id));
         // Daily keeps the newest of each day.
-        let p = RetentionPolicy { keep_daily: Some(1), ..Default::default() };
+        let p = RetentionPolicy {
+            keep_daily: Some(1),
+            ..Default::default()
+        };
         assert_eq!(p.to_forget(&snaps, now).len(), 179);
     }
 }

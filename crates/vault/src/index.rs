@@ -117,7 +117,10 @@ impl crate::repo::Account {
             if idx.packs.iter().any(|p| !present.contains(p)) {
                 *idx = Index::default();
             }
-            present.into_iter().filter(|p| !idx.pack_pos.contains_key(p)).collect()
+            present
+                .into_iter()
+                .filter(|p| !idx.pack_pos.contains_key(p))
+                .collect()
         };
         let loaded: Vec<Result<Option<PackIndex>>> = futures::stream::iter(missing)
             .map(|p| async move {

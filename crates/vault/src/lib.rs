@@ -141,5 +141,5 @@ pub use reader::Change;
 pub use repo::{Account, ChunkerParams, InitOptions, KdfParams, RepoConfig, Repository, Timing};
 pub use snapshot::{SnapshotId, SnapshotInfo, SnapshotStats};
 pub use store::Location;
-pub use tree::{split_path, Content, Entry, Node, Tree};
+pub use tree::{Content, Entry, Node, Tree, split_path};
 pub use writer::SnapshotWriter;

@@ -55,7 +55,10 @@ impl Account {
             .expect("lock serialises")
         };
         let before = Instant::now();
-        self.inner.loc.put(&name, self.seal(Kind::Lock, &name, &body(None))).await?;
+        self.inner
+            .loc
+            .put(&name, self.seal(Kind::Lock, &name, &body(None)))
+            .await?;
         let started = self.inner.loc.head(&name).await?.last_modified;
         let last_ok = Arc::new(parking_lot::Mutex::new(before));
         let stopped = Arc::new(tokio::sync::Mutex::new(false));

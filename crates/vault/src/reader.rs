@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::index::{BlobLoc, PackId};
 use crate::repo::Account;
 use crate::snapshot::SnapshotInfo;
-use crate::tree::{split_path, Content, Entry, Node, Tree};
+use crate::tree::{Content, Entry, Node, Tree, split_path};
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
@@ -61,7 +61,9 @@ impl Account {
         tokio::task::spawn_blocking(move || {
             crypto::open_blob(&account.inner.keys, &id, &sealed, loc.raw_len)
                 .map(Bytes::from)
-                .ok_or_else(|| Error::damaged(&name, format!("chunk {} fails authentication", id.to_hex())))
+                .ok_or_else(|| {
+                    Error::damaged(&name, format!("chunk {} fails authentication", id.to_hex()))
+                })
         })
         .await
         .map_err(|e| Error::Task(e.to_string()))?
@@ -94,7 +96,11 @@ impl Account {
             return Ok(t);
         }
         let bytes = self.read_all(content).await?;
-        let what = content.chunks.first().map(|c| format!("tree {}", c.to_hex())).unwrap_or_default();
+        let what = content
+            .chunks
+            .first()
+            .map(|c| format!("tree {}", c.to_hex()))
+            .unwrap_or_default();
         let tree = Arc::new(Tree::decode(&bytes, &what)?);
         self.inner.trees.put(content.clone(), tree.clone());
         Ok(tree)
@@ -111,13 +117,20 @@ impl Account {
                 return Err(Error::NoSuchEntry(path.to_string()));
             };
             let t = self.load_tree(tree).await?;
-            node = t.get(part).cloned().ok_or_else(|| Error::NoSuchEntry(path.to_string()))?;
+            node = t
+                .get(part)
+                .cloned()
+                .ok_or_else(|| Error::NoSuchEntry(path.to_string()))?;
         }
         Ok(node)
     }
 
     /// Stream an item's bytes.
-    pub async fn read_item(&self, snap: &SnapshotInfo, path: &str) -> Result<(Vec<u8>, BoxStream<'static, Result<Bytes>>)> {
+    pub async fn read_item(
+        &self,
+        snap: &SnapshotInfo,
+        path: &str,
+    ) -> Result<(Vec<u8>, BoxStream<'static, Result<Bytes>>)> {
         match self.lookup(snap, path).await? {
             Node::Item { meta, content } => Ok((meta, self.read_content(&content))),
             Node::Folder { .. } => Err(Error::WrongKind(format!("{path} is a folder"))),
@@ -151,7 +164,11 @@ impl Account {
             if let Node::Folder { tree, .. } = &node {
                 let t = self.load_tree(tree).await?;
                 for e in t.entries.iter().rev() {
-                    let child = if p.is_empty() { e.name.clone() } else { format!("{p}/{}", e.name) };
+                    let child = if p.is_empty() {
+                        e.name.clone()
+                    } else {
+                        format!("{p}/{}", e.name)
+                    };
                     stack.push((child, e.node.clone()));
                 }
             }
@@ -166,7 +183,11 @@ impl Account {
     /// being read, so the cost is proportional to what changed.
     pub async fn diff(&self, old: &SnapshotInfo, new: &SnapshotInfo) -> Result<Vec<Change>> {
         let mut out = Vec::new();
-        let mut stack = vec![(String::new(), Some(old.root.clone()), Some(new.root.clone()))];
+        let mut stack = vec![(
+            String::new(),
+            Some(old.root.clone()),
+            Some(new.root.clone()),
+        )];
         while let Some((p, a, b)) = stack.pop() {
             if a == b {
                 continue;
@@ -179,15 +200,29 @@ impl Account {
                 Some(c) => self.load_tree(c).await?,
                 None => Arc::new(Tree::default()),
             };
-            let join = |n: &str| if p.is_empty() { n.to_string() } else { format!("{p}/{n}") };
-            let mut names: Vec<&str> = ta.entries.iter().chain(tb.entries.iter()).map(|e| e.name.as_str()).collect();
+            let join = |n: &str| {
+                if p.is_empty() {
+                    n.to_string()
+                } else {
+                    format!("{p}/{n}")
+                }
+            };
+            let mut names: Vec<&str> = ta
+                .entries
+                .iter()
+                .chain(tb.entries.iter())
+                .map(|e| e.name.as_str())
+                .collect();
             names.sort();
             names.dedup();
             for n in names {
                 let (x, y) = (ta.get(n), tb.get(n));
                 match (x, y) {
                     (Some(x), Some(y)) if x == y => {}
-                    (Some(Node::Folder { tree: t1, meta: m1 }), Some(Node::Folder { tree: t2, meta: m2 })) => {
+                    (
+                        Some(Node::Folder { tree: t1, meta: m1 }),
+                        Some(Node::Folder { tree: t2, meta: m2 }),
+                    ) => {
                         if m1 != m2 {
                             out.push(Change::Modified(join(n)));
                         }

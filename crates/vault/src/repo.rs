@@ -2,7 +2,7 @@
 
 use crate::crypto::{self, AccountKey, DataKeys, MasterKey};
 use crate::error::{Error, Result};
-use crate::format::{Header, Kind, HEADER_LEN};
+use crate::format::{HEADER_LEN, Header, Kind};
 use crate::index::Index;
 use crate::store::Location;
 use crate::tree::TreeCache;
@@ -217,8 +217,13 @@ impl Repository {
     }
 
     async fn key_files(&self, dir: &str) -> Result<Vec<String>> {
-        let mut names: Vec<String> =
-            self.loc.list(&format!("{dir}/keys")).await?.into_iter().map(|(n, _)| n).collect();
+        let mut names: Vec<String> = self
+            .loc
+            .list(&format!("{dir}/keys"))
+            .await?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
         names.sort();
         Ok(names)
     }
@@ -258,7 +263,12 @@ impl Repository {
 
     fn wrap_keys(dir: &str, key: &AccountKey, keys: &DataKeys) -> Vec<u8> {
         let plain = postcard::to_allocvec(keys).expect("keys serialise");
-        crypto::seal_object(&key.0, Header::current(Kind::KeyFile), dir.as_bytes(), &plain)
+        crypto::seal_object(
+            &key.0,
+            Header::current(Kind::KeyFile),
+            dir.as_bytes(),
+            &plain,
+        )
     }
 
     fn account(&self, dir: String, keys: DataKeys, timing: Timing) -> Account {
@@ -280,7 +290,11 @@ impl Repository {
         let dir = self.account_dir(account_id);
         let keys = DataKeys::generate();
         let name = format!("{dir}/keys/0");
-        if !self.loc.put_new(&name, Self::wrap_keys(&dir, key, &keys)).await? {
+        if !self
+            .loc
+            .put_new(&name, Self::wrap_keys(&dir, key, &keys))
+            .await?
+        {
             return Err(Error::AlreadyExists(format!("account {name}")));
         }
         Ok(self.account(dir, keys, Timing::default()))
@@ -294,7 +308,11 @@ impl Repository {
     }
 
     /// Open an account, creating it on first use.
-    pub async fn open_or_init_account(&self, account_id: &str, key: &AccountKey) -> Result<Account> {
+    pub async fn open_or_init_account(
+        &self,
+        account_id: &str,
+        key: &AccountKey,
+    ) -> Result<Account> {
         match self.open_account(account_id, key).await {
             Err(Error::NoAccount) => match self.init_account(account_id, key).await {
                 Err(Error::AlreadyExists(_)) => self.open_account(account_id, key).await,
@@ -306,13 +324,20 @@ impl Repository {
 
     /// Key rotation: re-wrap the account's data keys under `new` and remove
     /// the key files that `old` opened. No data is rewritten.
-    pub async fn rewrap_account(&self, account_id: &str, old: &AccountKey, new: &AccountKey) -> Result<()> {
+    pub async fn rewrap_account(
+        &self,
+        account_id: &str,
+        old: &AccountKey,
+        new: &AccountKey,
+    ) -> Result<()> {
         let dir = self.account_dir(account_id);
         let (keys, opened) = self.unwrap_keys(&dir, old).await?;
         let mut kid = [0u8; 8];
         rand::rng().fill_bytes(&mut kid);
         let name = format!("{dir}/keys/{}", hex::encode(kid));
-        self.loc.put(&name, Self::wrap_keys(&dir, new, &keys)).await?;
+        self.loc
+            .put(&name, Self::wrap_keys(&dir, new, &keys))
+            .await?;
         for o in opened {
             self.loc.delete(&o).await?;
         }
@@ -328,7 +353,9 @@ pub struct Account {
 
 impl std::fmt::Debug for Account {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Account").field("dir", &self.inner.dir).finish_non_exhaustive()
+        f.debug_struct("Account")
+            .field("dir", &self.inner.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -379,7 +406,12 @@ impl Account {
 
     /// Seal a small object of this account, bound to its name.
     pub(crate) fn seal(&self, kind: Kind, name: &str, body: &[u8]) -> Vec<u8> {
-        crypto::seal_object(&self.inner.keys.enc, Header::current(kind), name.as_bytes(), body)
+        crypto::seal_object(
+            &self.inner.keys.enc,
+            Header::current(kind),
+            name.as_bytes(),
+            body,
+        )
     }
 
     /// Open a small object of this account.

@@ -83,7 +83,10 @@ impl Account {
         let name = self.snapshot_name(&info.id);
         let body = serde_json::to_vec(info).expect("snapshot serialises");
         let body = zstd::bulk::compress(&body, 3).map_err(|e| Error::Task(e.to_string()))?;
-        self.inner.loc.put(&name, self.seal(Kind::Snapshot, &name, &body)).await
+        self.inner
+            .loc
+            .put(&name, self.seal(Kind::Snapshot, &name, &body))
+            .await
     }
 
     pub(crate) fn decode_snapshot(&self, name: &str, bytes: &[u8]) -> Result<SnapshotInfo> {

@@ -45,7 +45,8 @@ impl Location {
                 Ok(Location::new(Arc::new(fs), ""))
             }
             Some(s) => {
-                let parsed = url::Url::parse(url).map_err(|e| Error::Invalid(format!("{url}: {e}")))?;
+                let parsed =
+                    url::Url::parse(url).map_err(|e| Error::Invalid(format!("{url}: {e}")))?;
                 let prefix = parsed.path().trim_matches('/').to_string();
                 let store: Arc<dyn ObjectStore> = match s {
                     "s3" | "s3a" => Arc::new(
@@ -66,7 +67,9 @@ impl Location {
                             .build()
                             .map_err(bad)?,
                     ),
-                    other => return Err(Error::Invalid(format!("unsupported URL scheme {other}://"))),
+                    other => {
+                        return Err(Error::Invalid(format!("unsupported URL scheme {other}://")));
+                    }
                 };
                 Ok(Location::new(store, prefix))
             }
@@ -90,7 +93,10 @@ impl Location {
 
     pub(crate) async fn get_range(&self, rel: &str, range: std::ops::Range<u64>) -> Result<Bytes> {
         let p = self.path(rel);
-        self.store.get_range(&p, range).await.map_err(|e| Error::store(rel, e))
+        self.store
+            .get_range(&p, range)
+            .await
+            .map_err(|e| Error::store(rel, e))
     }
 
     pub(crate) async fn head(&self, rel: &str) -> Result<ObjectMeta> {
@@ -124,7 +130,11 @@ impl Location {
             mode: PutMode::Create,
             ..Default::default()
         };
-        match self.store.put_opts(&p, PutPayload::from(data.clone()), opts).await {
+        match self
+            .store
+            .put_opts(&p, PutPayload::from(data.clone()), opts)
+            .await
+        {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
             Err(object_store::Error::NotImplemented { .. }) => {

@@ -85,7 +85,9 @@ impl Tree {
 
     pub(crate) fn decode(bytes: &[u8], what: &str) -> Result<Self> {
         match bytes.first() {
-            Some(&TREE_VERSION) => postcard::from_bytes(&bytes[1..]).map_err(|e| Error::damaged(what, e)),
+            Some(&TREE_VERSION) => {
+                postcard::from_bytes(&bytes[1..]).map_err(|e| Error::damaged(what, e))
+            }
             Some(v) => Err(Error::UnsupportedVersion {
                 object: what.to_string(),
                 found: *v as u16,
@@ -137,7 +139,10 @@ pub fn split_path(path: &str) -> Result<Vec<&str>> {
         return Ok(Vec::new());
     }
     let parts: Vec<&str> = path.split('/').collect();
-    if parts.iter().any(|p| p.is_empty() || *p == "." || *p == "..") {
+    if parts
+        .iter()
+        .any(|p| p.is_empty() || *p == "." || *p == "..")
+    {
         return Err(Error::Invalid(format!("bad path {path:?}")));
     }
     Ok(parts)

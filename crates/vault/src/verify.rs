@@ -53,7 +53,11 @@ impl Account {
     pub async fn verify(&self, full: bool, progress: &dyn Progress) -> Result<VerifyReport> {
         let mut r = VerifyReport::default();
         let mut problem = |object: String, reason: String, items: Vec<String>| {
-            r.problems.push(Problem { object, reason, items });
+            r.problems.push(Problem {
+                object,
+                reason,
+                items,
+            });
         };
         // Packs and index objects.
         let mut pack_sizes: HashMap<PackId, (String, u64)> = HashMap::new();
@@ -74,10 +78,16 @@ impl Account {
             match self.load_pack_index(p).await {
                 Ok(pi) => {
                     match pack_sizes.get(&p) {
-                        None => problem(self.pack_name(&p), "pack is missing (named by its index)".into(), vec![]),
-                        Some((pn, size)) if *size != pi.pack_len => {
-                            problem(pn.clone(), format!("size {size}, index says {}", pi.pack_len), vec![])
-                        }
+                        None => problem(
+                            self.pack_name(&p),
+                            "pack is missing (named by its index)".into(),
+                            vec![],
+                        ),
+                        Some((pn, size)) if *size != pi.pack_len => problem(
+                            pn.clone(),
+                            format!("size {size}, index says {}", pi.pack_len),
+                            vec![],
+                        ),
                         _ => {}
                     }
                     indexes.push(pi);
@@ -99,7 +109,11 @@ impl Account {
         // Other small objects.
         for dir in ["gc", "locks"] {
             for (name, _) in self.inner.loc.list(&self.rel(dir)).await? {
-                let kind = if dir == "gc" { Kind::Condemned } else { Kind::Lock };
+                let kind = if dir == "gc" {
+                    Kind::Condemned
+                } else {
+                    Kind::Lock
+                };
                 match self.inner.loc.get(&name).await {
                     Ok(bytes) => {
                         if let Err(e) = self.open(kind, &name, &bytes) {
@@ -119,7 +133,13 @@ impl Account {
         progress.set_length(snaps.len() as u64);
         for (name, _) in snaps {
             progress.inc(1);
-            let snap = match self.inner.loc.get(&name).await.and_then(|b| self.decode_snapshot(&name, &b)) {
+            let snap = match self
+                .inner
+                .loc
+                .get(&name)
+                .await
+                .and_then(|b| self.decode_snapshot(&name, &b))
+            {
                 Ok(s) => s,
                 Err(e) => {
                     problem(name, e.to_string(), vec![]);
@@ -142,9 +162,17 @@ impl Account {
                 if !seen_trees.insert(c.clone()) {
                     continue;
                 }
-                let missing: Vec<&ChunkId> = c.chunks.iter().filter(|id| !where_.contains_key(&id.short())).collect();
+                let missing: Vec<&ChunkId> = c
+                    .chunks
+                    .iter()
+                    .filter(|id| !where_.contains_key(&id.short()))
+                    .collect();
                 if let Some(id) = missing.first() {
-                    problem(format!("chunk {}", id.to_hex()), "folder chunk is missing".into(), vec![label]);
+                    problem(
+                        format!("chunk {}", id.to_hex()),
+                        "folder chunk is missing".into(),
+                        vec![label],
+                    );
                     continue;
                 }
                 let tree = match self.load_tree(&c).await {
@@ -159,7 +187,11 @@ impl Account {
                     }
                 };
                 for e in &tree.entries {
-                    let p = if path.is_empty() { e.name.clone() } else { format!("{path}/{}", e.name) };
+                    let p = if path.is_empty() {
+                        e.name.clone()
+                    } else {
+                        format!("{path}/{}", e.name)
+                    };
                     match &e.node {
                         Node::Folder { tree, .. } => stack.push((p, tree.clone())),
                         Node::Item { content, .. } => {
@@ -167,7 +199,11 @@ impl Account {
                             for id in &content.chunks {
                                 note(id, &label);
                                 if !where_.contains_key(&id.short()) {
-                                    problem(format!("chunk {}", id.to_hex()), "chunk is missing".into(), vec![label.clone()]);
+                                    problem(
+                                        format!("chunk {}", id.to_hex()),
+                                        "chunk is missing".into(),
+                                        vec![label.clone()],
+                                    );
                                 }
                             }
                         }
@@ -182,7 +218,9 @@ impl Account {
         // Full: read every pack, check its hash, header and every blob.
         progress.set_length(pack_sizes.values().map(|(_, s)| *s).sum());
         for pi in &indexes {
-            let Some((name, _)) = pack_sizes.get(&pi.pack) else { continue };
+            let Some((name, _)) = pack_sizes.get(&pi.pack) else {
+                continue;
+            };
             let bytes = match self.inner.loc.get(name).await {
                 Ok(b) => b,
                 Err(e) => {
@@ -209,7 +247,13 @@ impl Account {
                     .filter(|b| {
                         let end = b.offset as usize + b.len as usize;
                         end > data.len()
-                            || crypto::open_blob(&keys, &b.id, &data[b.offset as usize..end], b.raw_len).is_none()
+                            || crypto::open_blob(
+                                &keys,
+                                &b.id,
+                                &data[b.offset as usize..end],
+                                b.raw_len,
+                            )
+                            .is_none()
                     })
                     .map(|b| b.id)
                     .collect()

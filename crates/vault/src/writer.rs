@@ -8,7 +8,7 @@ use crate::index::{BlobEntry, PackId, PackIndex};
 use crate::lock::LockHandle;
 use crate::repo::Account;
 use crate::snapshot::{SnapshotId, SnapshotInfo, SnapshotStats};
-use crate::tree::{split_path, Content, Entry, Node, Tree};
+use crate::tree::{Content, Entry, Node, Tree, split_path};
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -35,7 +35,10 @@ struct Shared {
 
 enum Pending {
     Node(Node),
-    Dir { meta: Vec<u8>, entries: BTreeMap<String, Pending> },
+    Dir {
+        meta: Vec<u8>,
+        entries: BTreeMap<String, Pending>,
+    },
 }
 
 /// An open snapshot. Methods take `&self`, so items can be put concurrently
@@ -75,15 +78,21 @@ impl Shared {
     }
 
     fn send_blocking(&self, pack: (PackId, Bytes, PackIndex)) -> Result<()> {
-        let tx = self.tx.lock().clone().ok_or_else(|| Error::Task("writer closed".into()))?;
-        tx.blocking_send(pack).map_err(|_| Error::Task("pack uploader stopped (see the upload error)".into()))
+        let tx = self
+            .tx
+            .lock()
+            .clone()
+            .ok_or_else(|| Error::Task("writer closed".into()))?;
+        tx.blocking_send(pack)
+            .map_err(|_| Error::Task("pack uploader stopped (see the upload error)".into()))
     }
 
     /// Chunk, hash, dedup, compress, encrypt and pack. Runs on a blocking
     /// thread. Returns the chunk ids and how many bytes were consumed.
     fn process(&self, data: &[u8], eof: bool) -> Result<(Vec<ChunkId>, usize)> {
         let inner = &self.account.inner;
-        let (ranges, consumed) = chunker::cut(&inner.config.chunker, inner.keys.chunk_seed, data, eof);
+        let (ranges, consumed) =
+            chunker::cut(&inner.config.chunker, inner.keys.chunk_seed, data, eof);
         let mut ids = Vec::with_capacity(ranges.len());
         for r in ranges {
             let chunk = &data[r];
@@ -106,7 +115,13 @@ impl Shared {
                 continue;
             }
             let mut sealed = Vec::with_capacity(chunk.len() + 64);
-            crypto::seal_blob(&inner.keys, &id, chunk, inner.config.zstd_level, &mut sealed);
+            crypto::seal_blob(
+                &inner.keys,
+                &id,
+                chunk,
+                inner.config.zstd_level,
+                &mut sealed,
+            );
             let full = {
                 let mut st = self.state.lock();
                 let offset = st.buf.len() as u32;
@@ -135,15 +150,30 @@ impl Shared {
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Task(e.to_string()))?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?
 }
 
-pub(crate) async fn upload(account: Account, id: PackId, bytes: Bytes, pi: PackIndex) -> Result<PackIndex> {
+pub(crate) async fn upload(
+    account: Account,
+    id: PackId,
+    bytes: Bytes,
+    pi: PackIndex,
+) -> Result<PackIndex> {
     // The pack first, its index only once the pack is durable.
-    account.inner.loc.put(&account.pack_name(&id), bytes).await?;
+    account
+        .inner
+        .loc
+        .put(&account.pack_name(&id), bytes)
+        .await?;
     let name = account.index_name(&id);
     let body = postcard::to_allocvec(&pi).expect("index serialises");
-    account.inner.loc.put(&name, account.seal(Kind::Index, &name, &body)).await?;
+    account
+        .inner
+        .loc
+        .put(&name, account.seal(Kind::Index, &name, &body))
+        .await?;
     Ok(pi)
 }
 
@@ -289,7 +319,12 @@ impl SnapshotWriter {
     }
 
     /// Put an item from bytes.
-    pub async fn put_bytes(&self, path: &str, meta: impl Into<Vec<u8>>, data: impl Into<Bytes>) -> Result<Content> {
+    pub async fn put_bytes(
+        &self,
+        path: &str,
+        meta: impl Into<Vec<u8>>,
+        data: impl Into<Bytes>,
+    ) -> Result<Content> {
         split_path(path)?;
         let content = self.store_bytes(data.into()).await?;
         self.put_node(
@@ -319,7 +354,9 @@ impl SnapshotWriter {
     /// at `path`, by reference.
     pub async fn put_node(&self, path: &str, node: Node) -> Result<()> {
         let parts = split_path(path)?;
-        let (last, dir) = parts.split_last().ok_or_else(|| Error::Invalid("empty path".into()))?;
+        let (last, dir) = parts
+            .split_last()
+            .ok_or_else(|| Error::Invalid("empty path".into()))?;
         let name = last.to_string();
         {
             let mut st = self.shared.state.lock();
@@ -337,7 +374,9 @@ impl SnapshotWriter {
     /// Remove an entry (item or folder) if present.
     pub async fn remove(&self, path: &str) -> Result<()> {
         let parts = split_path(path)?;
-        let (last, dir) = parts.split_last().ok_or_else(|| Error::Invalid("empty path".into()))?;
+        let (last, dir) = parts
+            .split_last()
+            .ok_or_else(|| Error::Invalid("empty path".into()))?;
         let name = last.to_string();
         self.with_dir(dir, false, move |p| {
             if let Pending::Dir { entries, .. } = p {
@@ -349,7 +388,9 @@ impl SnapshotWriter {
 
     /// Look up `path` in the parent snapshot.
     pub async fn parent_node(&self, path: &str) -> Result<Option<Node>> {
-        let Some(parent) = &self.parent else { return Ok(None) };
+        let Some(parent) = &self.parent else {
+            return Ok(None);
+        };
         match self.shared.account.lookup(parent, path).await {
             Ok(n) => Ok(Some(n)),
             Err(Error::NoSuchEntry(_)) => Ok(None),
@@ -363,7 +404,9 @@ impl SnapshotWriter {
     /// their path. Returns false if the parent has no such entry.
     pub async fn keep_from_parent(&self, path: &str) -> Result<bool> {
         let parts = split_path(path)?;
-        let Some(node) = self.parent_node(path).await? else { return Ok(false) };
+        let Some(node) = self.parent_node(path).await? else {
+            return Ok(false);
+        };
         if parts.is_empty() {
             *self.root.lock() = Pending::Node(node);
             return Ok(true);
@@ -374,7 +417,12 @@ impl SnapshotWriter {
 
     /// Run `f` on the pending folder at `parts`, expanding referenced
     /// folders from the store on the way.
-    async fn with_dir(&self, parts: &[&str], create: bool, f: impl FnOnce(&mut Pending)) -> Result<()> {
+    async fn with_dir(
+        &self,
+        parts: &[&str],
+        create: bool,
+        f: impl FnOnce(&mut Pending),
+    ) -> Result<()> {
         let mut f = Some(f);
         loop {
             // Find the first referenced folder on the path that needs
@@ -400,7 +448,10 @@ impl SnapshotWriter {
                         tree.entries.push(Entry { name, node });
                     }
                     let content = self.store_bytes(Bytes::from(tree.encode())).await?;
-                    Ok(Node::Folder { meta, tree: content })
+                    Ok(Node::Folder {
+                        meta,
+                        tree: content,
+                    })
                 }
             }
         })
@@ -508,7 +559,9 @@ fn visit<F: FnOnce(&mut Pending)>(
             None
         }
         Some((first, rest)) => {
-            let Pending::Dir { entries, .. } = cur else { unreachable!("made a folder above") };
+            let Pending::Dir { entries, .. } = cur else {
+                unreachable!("made a folder above")
+            };
             if !entries.contains_key(*first) {
                 if !create {
                     return None;

@@ -22,7 +22,10 @@ async fn kill_9_at_random_points() {
         tokio::time::sleep(Duration::from_millis(wait_ms)).await;
         if let Ok(Some(status)) = child.try_wait() {
             let out = child.wait_with_output().unwrap();
-            panic!("torture writer exited early ({status}): {}", String::from_utf8_lossy(&out.stderr));
+            panic!(
+                "torture writer exited early ({status}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         child.kill().unwrap(); // SIGKILL
         let out = child.wait_with_output().unwrap();
@@ -36,7 +39,11 @@ async fn kill_9_at_random_points() {
             .await
             .unwrap();
         let report = acct.verify(round % 2 == 1, &NoProgress).await.unwrap();
-        assert!(report.ok(), "after kill {round} at {wait_ms} ms: {:?}", report.problems);
+        assert!(
+            report.ok(),
+            "after kill {round} at {wait_ms} ms: {:?}",
+            report.problems
+        );
         for s in acct.snapshots().await.unwrap() {
             for (path, node) in acct.walk(&s, "").await.unwrap() {
                 if let Node::Item { content, .. } = node {
@@ -46,7 +53,10 @@ async fn kill_9_at_random_points() {
             }
         }
     }
-    assert!(total_commits > 0, "the writer never committed: the test would prove nothing");
+    assert!(
+        total_commits > 0,
+        "the writer never committed: the test would prove nothing"
+    );
 
     // The next write completes, and gc cleans up what the dead writers left
     // (their locks go stale after `lock_stale`).
@@ -64,14 +74,22 @@ async fn kill_9_at_random_points() {
     let parent = acct.snapshots().await.unwrap().last().map(|s| s.id.clone());
     let w = acct.begin_snapshot(parent.as_ref()).await.unwrap();
     w.keep_from_parent("").await.unwrap();
-    w.put_bytes("after/crash", Vec::new(), noise(99, 30_000)).await.unwrap();
+    w.put_bytes("after/crash", Vec::new(), noise(99, 30_000))
+        .await
+        .unwrap();
     let id = w.commit(serde_json::Value::Null).await.unwrap();
     let snap = acct.snapshot(&id).await.unwrap();
-    assert_eq!(acct.read_item_bytes(&snap, "after/crash").await.unwrap(), noise(99, 30_000));
+    assert_eq!(
+        acct.read_item_bytes(&snap, "after/crash").await.unwrap(),
+        noise(99, 30_000)
+    );
     tokio::time::sleep(Duration::from_millis(2500)).await;
     acct.gc().await.unwrap();
     acct.gc().await.unwrap();
     let report = acct.verify(true, &NoProgress).await.unwrap();
     assert!(report.ok(), "{:?}", report.problems);
-    assert_eq!(report.unindexed_packs, 0, "gc removes packs of killed writers");
+    assert_eq!(
+        report.unindexed_packs, 0,
+        "gc removes packs of killed writers"
+    );
 }

@@ -23,7 +23,10 @@ fn content() -> impl Strategy<Value = Vec<u8>> {
 
 fn items() -> impl Strategy<Value = BTreeMap<(String, String), (Vec<u8>, Vec<u8>)>> {
     proptest::collection::btree_map(
-        (prop_oneof![Just("Inbox".to_string()), Just("Sent".to_string()), name()], name()),
+        (
+            prop_oneof![Just("Inbox".to_string()), Just("Sent".to_string()), name()],
+            name(),
+        ),
         (content(), proptest::collection::vec(any::<u8>(), 0..40)),
         1..12,
     )

@@ -17,15 +17,33 @@ async fn no_plaintext_at_rest() {
     let compressible = MARKER.repeat(5000);
     let mut incompressible = noise(9, 50_000);
     incompressible[20_000..20_000 + MARKER.len()].copy_from_slice(MARKER.as_bytes());
-    w.put_bytes(&format!("{MARKER}/folder/{MARKER}.eml"), format!(r#"{{"s":"{MARKER}"}}"#).into_bytes(), compressible.clone())
+    w.put_bytes(
+        &format!("{MARKER}/folder/{MARKER}.eml"),
+        format!(r#"{{"s":"{MARKER}"}}"#).into_bytes(),
+        compressible.clone(),
+    )
+    .await
+    .unwrap();
+    w.put_bytes(
+        "x/small",
+        MARKER.as_bytes().to_vec(),
+        MARKER.as_bytes().to_vec(),
+    )
+    .await
+    .unwrap();
+    w.put_bytes("x/noise", Vec::new(), incompressible)
         .await
         .unwrap();
-    w.put_bytes("x/small", MARKER.as_bytes().to_vec(), MARKER.as_bytes().to_vec()).await.unwrap();
-    w.put_bytes("x/noise", Vec::new(), incompressible).await.unwrap();
-    let id = w.commit(serde_json::json!({ "delta": MARKER })).await.unwrap();
+    let id = w
+        .commit(serde_json::json!({ "delta": MARKER }))
+        .await
+        .unwrap();
     // Sanity: the data is there and readable with the key.
     let snap = acct.snapshot(&id).await.unwrap();
-    let got = acct.read_item_bytes(&snap, &format!("{MARKER}/folder/{MARKER}.eml")).await.unwrap();
+    let got = acct
+        .read_item_bytes(&snap, &format!("{MARKER}/folder/{MARKER}.eml"))
+        .await
+        .unwrap();
     assert_eq!(got, compressible.as_bytes());
 
     let files = all_files(dir.path());
@@ -41,14 +59,20 @@ async fn no_plaintext_at_rest() {
     for (name, bytes) in &files {
         assert!(!name.contains(MARKER), "marker in object name {name}");
         for n in &needles {
-            assert!(!bytes.windows(n.len()).any(|w| w == &n[..]), "plaintext found in {name}");
+            assert!(
+                !bytes.windows(n.len()).any(|w| w == &n[..]),
+                "plaintext found in {name}"
+            );
         }
         // Try to decompress every suffix that starts with a zstd magic.
         for (i, w) in bytes.windows(4).enumerate() {
             if w == [0x28, 0xb5, 0x2f, 0xfd]
                 && let Ok(d) = zstd::stream::decode_all(&bytes[i..])
             {
-                assert!(!d.windows(MARKER.len()).any(|w| w == MARKER.as_bytes()), "compressed plaintext in {name}");
+                assert!(
+                    !d.windows(MARKER.len()).any(|w| w == MARKER.as_bytes()),
+                    "compressed plaintext in {name}"
+                );
             }
         }
     }
@@ -76,15 +100,24 @@ async fn accounts_are_isolated() {
     // Alice's key opens neither Bob's account nor (through her own account)
     // his snapshots.
     let repo2 = Repository::open(loc.clone()).await.unwrap();
-    assert!(matches!(repo2.open_account("bob", &key(1, "alice")).await, Err(vault::Error::WrongKey(_))));
-    assert!(matches!(repo2.open_account("bob", &key(2, "bob")).await, Err(vault::Error::WrongKey(_))));
+    assert!(matches!(
+        repo2.open_account("bob", &key(1, "alice")).await,
+        Err(vault::Error::WrongKey(_))
+    ));
+    assert!(matches!(
+        repo2.open_account("bob", &key(2, "bob")).await,
+        Err(vault::Error::WrongKey(_))
+    ));
     assert!(a.snapshot(&sb).await.is_err());
     assert!(a.snapshots().await.unwrap().iter().all(|s| s.id != sb));
     // Her own still works.
     let snap = a.snapshot(&sa).await.unwrap();
     assert_eq!(a.read_item_bytes(&snap, "f").await.unwrap(), data);
     // An account that was never created is reported as such.
-    assert!(matches!(repo2.open_account("carol", &key(1, "carol")).await, Err(vault::Error::NoAccount)));
+    assert!(matches!(
+        repo2.open_account("carol", &key(1, "carol")).await,
+        Err(vault::Error::NoAccount)
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,11 +127,16 @@ async fn key_rotation_rewraps() {
     let new = key(2, "acct");
     let a = repo.init_account("acct", &old).await.unwrap();
     let w = a.begin_snapshot(None).await.unwrap();
-    w.put_bytes("x", Vec::new(), b"data".to_vec()).await.unwrap();
+    w.put_bytes("x", Vec::new(), b"data".to_vec())
+        .await
+        .unwrap();
     let id = w.commit(serde_json::Value::Null).await.unwrap();
     repo.rewrap_account("acct", &old, &new).await.unwrap();
     let repo = Repository::open(loc).await.unwrap();
-    assert!(matches!(repo.open_account("acct", &old).await, Err(vault::Error::WrongKey(_))));
+    assert!(matches!(
+        repo.open_account("acct", &old).await,
+        Err(vault::Error::WrongKey(_))
+    ));
     let a = repo.open_account("acct", &new).await.unwrap();
     let snap = a.snapshot(&id).await.unwrap();
     assert_eq!(a.read_item_bytes(&snap, "x").await.unwrap(), b"data");
@@ -106,10 +144,19 @@ async fn key_rotation_rewraps() {
     let m1 = repo.master_key_from_password("pw").unwrap();
     let m2 = repo.master_key_from_password("pw").unwrap();
     let m3 = repo.master_key_from_password("pw2").unwrap();
-    let a1 = repo.init_account("pw-acct", &m1.account_key("pw-acct")).await.unwrap();
+    let a1 = repo
+        .init_account("pw-acct", &m1.account_key("pw-acct"))
+        .await
+        .unwrap();
     drop(a1);
-    repo.open_account("pw-acct", &m2.account_key("pw-acct")).await.unwrap();
-    assert!(repo.open_account("pw-acct", &m3.account_key("pw-acct")).await.is_err());
+    repo.open_account("pw-acct", &m2.account_key("pw-acct"))
+        .await
+        .unwrap();
+    assert!(
+        repo.open_account("pw-acct", &m3.account_key("pw-acct"))
+            .await
+            .is_err()
+    );
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
@@ -127,12 +174,18 @@ async fn tamper_is_detected_and_named() {
     let (dir, _loc, repo) = local_repo().await;
     let acct = repo.init_account("t", &key(1, "t")).await.unwrap();
     let w = acct.begin_snapshot(None).await.unwrap();
-    w.put_bytes("a/one", b"{}".to_vec(), noise(1, 150_000)).await.unwrap();
-    w.put_bytes("a/two", b"{}".to_vec(), b"two".to_vec()).await.unwrap();
+    w.put_bytes("a/one", b"{}".to_vec(), noise(1, 150_000))
+        .await
+        .unwrap();
+    w.put_bytes("a/two", b"{}".to_vec(), b"two".to_vec())
+        .await
+        .unwrap();
     let s1 = w.commit(serde_json::Value::Null).await.unwrap();
     let w = acct.begin_snapshot(Some(&s1)).await.unwrap();
     w.keep_from_parent("").await.unwrap();
-    w.put_bytes("b/three", b"{}".to_vec(), noise(2, 5_000)).await.unwrap();
+    w.put_bytes("b/three", b"{}".to_vec(), noise(2, 5_000))
+        .await
+        .unwrap();
     w.commit(serde_json::Value::Null).await.unwrap();
     let clean = acct.verify(true, &NoProgress).await.unwrap();
     assert!(clean.ok(), "{:?}", clean.problems);
@@ -154,7 +207,10 @@ async fn tamper_is_detected_and_named() {
             }
             .await;
             match outcome {
-                Err(e) => assert!(e.to_string().contains(name.as_str()), "{name}@{pos}: error does not name it: {e}"),
+                Err(e) => assert!(
+                    e.to_string().contains(name.as_str()),
+                    "{name}@{pos}: error does not name it: {e}"
+                ),
                 Ok(report) => {
                     assert!(!report.ok(), "{name}@{pos}: damage not detected");
                     assert!(
@@ -193,13 +249,26 @@ async fn object_lock_retention_is_honoured() {
         w.put_bytes("x", Vec::new(), noise(i, 1000)).await.unwrap();
         ids.push(w.commit(serde_json::Value::Null).await.unwrap());
     }
-    assert!(matches!(acct.forget(&ids[..1]).await, Err(vault::Error::Retained(_, _))));
+    assert!(matches!(
+        acct.forget(&ids[..1]).await,
+        Err(vault::Error::Retained(_, _))
+    ));
     let gone = acct
-        .apply_retention(&vault::RetentionPolicy { keep_last: Some(1), ..Default::default() })
+        .apply_retention(&vault::RetentionPolicy {
+            keep_last: Some(1),
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert!(gone.is_empty());
     assert_eq!(acct.snapshots().await.unwrap().len(), 3);
     // The setting survives reopening.
-    assert_eq!(Repository::open(loc).await.unwrap().config().object_lock_days, Some(30));
+    assert_eq!(
+        Repository::open(loc)
+            .await
+            .unwrap()
+            .config()
+            .object_lock_days,
+        Some(30)
+    );
 }

@@ -1769,13 +1769,16 @@ fn cv_token(
     epoch: u64,
     since: Option<u64>,
     upto: u64,
-    offset: usize,
+    after: &str,
     from: NaiveDateTime,
     to: NaiveDateTime,
 ) -> String {
     let h = blake3::hash(scope.as_bytes()).to_hex();
+    // Keyset paging: the token remembers the last id returned, not an offset,
+    // so an event changing while a client pages cannot hide another one.
+    let after = hex::encode(after.as_bytes());
     odata::encode_token(&format!(
-        "cv1|{}|{epoch}|{}|{upto}|{offset}|{}|{}",
+        "cv2|{}|{epoch}|{}|{upto}|x{after}|{}|{}",
         &h[..16],
         since.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
         from.and_utc().timestamp(),
@@ -1783,12 +1786,12 @@ fn cv_token(
     ))
 }
 
-type CvCursor = (Option<u64>, u64, usize, NaiveDateTime, NaiveDateTime);
+type CvCursor = (Option<u64>, u64, String, NaiveDateTime, NaiveDateTime);
 
 fn cv_decode(scope: &str, epoch: u64, token: &str) -> Option<CvCursor> {
     let text = odata::decode_token(token)?;
     let p: Vec<&str> = text.split('|').collect();
-    if p.len() != 8 || p[0] != "cv1" {
+    if p.len() != 8 || p[0] != "cv2" {
         return None;
     }
     let h = blake3::hash(scope.as_bytes()).to_hex();
@@ -1805,7 +1808,8 @@ fn cv_decode(scope: &str, epoch: u64, token: &str) -> Option<CvCursor> {
     if ![from, to].iter().all(|t| (1..=9000).contains(&t.year())) {
         return None;
     }
-    Some((since, p[4].parse().ok()?, p[5].parse().ok()?, from, to))
+    let after = String::from_utf8(hex::decode(p[5].strip_prefix('x')?).ok()?).ok()?;
+    Some((since, p[4].parse().ok()?, after, from, to))
 }
 
 fn view_delta(sim: &Sim, ctx: &GraphCtx, owner: &Owner) -> Resp {
@@ -1821,13 +1825,13 @@ fn view_delta(sim: &Sim, ctx: &GraphCtx, owner: &Owner) -> Resp {
         .skiptoken
         .as_deref()
         .or(ctx.query.deltatoken.as_deref());
-    let (since, upto, offset, from, to) = match token {
+    let (since, upto, after, from, to) = match token {
         None => {
             let (f, t) = window(ctx)?;
-            (None, now, 0, f, t)
+            (None, now, String::new(), f, t)
         }
         Some(tok) => {
-            let (since, upto, offset, f, t) =
+            let (since, upto, after, f, t) =
                 cv_decode(&scope, epoch, tok).ok_or_else(GraphError::sync_state_not_found)?;
             if upto == 0 {
                 // A delta link: the next round starts now.
@@ -1835,9 +1839,9 @@ fn view_delta(sim: &Sim, ctx: &GraphCtx, owner: &Owner) -> Resp {
                 if s > now {
                     return Err(GraphError::sync_state_not_found());
                 }
-                (since, now, 0, f, t)
+                (since, now, String::new(), f, t)
             } else {
-                (since, upto, offset, f, t)
+                (since, upto, after, f, t)
             }
         }
     };
@@ -1847,7 +1851,7 @@ fn view_delta(sim: &Sim, ctx: &GraphCtx, owner: &Owner) -> Resp {
         Cursor::Page {
             since,
             upto,
-            offset: 0,
+            after: None,
         },
         now,
         usize::MAX,
@@ -1893,10 +1897,17 @@ fn view_delta(sim: &Sim, ctx: &GraphCtx, owner: &Owner) -> Resp {
             None => all.push(removed_json("event", &r.id, "deleted")),
         }
     }
-    let size = delta_page_size(ctx);
-    let end = offset.saturating_add(size).min(all.len());
+    let size = delta_page_size(ctx).max(1);
+    let id_of = |v: &Value| v["id"].as_str().unwrap_or_default().to_string();
+    all.sort_by_key(|v| id_of(v));
+    let start = if after.is_empty() {
+        0
+    } else {
+        all.partition_point(|v| id_of(v) <= after)
+    };
+    let end = start.saturating_add(size).min(all.len());
     let value: Vec<Value> = all
-        .get(offset.min(end)..end)
+        .get(start..end)
         .map(<[Value]>::to_vec)
         .unwrap_or_default();
     let mut body = Map::new();
@@ -1906,13 +1917,14 @@ fn view_delta(sim: &Sim, ctx: &GraphCtx, owner: &Owner) -> Resp {
     );
     let drop = ["$skiptoken", "$deltatoken", "startDateTime", "endDateTime"];
     if end < all.len() {
-        let t = cv_token(&scope, epoch, since, upto, end, from, to);
+        let last = value.last().map(id_of).unwrap_or_default();
+        let t = cv_token(&scope, epoch, since, upto, &last, from, to);
         body.insert(
             "@odata.nextLink".into(),
             json!(ctx.link_with(&ctx.path, &drop, &[("$skiptoken", t)])),
         );
     } else {
-        let t = cv_token(&scope, epoch, Some(upto), 0, 0, from, to);
+        let t = cv_token(&scope, epoch, Some(upto), 0, "", from, to);
         body.insert(
             "@odata.deltaLink".into(),
             json!(ctx.link_with(&ctx.path, &drop, &[("$deltatoken", t)])),

@@ -20,8 +20,16 @@ fn base64_lines(data: &[u8], out: &mut Vec<u8>) {
         let chars = [
             B64[(n >> 18) as usize & 63],
             B64[(n >> 12) as usize & 63],
-            if c.len() > 1 { B64[(n >> 6) as usize & 63] } else { b'=' },
-            if c.len() > 2 { B64[n as usize & 63] } else { b'=' },
+            if c.len() > 1 {
+                B64[(n >> 6) as usize & 63]
+            } else {
+                b'='
+            },
+            if c.len() > 2 {
+                B64[n as usize & 63]
+            } else {
+                b'='
+            },
         ];
         out.extend_from_slice(&chars);
         line += 4;
@@ -37,10 +45,17 @@ struct Words(Vec<String>);
 
 impl Words {
     fn new(rng: &mut StdRng) -> Self {
-        let syl = ["ka", "to", "ri", "men", "sa", "lo", "ver", "dan", "qu", "is", "tra", "po", "le", "nor", "xi", "be"];
+        let syl = [
+            "ka", "to", "ri", "men", "sa", "lo", "ver", "dan", "qu", "is", "tra", "po", "le",
+            "nor", "xi", "be",
+        ];
         Words(
             (0..3000)
-                .map(|_| (0..rng.random_range(1..4)).map(|_| syl[rng.random_range(0..syl.len())]).collect())
+                .map(|_| {
+                    (0..rng.random_range(1..4))
+                        .map(|_| syl[rng.random_range(0..syl.len())])
+                        .collect()
+                })
                 .collect(),
         )
     }
@@ -77,7 +92,11 @@ fn make_attachment(rng: &mut StdRng, words: &Words, i: usize) -> Attachment {
             // Photo: incompressible.
             let mut data = vec![0u8; size];
             rng.fill_bytes(&mut data);
-            Attachment { name: format!("IMG_{i:04}.jpg"), mime: "image/jpeg", data }
+            Attachment {
+                name: format!("IMG_{i:04}.jpg"),
+                mime: "image/jpeg",
+                data,
+            }
         }
         1 => {
             // PDF-like: text streams mixed with binary.
@@ -92,12 +111,20 @@ fn make_attachment(rng: &mut StdRng, words: &Words, i: usize) -> Attachment {
                 }
             }
             data.truncate(size);
-            Attachment { name: format!("report-{i}.pdf"), mime: "application/pdf", data }
+            Attachment {
+                name: format!("report-{i}.pdf"),
+                mime: "application/pdf",
+                data,
+            }
         }
         _ => {
             // Office document / spreadsheet: text-heavy.
             let data = words.text(rng, size).into_bytes();
-            Attachment { name: format!("sheet-{i}.xlsx"), mime: "application/vnd.ms-excel", data }
+            Attachment {
+                name: format!("sheet-{i}.xlsx"),
+                mime: "application/vnd.ms-excel",
+                data,
+            }
         }
     }
 }
@@ -139,7 +166,9 @@ fn message(rng: &mut StdRng, words: &Words, pool: &[Attachment], to: &str, id: u
 }
 
 fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
 }
 
 fn files(dir: &Path) -> Vec<PathBuf> {
@@ -169,23 +198,33 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let seed: u64 = arg(&args, "--seed").and_then(|s| s.parse().ok()).unwrap_or(1);
+    let seed: u64 = arg(&args, "--seed")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
     let mut rng = StdRng::seed_from_u64(seed);
     let words = Words::new(&mut StdRng::seed_from_u64(0));
     let pool: Vec<Attachment> = {
         let mut r = StdRng::seed_from_u64(12345);
-        (0..300).map(|i| make_attachment(&mut r, &words, i)).collect()
+        (0..300)
+            .map(|i| make_attachment(&mut r, &words, i))
+            .collect()
     };
     match mode.as_str() {
         "generate" => {
-            let target: u64 = arg(&args, "--bytes").and_then(|s| s.parse().ok()).expect(usage);
+            let target: u64 = arg(&args, "--bytes")
+                .and_then(|s| s.parse().ok())
+                .expect(usage);
             let mailboxes = 40;
             let mut total = 0u64;
             let mut id = seed << 32;
             let mut count = 0u64;
             while total < target {
                 id += 1;
-                let n_rcpt = if rng.random_bool(0.3) { rng.random_range(2..6) } else { 1 };
+                let n_rcpt = if rng.random_bool(0.3) {
+                    rng.random_range(2..6)
+                } else {
+                    1
+                };
                 let first = rng.random_range(0..mailboxes);
                 for k in 0..n_rcpt {
                     let mb = (first + k * 7) % mailboxes;
@@ -202,10 +241,16 @@ fn main() {
                     count += 1;
                 }
             }
-            eprintln!("generated {count} messages, {:.1} MB in {}", total as f64 / 1e6, dir.display());
+            eprintln!(
+                "generated {count} messages, {:.1} MB in {}",
+                total as f64 / 1e6,
+                dir.display()
+            );
         }
         "mutate" => {
-            let percent: f64 = arg(&args, "--percent").and_then(|s| s.parse().ok()).expect(usage);
+            let percent: f64 = arg(&args, "--percent")
+                .and_then(|s| s.parse().ok())
+                .expect(usage);
             let all = files(&dir);
             let n = ((all.len() as f64) * percent / 100.0).ceil() as usize;
             let mut changed = 0;
@@ -221,15 +266,27 @@ fn main() {
                     }
                     // Moved to another folder.
                     1 => {
-                        let dest = p.parent().expect("parent").parent().expect("mailbox").join("Deleted Items");
+                        let dest = p
+                            .parent()
+                            .expect("parent")
+                            .parent()
+                            .expect("mailbox")
+                            .join("Deleted Items");
                         std::fs::create_dir_all(&dest).expect("mkdir");
                         let _ = std::fs::rename(p, dest.join(p.file_name().expect("name")));
                     }
                     // New message arrives.
                     _ => {
                         let id = rng.random::<u64>();
-                        let msg = message(&mut StdRng::seed_from_u64(id), &words, &pool, "new@example.com", id);
-                        std::fs::write(p.with_file_name(format!("{id:x}.eml")), msg).expect("write");
+                        let msg = message(
+                            &mut StdRng::seed_from_u64(id),
+                            &words,
+                            &pool,
+                            "new@example.com",
+                            id,
+                        );
+                        std::fs::write(p.with_file_name(format!("{id:x}.eml")), msg)
+                            .expect("write");
                     }
                 }
                 changed += 1;

@@ -21,15 +21,20 @@ fn noise(seed: u64, len: usize) -> Vec<u8> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::env::args().nth(1).ok_or("usage: vault-torture REPO_DIR")?;
+    let dir = std::env::args()
+        .nth(1)
+        .ok_or("usage: vault-torture REPO_DIR")?;
     let repo = Repository::open(Location::from_url(&dir)?).await?;
     let key = MasterKey::from_bytes([7; 32]).account_key("torture");
-    let acct = repo.open_or_init_account("torture", &key).await?.with_timing(Timing {
-        lock_stale: std::time::Duration::from_secs(20),
-        lock_refresh: std::time::Duration::from_millis(500),
-        gc_grace: std::time::Duration::ZERO,
-        clock_margin: std::time::Duration::from_secs(1),
-    });
+    let acct = repo
+        .open_or_init_account("torture", &key)
+        .await?
+        .with_timing(Timing {
+            lock_stale: std::time::Duration::from_secs(20),
+            lock_refresh: std::time::Duration::from_millis(500),
+            gc_grace: std::time::Duration::ZERO,
+            clock_margin: std::time::Duration::from_secs(1),
+        });
     let mut parent = acct.snapshots().await?.last().map(|s| s.id.clone());
     let start: u64 = rand::random::<u32>() as u64;
     for round in start.. {
@@ -40,8 +45,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         for i in 0..6u64 {
             let len = 1000 + ((round * 7919 + i * 104_729) % 60_000) as usize;
             let data = noise(round * 16 + i, len);
-            w.put_bytes(&format!("r{}/item{i}", round % 5), format!("{{\"round\":{round}}}").into_bytes(), data)
-                .await?;
+            w.put_bytes(
+                &format!("r{}/item{i}", round % 5),
+                format!("{{\"round\":{round}}}").into_bytes(),
+                data,
+            )
+            .await?;
         }
         let id = w.commit(serde_json::json!({ "round": round })).await?;
         println!("{id}");

@@ -10,7 +10,11 @@ use std::time::{Duration, Instant};
 use vault::{AccountKey, InitOptions, Location, MasterKey, Repository, Timing};
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A spawned service, killed when dropped.
@@ -27,7 +31,13 @@ impl Drop for Service {
     }
 }
 
-fn spawn(exe: &str, args: &[String], port: u16, dir: tempfile::TempDir, install_hint: &str) -> Service {
+fn spawn(
+    exe: &str,
+    args: &[String],
+    port: u16,
+    dir: tempfile::TempDir,
+    install_hint: &str,
+) -> Service {
     let child = Command::new(exe)
         .args(args)
         .stdin(Stdio::null())
@@ -35,7 +45,11 @@ fn spawn(exe: &str, args: &[String], port: u16, dir: tempfile::TempDir, install_
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start `{exe}` ({e}); install it with: {install_hint}"));
-    let mut svc = Service { child, port, _dir: dir };
+    let mut svc = Service {
+        child,
+        port,
+        _dir: dir,
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -44,7 +58,10 @@ fn spawn(exe: &str, args: &[String], port: u16, dir: tempfile::TempDir, install_
         if let Ok(Some(status)) = svc.child.try_wait() {
             panic!("`{exe}` exited with {status} before listening on port {port}");
         }
-        assert!(Instant::now() < deadline, "`{exe}` did not listen on port {port} within 60 s");
+        assert!(
+            Instant::now() < deadline,
+            "`{exe}` did not listen on port {port} within 60 s"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -66,7 +83,10 @@ pub fn http(port: u16, request: &str) -> u16 {
         }
     }
     let text = String::from_utf8_lossy(&buf);
-    text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
 }
 
 pub fn moto() -> Service {
@@ -74,7 +94,12 @@ pub fn moto() -> Service {
     let dir = tempfile::tempdir().unwrap();
     spawn(
         "moto_server",
-        &["-H".into(), "127.0.0.1".into(), "-p".into(), port.to_string()],
+        &[
+            "-H".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string(),
+        ],
         port,
         dir,
         "pip install 'moto[server]'",
@@ -126,7 +151,10 @@ fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
 pub fn s3_location(svc: &Service, bucket: &str) -> Location {
     let status = http(
         svc.port,
-        &format!("PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", svc.port),
+        &format!(
+            "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            svc.port
+        ),
     );
     assert_eq!(status, 200, "creating bucket {bucket} on moto");
     let store = object_store::aws::AmazonS3Builder::new()
@@ -145,12 +173,17 @@ pub fn s3_location(svc: &Service, bucket: &str) -> Location {
 pub fn azure_location(svc: &Service, container: &str) -> Location {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
-    let date = chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+    let date = chrono::Utc::now()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
     let version = "2021-08-06";
     let to_sign = format!(
         "PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:{version}\n/devstoreaccount1/devstoreaccount1/{container}\nrestype:container"
     );
-    let sig = b64.encode(hmac_sha256(&b64.decode(AZURITE_KEY).unwrap(), to_sign.as_bytes()));
+    let sig = b64.encode(hmac_sha256(
+        &b64.decode(AZURITE_KEY).unwrap(),
+        to_sign.as_bytes(),
+    ));
     let status = http(
         svc.port,
         &format!(
@@ -173,7 +206,11 @@ pub fn azure_location(svc: &Service, container: &str) -> Location {
 /// Small packs and chunks so tests exercise many packs with little data.
 pub fn small_opts() -> InitOptions {
     InitOptions {
-        chunker: vault::ChunkerParams { min: 256, avg: 1024, max: 8192 },
+        chunker: vault::ChunkerParams {
+            min: 256,
+            avg: 1024,
+            max: 8192,
+        },
         pack_size: 64 * 1024,
         zstd_level: 3,
         kdf_m_kib: 1024,
