@@ -71,20 +71,26 @@ impl Catalog {
 
     /// An account by id.
     pub async fn get_account(&self, id: AccountId) -> Result<Account> {
-        let row = q(&format!("SELECT {COLS} FROM accounts WHERE id = $1"), args![id.to_string()])
-            .query()
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(Error::NotFound("account"))?;
+        let row = q(
+            &format!("SELECT {COLS} FROM accounts WHERE id = $1"),
+            args![id.to_string()],
+        )
+        .query()
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(Error::NotFound("account"))?;
         account_from_row(&row)
     }
 
     /// Every account (operator view), oldest first.
     pub async fn list_accounts(&self) -> Result<Vec<Account>> {
-        let rows = q(&format!("SELECT {COLS} FROM accounts ORDER BY created_at, id"), args![])
-            .query()
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = q(
+            &format!("SELECT {COLS} FROM accounts ORDER BY created_at, id"),
+            args![],
+        )
+        .query()
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(account_from_row).collect()
     }
 
@@ -105,7 +111,11 @@ impl Catalog {
     }
 
     /// Change an account's status.
-    pub async fn set_account_status(&self, id: AccountId, status: AccountStatus) -> Result<Account> {
+    pub async fn set_account_status(
+        &self,
+        id: AccountId,
+        status: AccountStatus,
+    ) -> Result<Account> {
         let done = q(
             "UPDATE accounts SET status = $1, updated_at = $2 WHERE id = $3",
             args![status.as_str(), micros(self.now()), id.to_string()],

@@ -9,7 +9,9 @@ use sqlx::any::AnyRow;
 
 use crate::db::{Catalog, RowExt, Sql, args, like_contains, micros, q, to_json};
 use crate::error::{Error, Result};
-use crate::types::{AccountId, ActivityId, ActivityKind, ActivityStatus, EntityId, JobId, Service, TaskId};
+use crate::types::{
+    AccountId, ActivityId, ActivityKind, ActivityStatus, EntityId, JobId, Service, TaskId,
+};
 
 /// Largest page of activity a listing returns.
 pub const MAX_ACTIVITY_PAGE: u32 = 10_000;
@@ -151,7 +153,11 @@ impl Catalog {
             entity_id: new.entity_id,
             item: new.item,
             job_id: new.job_id,
-            details: if new.details.is_null() { serde_json::Value::Object(Default::default()) } else { new.details },
+            details: if new.details.is_null() {
+                serde_json::Value::Object(Default::default())
+            } else {
+                new.details
+            },
         };
         q(
             &format!("INSERT INTO activity ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"),
@@ -198,24 +204,46 @@ impl Catalog {
         if let Some(s) = f.status {
             sql.push_bind(" AND status = ", s.as_str());
         }
-        if let Some(t) = f.task_name.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            sql.push_bind(" AND LOWER(COALESCE(task_name, '')) LIKE ", like_contains(t)).push(" ESCAPE '\\'");
+        if let Some(t) = f
+            .task_name
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            sql.push_bind(
+                " AND LOWER(COALESCE(task_name, '')) LIKE ",
+                like_contains(t),
+            )
+            .push(" ESCAPE '\\'");
         }
         if let Some(i) = f.item.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            sql.push_bind(" AND LOWER(COALESCE(item, '')) LIKE ", like_contains(i)).push(" ESCAPE '\\'");
+            sql.push_bind(" AND LOWER(COALESCE(item, '')) LIKE ", like_contains(i))
+                .push(" ESCAPE '\\'");
         }
         if let Some(j) = f.job_id {
             sql.push_bind(" AND job_id = ", j.to_string());
         }
-        sql.push(if f.oldest_first { " ORDER BY at, id" } else { " ORDER BY at DESC, id DESC" });
+        sql.push(if f.oldest_first {
+            " ORDER BY at, id"
+        } else {
+            " ORDER BY at DESC, id DESC"
+        });
         let limit = f.limit.unwrap_or(MAX_ACTIVITY_PAGE).min(MAX_ACTIVITY_PAGE);
-        sql.push_bind(" LIMIT ", i64::from(limit)).push_bind(" OFFSET ", i64::from(f.offset));
+        sql.push_bind(" LIMIT ", i64::from(limit))
+            .push_bind(" OFFSET ", i64::from(f.offset));
         sql
     }
 
     /// The account's activity matching `filter` (newest first by default).
-    pub async fn list_activity(&self, account: AccountId, filter: &ActivityFilter) -> Result<Vec<Activity>> {
-        let rows = Self::activity_sql(account, filter).query().fetch_all(&self.pool).await?;
+    pub async fn list_activity(
+        &self,
+        account: AccountId,
+        filter: &ActivityFilter,
+    ) -> Result<Vec<Activity>> {
+        let rows = Self::activity_sql(account, filter)
+            .query()
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(activity_from_row).collect()
     }
 
@@ -236,7 +264,9 @@ impl Catalog {
 /// status, task, item, details (JSON).
 pub fn write_activity_csv<W: Write>(entries: &[Activity], out: W) -> Result<u64> {
     let mut w = csv::Writer::from_writer(out);
-    w.write_record(["time", "activity", "service", "status", "task", "item", "details"])?;
+    w.write_record([
+        "time", "activity", "service", "status", "task", "item", "details",
+    ])?;
     for a in entries {
         let details = to_json(&a.details)?;
         w.write_record([

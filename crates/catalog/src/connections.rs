@@ -68,8 +68,14 @@ const COLS: &str = "id, account_id, tenant_id, client_id, graph_url, login_url, 
 fn connection_from_row(r: &AnyRow) -> Result<Connection> {
     let status = match r.text("status")?.as_str() {
         "connected" => ConnectionStatus::Connected,
-        "disconnected" => ConnectionStatus::Disconnected { reason: r.opt_text("status_reason")?.unwrap_or_default() },
-        other => return Err(Error::Corrupt(format!("status: unknown connection status {other:?}"))),
+        "disconnected" => ConnectionStatus::Disconnected {
+            reason: r.opt_text("status_reason")?.unwrap_or_default(),
+        },
+        other => {
+            return Err(Error::Corrupt(format!(
+                "status: unknown connection status {other:?}"
+            )));
+        }
     };
     Ok(Connection {
         id: r.parse("id")?,
@@ -99,14 +105,20 @@ fn aad(account: AccountId, id: ConnectionId) -> String {
 fn check_url(what: &str, s: &str) -> Result<String> {
     let s = non_empty(what, s)?;
     if !(s.starts_with("https://") || s.starts_with("http://")) {
-        return Err(Error::InvalidInput(format!("{what} must be an http(s) URL")));
+        return Err(Error::InvalidInput(format!(
+            "{what} must be an http(s) URL"
+        )));
     }
     Ok(s)
 }
 
 impl Catalog {
     /// Store a new connection (status Connected).
-    pub async fn create_connection(&self, account: AccountId, new: NewConnection) -> Result<Connection> {
+    pub async fn create_connection(
+        &self,
+        account: AccountId,
+        new: NewConnection,
+    ) -> Result<Connection> {
         let now = self.now();
         let id = ConnectionId::random();
         let c = Connection {
@@ -162,7 +174,9 @@ impl Catalog {
     /// The account's connections, oldest first.
     pub async fn list_connections(&self, account: AccountId) -> Result<Vec<Connection>> {
         let rows = q(
-            &format!("SELECT {COLS} FROM connections WHERE account_id = $1 ORDER BY created_at, id"),
+            &format!(
+                "SELECT {COLS} FROM connections WHERE account_id = $1 ORDER BY created_at, id"
+            ),
             args![account.to_string()],
         )
         .query()

@@ -28,9 +28,9 @@ impl CatalogKey {
 
     /// Build a key from a slice, which must be exactly 32 bytes long.
     pub fn from_slice(bytes: &[u8]) -> Result<Self> {
-        let arr: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| Error::InvalidInput(format!("catalog key must be 32 bytes, got {}", bytes.len())))?;
+        let arr: [u8; 32] = bytes.try_into().map_err(|_| {
+            Error::InvalidInput(format!("catalog key must be 32 bytes, got {}", bytes.len()))
+        })?;
         Ok(Self(arr))
     }
 }
@@ -90,14 +90,22 @@ impl fmt::Debug for SecretBox {
 
 impl SecretBox {
     pub(crate) fn new(key: &CatalogKey) -> Self {
-        Self { cipher: XChaCha20Poly1305::new((&key.0).into()) }
+        Self {
+            cipher: XChaCha20Poly1305::new((&key.0).into()),
+        }
     }
 
     pub(crate) fn seal(&self, secret: &Secret, aad: &str) -> Result<Vec<u8>> {
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
         let ct = self
             .cipher
-            .encrypt(&nonce, Payload { msg: secret.0.as_bytes(), aad: aad.as_bytes() })
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: secret.0.as_bytes(),
+                    aad: aad.as_bytes(),
+                },
+            )
             .map_err(|_| Error::InvalidInput("secret cannot be encrypted".into()))?;
         let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
         out.push(VERSION);
@@ -113,9 +121,17 @@ impl SecretBox {
         let nonce = XNonce::from_slice(&sealed[1..1 + NONCE_LEN]);
         let pt = self
             .cipher
-            .decrypt(nonce, Payload { msg: &sealed[1 + NONCE_LEN..], aad: aad.as_bytes() })
+            .decrypt(
+                nonce,
+                Payload {
+                    msg: &sealed[1 + NONCE_LEN..],
+                    aad: aad.as_bytes(),
+                },
+            )
             .map_err(|_| Error::Decrypt)?;
-        String::from_utf8(pt).map(Secret).map_err(|_| Error::Decrypt)
+        String::from_utf8(pt)
+            .map(Secret)
+            .map_err(|_| Error::Decrypt)
     }
 }
 

@@ -61,7 +61,10 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { base: Duration::from_secs(30), max: Duration::from_secs(3600) }
+        Self {
+            base: Duration::from_secs(30),
+            max: Duration::from_secs(3600),
+        }
     }
 }
 
@@ -115,7 +118,9 @@ pub struct Catalog {
 
 impl std::fmt::Debug for Catalog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Catalog").field("backend", &self.backend).finish_non_exhaustive()
+        f.debug_struct("Catalog")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
     }
 }
 
@@ -149,7 +154,10 @@ impl Catalog {
             // DIALECT: write-ahead logging lets readers go on while a writer
             // commits. The mode is stored in the database file, so setting it
             // once here covers every later connection.
-            if let Err(e) = sqlx::query("PRAGMA journal_mode = WAL").fetch_all(&pool).await {
+            if let Err(e) = sqlx::query("PRAGMA journal_mode = WAL")
+                .fetch_all(&pool)
+                .await
+            {
                 tracing::warn!(error = %e, "could not switch the SQLite catalog to WAL mode");
             }
         }
@@ -197,7 +205,8 @@ pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
 }
 
 pub(crate) fn from_micros(v: i64) -> Result<DateTime<Utc>> {
-    DateTime::from_timestamp_micros(v).ok_or_else(|| Error::Corrupt(format!("time {v} out of range")))
+    DateTime::from_timestamp_micros(v)
+        .ok_or_else(|| Error::Corrupt(format!("time {v} out of range")))
 }
 
 pub(crate) fn flag(b: bool) -> i64 {
@@ -205,7 +214,8 @@ pub(crate) fn flag(b: bool) -> i64 {
 }
 
 pub(crate) fn to_json<T: Serialize>(v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| Error::InvalidInput(format!("not serialisable as JSON: {e}")))
+    serde_json::to_string(v)
+        .map_err(|e| Error::InvalidInput(format!("not serialisable as JSON: {e}")))
 }
 
 pub(crate) fn u64_to_i64(v: u64, what: &str) -> Result<i64> {
@@ -240,7 +250,9 @@ pub(crate) trait RowExt {
     }
     fn opt_uint(&self, col: &str) -> Result<Option<u64>> {
         self.opt_int(col)?
-            .map(|v| u64::try_from(v).map_err(|_| Error::Corrupt(format!("{col}: negative value {v}"))))
+            .map(|v| {
+                u64::try_from(v).map_err(|_| Error::Corrupt(format!("{col}: negative value {v}")))
+            })
             .transpose()
     }
     fn bool(&self, col: &str) -> Result<bool> {
@@ -293,13 +305,15 @@ impl RowExt for AnyRow {
         self.try_get::<String, _>(col).map_err(|e| col_err(col, e))
     }
     fn opt_text(&self, col: &str) -> Result<Option<String>> {
-        self.try_get::<Option<String>, _>(col).map_err(|e| col_err(col, e))
+        self.try_get::<Option<String>, _>(col)
+            .map_err(|e| col_err(col, e))
     }
     fn int(&self, col: &str) -> Result<i64> {
         self.try_get::<i64, _>(col).map_err(|e| col_err(col, e))
     }
     fn opt_int(&self, col: &str) -> Result<Option<i64>> {
-        self.try_get::<Option<i64>, _>(col).map_err(|e| col_err(col, e))
+        self.try_get::<Option<i64>, _>(col)
+            .map_err(|e| col_err(col, e))
     }
 }
 
@@ -354,7 +368,10 @@ pub(crate) struct Sql {
 
 impl Sql {
     pub(crate) fn new(text: &str) -> Self {
-        Self { text: text.to_string(), args: Vec::new() }
+        Self {
+            text: text.to_string(),
+            args: Vec::new(),
+        }
     }
 
     /// Append raw SQL.
@@ -408,7 +425,10 @@ impl Sql {
 
 /// A shortcut: a query with fixed text and the given args.
 pub(crate) fn q(text: &str, args: Vec<Arg>) -> Sql {
-    Sql { text: text.to_string(), args }
+    Sql {
+        text: text.to_string(),
+        args,
+    }
 }
 
 /// Build a `Vec<Arg>` from heterogeneous values.

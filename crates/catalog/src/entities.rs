@@ -11,7 +11,9 @@ use crate::accounts::non_empty;
 use crate::db::{Catalog, RowExt, Sql, args, like_contains, micros, q, to_json, u64_to_i64};
 use crate::error::{Error, Result};
 use crate::tags::Tag;
-use crate::types::{AccountId, EntityId, EntityKind, EntityStatus, EntityType, RunOutcome, TagId, TaskId};
+use crate::types::{
+    AccountId, EntityId, EntityKind, EntityStatus, EntityType, RunOutcome, TagId, TaskId,
+};
 
 /// Largest page a listing returns.
 pub const MAX_PAGE: u32 = 1000;
@@ -129,7 +131,9 @@ fn properties_json(v: &serde_json::Value) -> Result<String> {
     match v {
         serde_json::Value::Null => Ok("{}".into()),
         serde_json::Value::Object(_) => to_json(v),
-        _ => Err(Error::InvalidInput("entity properties must be a JSON object".into())),
+        _ => Err(Error::InvalidInput(
+            "entity properties must be a JSON object".into(),
+        )),
     }
 }
 
@@ -157,8 +161,11 @@ impl Catalog {
         // Fails with NotFound for another account's task (scoping).
         self.get_task(account, task).await?;
         let now = micros(self.now());
-        let (status, active) =
-            if activate_new { (EntityStatus::Scheduled, 1i64) } else { (EntityStatus::NotActive, 0i64) };
+        let (status, active) = if activate_new {
+            (EntityStatus::Scheduled, 1i64)
+        } else {
+            (EntityStatus::NotActive, 0i64)
+        };
         let mut tx = self.begin_write().await?;
         for (d, (external_id, name, props)) in found.iter().zip(&prepared) {
             q(
@@ -189,7 +196,10 @@ impl Catalog {
         tx.commit().await?;
         let mut out = Vec::with_capacity(found.len());
         for (external_id, _, _) in &prepared {
-            out.push(self.get_entity_by_external_id(account, task, external_id).await?);
+            out.push(
+                self.get_entity_by_external_id(account, task, external_id)
+                    .await?,
+            );
         }
         Ok(out)
     }
@@ -231,12 +241,14 @@ impl Catalog {
 
     fn entity_filter_sql(account: AccountId, f: &EntityFilter, select: &str) -> Sql {
         let mut sql = Sql::new(select);
-        sql.push(" FROM entities e WHERE e.account_id = ").bind(account.to_string());
+        sql.push(" FROM entities e WHERE e.account_id = ")
+            .bind(account.to_string());
         if let Some(t) = f.task_id {
             sql.push_bind(" AND e.task_id = ", t.to_string());
         }
         if !f.statuses.is_empty() {
-            sql.push(" AND e.status IN ").bind_list(f.statuses.iter().map(|s| s.as_str()));
+            sql.push(" AND e.status IN ")
+                .bind_list(f.statuses.iter().map(|s| s.as_str()));
         }
         if let Some(s) = f.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             let pat = like_contains(s);
@@ -258,7 +270,11 @@ impl Catalog {
     }
 
     /// The account's entities matching `filter`, by name.
-    pub async fn list_entities(&self, account: AccountId, filter: &EntityFilter) -> Result<Vec<Entity>> {
+    pub async fn list_entities(
+        &self,
+        account: AccountId,
+        filter: &EntityFilter,
+    ) -> Result<Vec<Entity>> {
         let mut sql = Self::entity_filter_sql(account, filter, &format!("SELECT {COLS}"));
         let limit = filter.limit.unwrap_or(MAX_PAGE).min(MAX_PAGE);
         sql.push(" ORDER BY e.name, e.id LIMIT ")
@@ -266,7 +282,10 @@ impl Catalog {
             .push(" OFFSET ")
             .bind(i64::from(filter.offset));
         let rows = sql.query().fetch_all(&self.pool).await?;
-        let mut es = rows.iter().map(entity_from_row).collect::<Result<Vec<_>>>()?;
+        let mut es = rows
+            .iter()
+            .map(entity_from_row)
+            .collect::<Result<Vec<_>>>()?;
         self.attach_tags(account, &mut es).await?;
         Ok(es)
     }
@@ -287,17 +306,21 @@ impl Catalog {
              WHERE et.account_id = ",
         );
         sql.bind(account.to_string());
-        sql.push(" AND et.entity_id IN ").bind_list(es.iter().map(|e| e.id.to_string()));
+        sql.push(" AND et.entity_id IN ")
+            .bind_list(es.iter().map(|e| e.id.to_string()));
         sql.push(" ORDER BY t.name");
         let rows = sql.query().fetch_all(&self.pool).await?;
         let mut by_entity: HashMap<EntityId, Vec<Tag>> = HashMap::new();
         for r in &rows {
-            by_entity.entry(r.parse("entity_id")?).or_default().push(Tag {
-                id: r.parse("id")?,
-                account_id: account,
-                name: r.text("name")?,
-                created_at: r.time("created_at")?,
-            });
+            by_entity
+                .entry(r.parse("entity_id")?)
+                .or_default()
+                .push(Tag {
+                    id: r.parse("id")?,
+                    account_id: account,
+                    name: r.text("name")?,
+                    created_at: r.time("created_at")?,
+                });
         }
         for e in es {
             e.tags = by_entity.remove(&e.id).unwrap_or_default();
@@ -342,20 +365,39 @@ impl Catalog {
 
     /// Pause entities (F-C3): no backups until activated again.
     pub async fn pause_entities(&self, account: AccountId, ids: &[EntityId]) -> Result<u64> {
-        self.update_entities(account, ids, "status = 'paused'", args![], " AND active = 1 AND status <> 'archived'")
-            .await
+        self.update_entities(
+            account,
+            ids,
+            "status = 'paused'",
+            args![],
+            " AND active = 1 AND status <> 'archived'",
+        )
+        .await
     }
 
     /// Deactivate entities: no longer protected (their backups stay).
     pub async fn deactivate_entities(&self, account: AccountId, ids: &[EntityId]) -> Result<u64> {
-        self.update_entities(account, ids, "active = 0, status = 'not_active'", args![], " AND status <> 'archived'")
-            .await
+        self.update_entities(
+            account,
+            ids,
+            "active = 0, status = 'not_active'",
+            args![],
+            " AND status <> 'archived'",
+        )
+        .await
     }
 
     /// Set an entity's status (the engine: In process, Backed up in another
     /// task, ...).
-    pub async fn set_entity_status(&self, account: AccountId, id: EntityId, status: EntityStatus) -> Result<Entity> {
-        let n = self.update_entities(account, &[id], "status = $1", args![status.as_str()], "").await?;
+    pub async fn set_entity_status(
+        &self,
+        account: AccountId,
+        id: EntityId,
+        status: EntityStatus,
+    ) -> Result<Entity> {
+        let n = self
+            .update_entities(account, &[id], "status = $1", args![status.as_str()], "")
+            .await?;
         if n == 0 {
             return Err(Error::NotFound("entity"));
         }
@@ -395,7 +437,11 @@ impl Catalog {
 
     /// The entity was deleted in Microsoft 365 (F-C6): it becomes Archived;
     /// its backups are kept per the task's archived retention.
-    pub async fn mark_entity_deleted_in_tenant(&self, account: AccountId, id: EntityId) -> Result<Entity> {
+    pub async fn mark_entity_deleted_in_tenant(
+        &self,
+        account: AccountId,
+        id: EntityId,
+    ) -> Result<Entity> {
         let n = self
             .update_entities(
                 account,
@@ -412,7 +458,11 @@ impl Catalog {
     }
 
     /// Request deletion of entities' backups (F-C3, 7-day grace).
-    pub async fn request_entity_deletion(&self, account: AccountId, ids: &[EntityId]) -> Result<u64> {
+    pub async fn request_entity_deletion(
+        &self,
+        account: AccountId,
+        ids: &[EntityId],
+    ) -> Result<u64> {
         self.update_entities(
             account,
             ids,
@@ -424,7 +474,12 @@ impl Catalog {
     }
 
     /// Cancel a pending deletion.
-    pub async fn cancel_entity_deletion(&self, account: AccountId, ids: &[EntityId]) -> Result<u64> {
-        self.update_entities(account, ids, "deletion_requested_at = NULL", args![], "").await
+    pub async fn cancel_entity_deletion(
+        &self,
+        account: AccountId,
+        ids: &[EntityId],
+    ) -> Result<u64> {
+        self.update_entities(account, ids, "deletion_requested_at = NULL", args![], "")
+            .await
     }
 }

@@ -80,7 +80,9 @@ impl Error {
                 "the database is unreachable or busy; retry later"
             }
             Error::Database(_) => "see the database error; this is usually a bug",
-            Error::Migrate(_) => "the schema could not be brought up to date; check database permissions and version",
+            Error::Migrate(_) => {
+                "the schema could not be brought up to date; check database permissions and version"
+            }
             Error::Csv(_) => "check the destination of the export",
         }
     }

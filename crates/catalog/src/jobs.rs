@@ -144,7 +144,12 @@ impl NewJob {
 
     /// A backup job of one entity, deduplicated so that the entity is never
     /// backed up twice at once.
-    pub fn backup(task: TaskId, entity: EntityId, service: Service, payload: serde_json::Value) -> Self {
+    pub fn backup(
+        task: TaskId,
+        entity: EntityId,
+        service: Service,
+        payload: serde_json::Value,
+    ) -> Self {
         Self {
             dedupe_key: Some(backup_dedupe_key(entity)),
             service: Some(service),
@@ -258,7 +263,8 @@ fn job_from_row(r: &AnyRow) -> Result<Job> {
         kind: r.parse("kind")?,
         payload: r.json("payload")?,
         status: r.parse("status")?,
-        priority: i32::try_from(priority).map_err(|_| Error::Corrupt(format!("priority: {priority}")))?,
+        priority: i32::try_from(priority)
+            .map_err(|_| Error::Corrupt(format!("priority: {priority}")))?,
         not_before: r.time("not_before")?,
         attempts: small(r, "attempts")?,
         max_attempts: small(r, "max_attempts")?,
@@ -288,7 +294,8 @@ fn job_from_row(r: &AnyRow) -> Result<Job> {
 }
 
 fn lease_micros(d: Duration) -> Result<i64> {
-    let m = i64::try_from(d.as_micros()).map_err(|_| Error::InvalidInput("lease too long".into()))?;
+    let m =
+        i64::try_from(d.as_micros()).map_err(|_| Error::InvalidInput("lease too long".into()))?;
     if m <= 0 {
         return Err(Error::InvalidInput("lease must be positive".into()));
     }
@@ -300,7 +307,9 @@ impl Catalog {
     /// with the same key in the account is returned instead of a new one.
     pub async fn enqueue_job(&self, account: AccountId, new: NewJob) -> Result<Enqueued> {
         if new.max_attempts == 0 {
-            return Err(Error::InvalidInput("max_attempts must be at least 1".into()));
+            return Err(Error::InvalidInput(
+                "max_attempts must be at least 1".into(),
+            ));
         }
         let payload = to_json(&new.payload)?;
         // The duplicate may finish between our insert and our look-up; then
@@ -357,7 +366,9 @@ impl Catalog {
                 return Ok(Enqueued::Duplicate(job_from_row(&row)?));
             }
         }
-        Err(Error::Conflict("job with this dedupe key keeps changing; retry".into()))
+        Err(Error::Conflict(
+            "job with this dedupe key keeps changing; retry".into(),
+        ))
     }
 
     /// A job of the account.
@@ -376,7 +387,12 @@ impl Catalog {
     /// Claim the next due job (highest priority, then oldest) of any account
     /// for `worker`, leased for `lease`. `kinds` empty = any kind. Two
     /// claimers never get the same job.
-    pub async fn claim_job(&self, worker: &str, lease: Duration, kinds: &[JobKind]) -> Result<Option<Claimed>> {
+    pub async fn claim_job(
+        &self,
+        worker: &str,
+        lease: Duration,
+        kinds: &[JobKind],
+    ) -> Result<Option<Claimed>> {
         let worker = worker.trim();
         if worker.is_empty() {
             return Err(Error::InvalidInput("worker id must not be empty".into()));
@@ -388,7 +404,11 @@ impl Catalog {
                 "UPDATE jobs SET status = 'running', lease_owner = $1, lease_expires_at = $2, heartbeat_at = $3, \
                  attempts = attempts + 1, started_at = COALESCE(started_at, $3) \
                  WHERE status = 'pending' AND id = (SELECT id FROM jobs WHERE status = 'pending' AND not_before <= $3{}",
-                if kinds.is_empty() { "" } else { " AND kind IN " }
+                if kinds.is_empty() {
+                    ""
+                } else {
+                    " AND kind IN "
+                }
             ),
             args![worker, now.saturating_add(lease_us), now],
         );
@@ -407,12 +427,22 @@ impl Catalog {
             return Ok(None);
         };
         let job = job_from_row(&row)?;
-        let lease = Lease { job_id: job.id, account_id: job.account_id, worker: worker.to_string(), attempt: job.attempts };
+        let lease = Lease {
+            job_id: job.id,
+            account_id: job.account_id,
+            worker: worker.to_string(),
+            attempt: job.attempts,
+        };
         Ok(Some(Claimed { job, lease }))
     }
 
     /// Run `set` on the leased job; `None` if the lease no longer holds.
-    async fn with_lease(&self, lease: &Lease, set: &str, values: Vec<crate::db::Arg>) -> Result<Job> {
+    async fn with_lease(
+        &self,
+        lease: &Lease,
+        set: &str,
+        values: Vec<crate::db::Arg>,
+    ) -> Result<Job> {
         let mut sql = q(&format!("UPDATE jobs SET {set}"), values);
         sql.push_bind(" WHERE account_id = ", lease.account_id.to_string())
             .push_bind(" AND id = ", lease.job_id.to_string())
@@ -492,7 +522,12 @@ impl Catalog {
                  finished_at = CASE WHEN {retry} THEN NULL ELSE $3 END, \
                  error = $4, lease_owner = NULL, lease_expires_at = NULL"
             ),
-            args![i64::from(retryable), retry_at, micros(now), error.to_string()],
+            args![
+                i64::from(retryable),
+                retry_at,
+                micros(now),
+                error.to_string()
+            ],
         )
         .await
     }
@@ -548,15 +583,18 @@ impl Catalog {
 
     fn job_filter_sql(account: AccountId, f: &JobFilter, select: &str) -> Sql {
         let mut sql = Sql::new(select);
-        sql.push(" FROM jobs WHERE account_id = ").bind(account.to_string());
+        sql.push(" FROM jobs WHERE account_id = ")
+            .bind(account.to_string());
         if let Some(t) = f.since {
             sql.push_bind(" AND created_at >= ", micros(t));
         }
         if !f.statuses.is_empty() {
-            sql.push(" AND status IN ").bind_list(f.statuses.iter().map(|s| s.as_str()));
+            sql.push(" AND status IN ")
+                .bind_list(f.statuses.iter().map(|s| s.as_str()));
         }
         if !f.kinds.is_empty() {
-            sql.push(" AND kind IN ").bind_list(f.kinds.iter().map(|s| s.as_str()));
+            sql.push(" AND kind IN ")
+                .bind_list(f.kinds.iter().map(|s| s.as_str()));
         }
         if let Some(s) = f.service {
             sql.push_bind(" AND service = ", s.as_str());
@@ -576,9 +614,14 @@ impl Catalog {
     /// The account's jobs matching `filter` (newest first by default).
     pub async fn list_jobs(&self, account: AccountId, filter: &JobFilter) -> Result<Vec<Job>> {
         let mut sql = Self::job_filter_sql(account, filter, &format!("SELECT {COLS}"));
-        sql.push(if filter.oldest_first { " ORDER BY created_at, id" } else { " ORDER BY created_at DESC, id DESC" });
+        sql.push(if filter.oldest_first {
+            " ORDER BY created_at, id"
+        } else {
+            " ORDER BY created_at DESC, id DESC"
+        });
         let limit = filter.limit.unwrap_or(MAX_JOB_PAGE).min(MAX_JOB_PAGE);
-        sql.push_bind(" LIMIT ", i64::from(limit)).push_bind(" OFFSET ", i64::from(filter.offset));
+        sql.push_bind(" LIMIT ", i64::from(limit))
+            .push_bind(" OFFSET ", i64::from(filter.offset));
         let rows = sql.query().fetch_all(&self.pool).await?;
         rows.iter().map(job_from_row).collect()
     }

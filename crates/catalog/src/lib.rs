@@ -32,15 +32,17 @@ pub use db::{Backend, Catalog, CatalogOptions, RetryPolicy};
 pub use entities::{DiscoveredEntity, Entity, EntityFilter, MAX_PAGE};
 pub use error::{Error, Result};
 pub use jobs::{
-    Claimed, Enqueued, JOBS_PAGE_WINDOW, Job, JobCounts, JobFilter, JobProgress, Lease, MAX_JOB_PAGE, NewJob,
-    backup_dedupe_key,
+    Claimed, Enqueued, JOBS_PAGE_WINDOW, Job, JobCounts, JobFilter, JobProgress, Lease,
+    MAX_JOB_PAGE, NewJob, backup_dedupe_key,
 };
-pub use rules::{ActivationRule, Deactivation, NewRule, RuleDefinition, RuleKind, RuleMode, UrlMatch};
+pub use rules::{
+    ActivationRule, Deactivation, NewRule, RuleDefinition, RuleKind, RuleMode, UrlMatch,
+};
 pub use runs::{BackupRun, DailyItems, ItemFailure, RunCounts, RunFinish};
 pub use tags::Tag;
 pub use tasks::{DELETION_GRACE, NewTask, Retention, Task, TaskSettings};
 pub use types::{
-    AccountId, AccountStatus, ActivityId, ActivityKind, ActivityStatus, BadId, ConnectionId, EntityId, EntityKind,
-    EntityStatus, EntityType, Frequency, JobId, JobKind, JobStatus, RuleId, RunId, RunOutcome, Service, SubService,
-    TagId, TaskId, TaskStatus, UnknownVariant,
+    AccountId, AccountStatus, ActivityId, ActivityKind, ActivityStatus, BadId, ConnectionId,
+    EntityId, EntityKind, EntityStatus, EntityType, Frequency, JobId, JobKind, JobStatus, RuleId,
+    RunId, RunOutcome, Service, SubService, TagId, TaskId, TaskStatus, UnknownVariant,
 };

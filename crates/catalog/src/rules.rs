@@ -133,14 +133,15 @@ pub struct NewRule {
     pub deactivation: Deactivation,
 }
 
-const COLS: &str =
-    "id, account_id, task_id, kind, definition, mode, deactivation, last_evaluated_at, created_at, updated_at";
+const COLS: &str = "id, account_id, task_id, kind, definition, mode, deactivation, last_evaluated_at, created_at, updated_at";
 
 fn rule_from_row(r: &AnyRow) -> Result<ActivationRule> {
     let kind: RuleKind = r.parse("kind")?;
     let definition: RuleDefinition = r.json("definition")?;
     if definition.kind() != kind {
-        return Err(Error::Corrupt(format!("rule kind {kind} does not match its definition")));
+        return Err(Error::Corrupt(format!(
+            "rule kind {kind} does not match its definition"
+        )));
     }
     Ok(ActivationRule {
         id: r.parse("id")?,
@@ -207,8 +208,14 @@ impl Catalog {
     }
 
     /// The account's rules (optionally of one task), oldest first.
-    pub async fn list_rules(&self, account: AccountId, task: Option<TaskId>) -> Result<Vec<ActivationRule>> {
-        let mut sql = Sql::new(&format!("SELECT {COLS} FROM activation_rules WHERE account_id = "));
+    pub async fn list_rules(
+        &self,
+        account: AccountId,
+        task: Option<TaskId>,
+    ) -> Result<Vec<ActivationRule>> {
+        let mut sql = Sql::new(&format!(
+            "SELECT {COLS} FROM activation_rules WHERE account_id = "
+        ));
         sql.bind(account.to_string());
         if let Some(t) = task {
             sql.push_bind(" AND task_id = ", t.to_string());

@@ -125,8 +125,14 @@ fn run_from_row(r: &AnyRow) -> Result<BackupRun> {
 
 impl Catalog {
     /// Record the start of a run of an entity's sub-service (now).
-    pub async fn start_run(&self, account: AccountId, entity: EntityId, sub_service: SubService) -> Result<BackupRun> {
-        self.start_run_at(account, entity, sub_service, self.now()).await
+    pub async fn start_run(
+        &self,
+        account: AccountId,
+        entity: EntityId,
+        sub_service: SubService,
+    ) -> Result<BackupRun> {
+        self.start_run_at(account, entity, sub_service, self.now())
+            .await
     }
 
     /// Record the start of a run at a given time (imports, tests).
@@ -172,7 +178,12 @@ impl Catalog {
     }
 
     /// Record the end of a run (now), with its failures.
-    pub async fn finish_run(&self, account: AccountId, run: RunId, finish: &RunFinish) -> Result<BackupRun> {
+    pub async fn finish_run(
+        &self,
+        account: AccountId,
+        run: RunId,
+        finish: &RunFinish,
+    ) -> Result<BackupRun> {
         self.finish_run_at(account, run, finish, self.now()).await
     }
 
@@ -184,7 +195,9 @@ impl Catalog {
         f: &RunFinish,
         finished_at: DateTime<Utc>,
     ) -> Result<BackupRun> {
-        let outcome = f.outcome.ok_or_else(|| Error::InvalidInput("a finished run needs an outcome".into()))?;
+        let outcome = f
+            .outcome
+            .ok_or_else(|| Error::InvalidInput("a finished run needs an outcome".into()))?;
         let c = &f.counts;
         let delta = f.delta_state.as_ref().map(to_json).transpose()?;
         let mut tx = self.begin_write().await?;
@@ -259,7 +272,13 @@ impl Catalog {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|r| Ok(ItemFailure { item_id: r.text("item_id")?, path: r.text("path")?, reason: r.text("reason")? }))
+            .map(|r| {
+                Ok(ItemFailure {
+                    item_id: r.text("item_id")?,
+                    path: r.text("path")?,
+                    reason: r.text("reason")?,
+                })
+            })
             .collect()
     }
 
@@ -309,7 +328,11 @@ impl Catalog {
 
     /// The latest successful run of each sub-service of an entity (the
     /// tiles of F-C7), by sub-service name.
-    pub async fn latest_successful_runs(&self, account: AccountId, entity: EntityId) -> Result<Vec<BackupRun>> {
+    pub async fn latest_successful_runs(
+        &self,
+        account: AccountId,
+        entity: EntityId,
+    ) -> Result<Vec<BackupRun>> {
         let rows = q(
             &format!(
                 "SELECT {COLS} FROM backup_runs r WHERE account_id = $1 AND entity_id = $2 AND outcome IN ('success', 'partial') \
@@ -328,9 +351,16 @@ impl Catalog {
 
     /// Items backed up (new + changed) per UTC day and sub-service over the
     /// `days` days ending today (F-C7). Days without runs are absent.
-    pub async fn daily_items(&self, account: AccountId, entity: EntityId, days: u32) -> Result<Vec<DailyItems>> {
+    pub async fn daily_items(
+        &self,
+        account: AccountId,
+        entity: EntityId,
+        days: u32,
+    ) -> Result<Vec<DailyItems>> {
         if !(1..=366).contains(&days) {
-            return Err(Error::InvalidInput(format!("days must be 1..=366, got {days}")));
+            return Err(Error::InvalidInput(format!(
+                "days must be 1..=366, got {days}"
+            )));
         }
         let today = micros(self.now()).div_euclid(DAY_MICROS);
         let first_day = today - i64::from(days) + 1;
@@ -350,7 +380,11 @@ impl Catalog {
             .map(|r| {
                 let day = r.int("day")?;
                 let date = from_micros(day * DAY_MICROS)?.date_naive();
-                Ok(DailyItems { day: date, sub_service: r.parse("sub_service")?, items: r.uint("items")? })
+                Ok(DailyItems {
+                    day: date,
+                    sub_service: r.parse("sub_service")?,
+                    items: r.uint("items")?,
+                })
             })
             .collect()
     }

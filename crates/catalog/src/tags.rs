@@ -42,7 +42,12 @@ impl Catalog {
         };
         q(
             "INSERT INTO tags (id, account_id, name, created_at) VALUES ($1, $2, $3, $4)",
-            args![t.id.to_string(), account.to_string(), t.name.clone(), micros(t.created_at)],
+            args![
+                t.id.to_string(),
+                account.to_string(),
+                t.name.clone(),
+                micros(t.created_at)
+            ],
         )
         .query()
         .execute(&self.pool)
@@ -92,10 +97,13 @@ impl Catalog {
 
     /// Delete a tag (it disappears from every entity).
     pub async fn delete_tag(&self, account: AccountId, id: TagId) -> Result<()> {
-        let done = q("DELETE FROM tags WHERE account_id = $1 AND id = $2", args![account.to_string(), id.to_string()])
-            .query()
-            .execute(&self.pool)
-            .await?;
+        let done = q(
+            "DELETE FROM tags WHERE account_id = $1 AND id = $2",
+            args![account.to_string(), id.to_string()],
+        )
+        .query()
+        .execute(&self.pool)
+        .await?;
         if done.rows_affected() == 0 {
             return Err(Error::NotFound("tag"));
         }
@@ -105,12 +113,19 @@ impl Catalog {
     /// Put a tag on the selected entities (already tagged ones are left as
     /// they are; ids of other accounts' entities are ignored). Returns how
     /// many entities got the tag.
-    pub async fn apply_tag(&self, account: AccountId, tag: TagId, entities: &[EntityId]) -> Result<u64> {
+    pub async fn apply_tag(
+        &self,
+        account: AccountId,
+        tag: TagId,
+        entities: &[EntityId],
+    ) -> Result<u64> {
         self.require_tag(account, tag).await?;
         if entities.is_empty() {
             return Ok(0);
         }
-        let mut sql = Sql::new("INSERT INTO entity_tags (account_id, entity_id, tag_id) SELECT e.account_id, e.id, ");
+        let mut sql = Sql::new(
+            "INSERT INTO entity_tags (account_id, entity_id, tag_id) SELECT e.account_id, e.id, ",
+        );
         sql.bind(tag.to_string())
             .push(" FROM entities e WHERE e.account_id = ")
             .bind(account.to_string())
@@ -121,7 +136,12 @@ impl Catalog {
     }
 
     /// Take a tag off the selected entities. Returns how many lost it.
-    pub async fn remove_tag(&self, account: AccountId, tag: TagId, entities: &[EntityId]) -> Result<u64> {
+    pub async fn remove_tag(
+        &self,
+        account: AccountId,
+        tag: TagId,
+        entities: &[EntityId],
+    ) -> Result<u64> {
         self.require_tag(account, tag).await?;
         if entities.is_empty() {
             return Ok(0);
@@ -135,11 +155,14 @@ impl Catalog {
     }
 
     async fn require_tag(&self, account: AccountId, tag: TagId) -> Result<()> {
-        q("SELECT id FROM tags WHERE account_id = $1 AND id = $2", args![account.to_string(), tag.to_string()])
-            .query()
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(Error::NotFound("tag"))?;
+        q(
+            "SELECT id FROM tags WHERE account_id = $1 AND id = $2",
+            args![account.to_string(), tag.to_string()],
+        )
+        .query()
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(Error::NotFound("tag"))?;
         Ok(())
     }
 }

@@ -47,7 +47,9 @@ impl Retention {
             Some("days") => Ok(Retention::Days(n(value)?)),
             Some("months") => Ok(Retention::Months(n(value)?)),
             Some("years") => Ok(Retention::Years(n(value)?)),
-            Some(other) => Err(Error::Corrupt(format!("retention_unit: unknown unit {other:?}"))),
+            Some(other) => Err(Error::Corrupt(format!(
+                "retention_unit: unknown unit {other:?}"
+            ))),
         }
     }
 }
@@ -93,9 +95,15 @@ impl Default for TaskSettings {
 impl TaskSettings {
     fn validate(&self) -> Result<()> {
         if self.backup_hour_utc > 23 {
-            return Err(Error::InvalidInput(format!("backup hour {} is not 0..=23", self.backup_hour_utc)));
+            return Err(Error::InvalidInput(format!(
+                "backup hour {} is not 0..=23",
+                self.backup_hour_utc
+            )));
         }
-        if matches!(self.retention, Retention::Days(0) | Retention::Months(0) | Retention::Years(0)) {
+        if matches!(
+            self.retention,
+            Retention::Days(0) | Retention::Months(0) | Retention::Years(0)
+        ) {
             return Err(Error::InvalidInput("retention must be at least 1".into()));
         }
         Ok(())
@@ -167,7 +175,10 @@ fn task_from_row(r: &AnyRow) -> Result<Task> {
             auto_activate_new: r.bool("auto_activate_new")?,
             archived_retention_days: r
                 .opt_int("archived_retention_days")?
-                .map(|v| u32::try_from(v).map_err(|_| Error::Corrupt("archived_retention_days out of range".into())))
+                .map(|v| {
+                    u32::try_from(v)
+                        .map_err(|_| Error::Corrupt("archived_retention_days out of range".into()))
+                })
                 .transpose()?,
             frequency: r.parse("frequency")?,
             backup_hour_utc: u8::try_from(hour)
@@ -175,7 +186,10 @@ fn task_from_row(r: &AnyRow) -> Result<Task> {
                 .filter(|h| *h <= 23)
                 .ok_or_else(|| Error::Corrupt(format!("backup_hour_utc: {hour}")))?,
             region: r.text("region")?,
-            retention: Retention::from_cols(r.opt_text("retention_unit")?, r.opt_int("retention_value")?)?,
+            retention: Retention::from_cols(
+                r.opt_text("retention_unit")?,
+                r.opt_int("retention_value")?,
+            )?,
         },
         status: r.parse("status")?,
         deletion_requested_at: r.opt_time("deletion_requested_at")?,
@@ -250,8 +264,14 @@ impl Catalog {
     }
 
     /// The account's tasks (optionally of one service), oldest first.
-    pub async fn list_tasks(&self, account: AccountId, service: Option<Service>) -> Result<Vec<Task>> {
-        let mut sql = Sql::new(&format!("SELECT {COLS} FROM backup_tasks WHERE account_id = "));
+    pub async fn list_tasks(
+        &self,
+        account: AccountId,
+        service: Option<Service>,
+    ) -> Result<Vec<Task>> {
+        let mut sql = Sql::new(&format!(
+            "SELECT {COLS} FROM backup_tasks WHERE account_id = "
+        ));
         sql.bind(account.to_string());
         if let Some(s) = service {
             sql.push_bind(" AND service = ", s.as_str());
@@ -261,7 +281,13 @@ impl Catalog {
         rows.iter().map(task_from_row).collect()
     }
 
-    async fn update_task(&self, account: AccountId, id: TaskId, set: &str, mut values: Vec<crate::db::Arg>) -> Result<Task> {
+    async fn update_task(
+        &self,
+        account: AccountId,
+        id: TaskId,
+        set: &str,
+        mut values: Vec<crate::db::Arg>,
+    ) -> Result<Task> {
         let n = values.len();
         let text = format!(
             "UPDATE backup_tasks SET {set}, updated_at = ${} WHERE account_id = ${} AND id = ${}",
@@ -269,7 +295,11 @@ impl Catalog {
             n + 2,
             n + 3
         );
-        values.extend(args![micros(self.now()), account.to_string(), id.to_string()]);
+        values.extend(args![
+            micros(self.now()),
+            account.to_string(),
+            id.to_string()
+        ]);
         let done = q(&text, values).query().execute(&self.pool).await?;
         if done.rows_affected() == 0 {
             return Err(Error::NotFound("task"));
@@ -280,11 +310,17 @@ impl Catalog {
     /// Rename a task.
     pub async fn rename_task(&self, account: AccountId, id: TaskId, name: &str) -> Result<Task> {
         let name = non_empty("task name", name)?;
-        self.update_task(account, id, "name = $1", args![name]).await
+        self.update_task(account, id, "name = $1", args![name])
+            .await
     }
 
     /// Replace a task's settings.
-    pub async fn update_task_settings(&self, account: AccountId, id: TaskId, s: &TaskSettings) -> Result<Task> {
+    pub async fn update_task_settings(
+        &self,
+        account: AccountId,
+        id: TaskId,
+        s: &TaskSettings,
+    ) -> Result<Task> {
         s.validate()?;
         let (unit, value) = s.retention.cols();
         self.update_task(
@@ -308,8 +344,14 @@ impl Catalog {
     }
 
     /// Pause or resume a task.
-    pub async fn set_task_status(&self, account: AccountId, id: TaskId, status: TaskStatus) -> Result<Task> {
-        self.update_task(account, id, "status = $1", args![status.as_str()]).await
+    pub async fn set_task_status(
+        &self,
+        account: AccountId,
+        id: TaskId,
+        status: TaskStatus,
+    ) -> Result<Task> {
+        self.update_task(account, id, "status = $1", args![status.as_str()])
+            .await
     }
 
     /// Request deletion of a task: it is purged after [`DELETION_GRACE`]
@@ -326,7 +368,8 @@ impl Catalog {
 
     /// Cancel a pending deletion; nothing is lost.
     pub async fn cancel_task_deletion(&self, account: AccountId, id: TaskId) -> Result<Task> {
-        self.update_task(account, id, "deletion_requested_at = NULL", args![]).await
+        self.update_task(account, id, "deletion_requested_at = NULL", args![])
+            .await
     }
 
     /// Tasks of every account whose deletion grace period is over (for the

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use catalog::{
-    AccountId, Backend, Catalog, CatalogKey, CatalogOptions, ConnectionId, DiscoveredEntity, Entity, EntityKind,
-    EntityType, ManualClock, NewConnection, NewTask, RetryPolicy, Service, Task, TaskSettings,
+    AccountId, Backend, Catalog, CatalogKey, CatalogOptions, ConnectionId, DiscoveredEntity,
+    Entity, EntityKind, EntityType, ManualClock, NewConnection, NewTask, RetryPolicy, Service,
+    Task, TaskSettings,
 };
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::any::AnyPoolOptions;
@@ -15,7 +16,8 @@ use sqlx::{AnyPool, Connection, Executor, PgConnection};
 /// Where the tests find PostgreSQL (a database they may create databases
 /// from). CI starts it; tests fail, never skip, when it is unreachable.
 pub fn pg_admin_url() -> String {
-    std::env::var("LIFEBOAT_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("LIFEBOAT_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 pub fn key() -> CatalogKey {
@@ -23,7 +25,9 @@ pub fn key() -> CatalogKey {
 }
 
 pub fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 10, 12, 0, 0).single().expect("valid time")
+    Utc.with_ymd_and_hms(2026, 3, 10, 12, 0, 0)
+        .single()
+        .expect("valid time")
 }
 
 /// One test's database.
@@ -38,7 +42,10 @@ pub fn options(clock: &ManualClock) -> CatalogOptions {
     CatalogOptions {
         max_connections: 8,
         clock: Arc::new(clock.clone()),
-        retry: RetryPolicy { base: Duration::from_secs(30), max: Duration::from_secs(600) },
+        retry: RetryPolicy {
+            base: Duration::from_secs(30),
+            max: Duration::from_secs(600),
+        },
         acquire_timeout: Duration::from_secs(20),
     }
 }
@@ -48,7 +55,11 @@ impl TestDb {
     /// catalog's back.
     pub async fn raw(&self) -> AnyPool {
         sqlx::any::install_default_drivers();
-        AnyPoolOptions::new().max_connections(2).connect(&self.url).await.expect("raw pool")
+        AnyPoolOptions::new()
+            .max_connections(2)
+            .connect(&self.url)
+            .await
+            .expect("raw pool")
     }
 
     /// Open the same database again with another key.
@@ -57,7 +68,11 @@ impl TestDb {
     }
 
     pub async fn account(&self, name: &str) -> AccountId {
-        self.catalog.create_account(name, "eu-west").await.expect("account").id
+        self.catalog
+            .create_account(name, "eu-west")
+            .await
+            .expect("account")
+            .id
     }
 
     pub async fn connection(&self, account: AccountId) -> ConnectionId {
@@ -82,7 +97,12 @@ impl TestDb {
         self.catalog
             .create_task(
                 account,
-                NewTask { connection_id: conn, service, name: format!("{service} backup"), settings: TaskSettings::default() },
+                NewTask {
+                    connection_id: conn,
+                    service,
+                    name: format!("{service} backup"),
+                    settings: TaskSettings::default(),
+                },
             )
             .await
             .expect("task")
@@ -95,12 +115,18 @@ impl TestDb {
                 kind: EntityKind::Mailbox,
                 external_id: format!("ext-{n}"),
                 name: n.to_string(),
-                email_or_url: Some(format!("{}@contoso.test", n.to_lowercase().replace(' ', "."))),
+                email_or_url: Some(format!(
+                    "{}@contoso.test",
+                    n.to_lowercase().replace(' ', ".")
+                )),
                 entity_type: EntityType::User,
                 properties: serde_json::json!({"department": "Sales", "city": "Oslo"}),
             })
             .collect();
-        self.catalog.upsert_entities(account, task.id, &found, false).await.expect("entities")
+        self.catalog
+            .upsert_entities(account, task.id, &found, false)
+            .await
+            .expect("entities")
     }
 }
 
@@ -115,9 +141,20 @@ where
     match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("temp dir");
-            let url = format!("sqlite://{}?mode=rwc", dir.path().join("catalog.db").display());
-            let catalog = Catalog::open_with(&url, key(), options(&clock)).await.expect("open sqlite catalog");
-            let outcome = tokio::spawn(body(TestDb { catalog, clock, url, backend })).await;
+            let url = format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("catalog.db").display()
+            );
+            let catalog = Catalog::open_with(&url, key(), options(&clock))
+                .await
+                .expect("open sqlite catalog");
+            let outcome = tokio::spawn(body(TestDb {
+                catalog,
+                clock,
+                url,
+                backend,
+            }))
+            .await;
             drop(dir);
             if let Err(e) = outcome {
                 std::panic::resume_unwind(e.into_panic());
@@ -132,13 +169,29 @@ where
                 )
             });
             let name = format!("lb_test_{}", uuid::Uuid::new_v4().simple());
-            admin.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create test database");
-            let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+            admin
+                .execute(format!("CREATE DATABASE {name}").as_str())
+                .await
+                .expect("create test database");
+            let base = admin_url
+                .rsplit_once('/')
+                .map(|(b, _)| b)
+                .unwrap_or(&admin_url);
             let url = format!("{base}/{name}");
             let outcome = match Catalog::open_with(&url, key(), options(&clock)).await {
-                Ok(catalog) => tokio::spawn(body(TestDb { catalog, clock, url, backend })).await,
+                Ok(catalog) => {
+                    tokio::spawn(body(TestDb {
+                        catalog,
+                        clock,
+                        url,
+                        backend,
+                    }))
+                    .await
+                }
                 Err(e) => {
-                    let _ = admin.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await;
+                    let _ = admin
+                        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                        .await;
                     panic!("open postgres catalog: {e}");
                 }
             };

@@ -1,4 +1,7 @@
-use catalog::{DiscoveredEntity, EntityFilter, EntityKind, EntityStatus, EntityType, Error, RunOutcome, Service};
+use catalog::{
+    DiscoveredEntity, EntityFilter, EntityKind, EntityStatus, EntityType, Error, RunOutcome,
+    Service,
+};
 
 db_test!(
     async fn entities_discovery_status_and_filters(db) {

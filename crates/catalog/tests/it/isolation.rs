@@ -1,10 +1,14 @@
 use catalog::{
-    ActivityFilter, ActivityKind, ActivityStatus, EntityFilter, Error, JobFilter, JobKind, NewActivity, NewJob, NewRule,
-    NewTask, RuleDefinition, RuleMode, Deactivation, RunFinish, RunOutcome, Service, SubService, TaskSettings, TaskStatus,
+    ActivityFilter, ActivityKind, ActivityStatus, Deactivation, EntityFilter, Error, JobFilter,
+    JobKind, NewActivity, NewJob, NewRule, NewTask, RuleDefinition, RuleMode, RunFinish,
+    RunOutcome, Service, SubService, TaskSettings, TaskStatus,
 };
 
 fn not_found<T: std::fmt::Debug>(r: catalog::Result<T>) {
-    assert!(matches!(r, Err(Error::NotFound(_))), "expected not found, got {r:?}");
+    assert!(
+        matches!(r, Err(Error::NotFound(_))),
+        "expected not found, got {r:?}"
+    );
 }
 
 db_test!(

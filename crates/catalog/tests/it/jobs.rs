@@ -2,7 +2,8 @@ use std::collections::HashSet;
 use std::time::Duration as StdDuration;
 
 use catalog::{
-    Enqueued, Error, JobCounts, JobFilter, JobKind, JobProgress, JobStatus, NewJob, Service, backup_dedupe_key,
+    Enqueued, Error, JobCounts, JobFilter, JobKind, JobProgress, JobStatus, NewJob, Service,
+    backup_dedupe_key,
 };
 use chrono::Duration;
 

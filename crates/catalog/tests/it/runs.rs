@@ -1,8 +1,16 @@
-use catalog::{DailyItems, Error, ItemFailure, RunCounts, RunFinish, RunOutcome, Service, SubService};
+use catalog::{
+    DailyItems, Error, ItemFailure, RunCounts, RunFinish, RunOutcome, Service, SubService,
+};
 use chrono::{Duration, NaiveDate};
 
 fn counts(new: u64, changed: u64) -> RunCounts {
-    RunCounts { items_new: new, items_changed: changed, bytes_read: 1000, bytes_stored: 400, ..Default::default() }
+    RunCounts {
+        items_new: new,
+        items_changed: changed,
+        bytes_read: 1000,
+        bytes_stored: 400,
+        ..Default::default()
+    }
 }
 
 db_test!(

@@ -1,6 +1,6 @@
 use catalog::{
-    ActivationRule, Deactivation, Error, Frequency, NewRule, NewTask, Retention, RuleDefinition, RuleKind, RuleMode,
-    Service, TaskSettings, TaskStatus, UrlMatch,
+    ActivationRule, Deactivation, Error, Frequency, NewRule, NewTask, Retention, RuleDefinition,
+    RuleKind, RuleMode, Service, TaskSettings, TaskStatus, UrlMatch,
 };
 
 db_test!(
