@@ -436,3 +436,62 @@ macro_rules! args {
     ($($v:expr),* $(,)?) => { vec![$($crate::db::Arg::from($v)),*] };
 }
 pub(crate) use args;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_from_url() {
+        assert_eq!(
+            Backend::from_url("sqlite://x.db?mode=rwc").ok(),
+            Some(Backend::Sqlite)
+        );
+        assert_eq!(
+            Backend::from_url("sqlite::memory:").ok(),
+            Some(Backend::Sqlite)
+        );
+        assert_eq!(
+            Backend::from_url("postgres://u@h/db").ok(),
+            Some(Backend::Postgres)
+        );
+        assert_eq!(
+            Backend::from_url("postgresql://u@h/db").ok(),
+            Some(Backend::Postgres)
+        );
+        for bad in ["", "x", "mysql://u:pw@h/db", "://", "\u{e9}t\u{e9}://pw"] {
+            let e = Backend::from_url(bad).expect_err(bad);
+            assert!(matches!(e, Error::InvalidUrl(_)));
+            assert!(!e.to_string().contains("pw"), "{e}");
+        }
+    }
+
+    #[test]
+    fn retry_backoff_doubles_up_to_the_cap() {
+        let p = RetryPolicy {
+            base: Duration::from_secs(30),
+            max: Duration::from_secs(300),
+        };
+        assert_eq!(p.delay(1), Duration::from_secs(30));
+        assert_eq!(p.delay(2), Duration::from_secs(60));
+        assert_eq!(p.delay(3), Duration::from_secs(120));
+        assert_eq!(p.delay(5), Duration::from_secs(300));
+        assert_eq!(p.delay(u32::MAX), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_contains("A%b_c\\"), "%a\\%b\\_c\\\\%");
+    }
+
+    #[test]
+    fn placeholders_number_in_order() {
+        let mut s = Sql::new("SELECT 1 WHERE a = ");
+        s.bind(1i64)
+            .push(" AND b IN ")
+            .bind_list(["x", "y"])
+            .push_bind(" AND c = ", "z");
+        assert_eq!(s.text, "SELECT 1 WHERE a = $1 AND b IN ($2, $3) AND c = $4");
+        assert_eq!(s.args.len(), 4);
+    }
+}

@@ -50,6 +50,14 @@ impl Error {
     /// Whether retrying the same operation later may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
+            Error::Database(sqlx::Error::Database(db)) => {
+                // SQLite busy/locked; PostgreSQL serialization failure,
+                // deadlock, too many connections, shutting down.
+                matches!(
+                    db.code().as_deref(),
+                    Some("5" | "6" | "40001" | "40P01" | "53300" | "57P01")
+                )
+            }
             Error::Database(e) => matches!(
                 e,
                 sqlx::Error::Io(_)
