@@ -89,6 +89,14 @@ db_test!(
         assert!(!stored.windows(6).any(|w| w == b"Very$e"), "plaintext in the row");
         let dump = format!("{conn:?} {:?}", c.connection_secret(acc, conn.id).await.expect("secret"));
         assert!(!dump.contains("Very$ecret"), "Debug shows the secret: {dump}");
+        let new = NewConnection {
+            tenant_id: "t".into(),
+            client_id: "c".into(),
+            client_secret: Secret::new("Very$ecretClientValue"),
+            graph_url: "https://g".into(),
+            login_url: "https://l".into(),
+        };
+        assert!(!format!("{new:?}").contains("Very$ecret"));
 
         // Another key cannot read it.
         let other = db.reopen(CatalogKey::new([1; 32])).await.expect("reopen");
