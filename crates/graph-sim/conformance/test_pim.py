@@ -179,7 +179,7 @@ def test_calendar_view_delta_and_invitations(graph, run, sim, user):
     first, link = delta_round(run, me.calendar_view.delta, RequestConfiguration(query_parameters=q))
     assert first
     assert_known(first)
-    before = sim.control("GET", "/_sim/stats")["by_key"].get("pim:invitationsSent", 0)
+    before = sim.control("GET", "/_sim/stats")["byKey"].get("pim:invitationsSent", 0)
     ev = run(me.events.post(Event(
         subject="SDK meeting",
         start=DateTimeTimeZone(date_time="2026-07-01T09:00:00", time_zone="UTC"),
@@ -187,7 +187,7 @@ def test_calendar_view_delta_and_invitations(graph, run, sim, user):
         attendees=[Attendee(email_address=EmailAddress(address="guest@example.com", name="Guest"))],
     )))
     assert_known(ev)
-    after = sim.control("GET", "/_sim/stats")["by_key"].get("pim:invitationsSent", 0)
+    after = sim.control("GET", "/_sim/stats")["byKey"].get("pim:invitationsSent", 0)
     assert after == before + 1
     gone = next(e for e in first if e.type == EventType.SingleInstance)
     run(me.events.by_event_id(gone.id).delete())

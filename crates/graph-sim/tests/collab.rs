@@ -551,7 +551,7 @@ async fn channel_messages_replies_paging_and_posting() {
     assert_eq!(s, StatusCode::CREATED);
     assert_eq!(r["replyToId"], pid);
     let stats = t.control(Method::GET, "/_sim/stats", json!({})).await;
-    assert_eq!(stats["by_key"]["collab:messagesPosted"], 2);
+    assert_eq!(stats["byKey"]["collab:messagesPosted"], 2);
     let (s, e) = t
         .post(
             &format!("{base}/messages"),

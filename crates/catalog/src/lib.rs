@@ -1,0 +1,48 @@
+//! Lifeboat's catalog: metadata in SQL (SQLite or PostgreSQL, one codebase)
+//! and the job queue.
+//!
+//! Open a [`Catalog`] from a URL; it migrates the schema. Every method that
+//! touches an account's data takes its [`AccountId`] and cannot see or
+//! change another account's rows. Domain types are plain serde structs; SQL
+//! stays inside this crate.
+
+#![warn(missing_docs)]
+
+mod accounts;
+mod activity;
+mod clock;
+mod connections;
+mod crypto;
+mod db;
+mod entities;
+mod error;
+mod jobs;
+mod rules;
+mod runs;
+mod tags;
+mod tasks;
+mod types;
+
+pub use accounts::Account;
+pub use activity::{Activity, ActivityFilter, MAX_ACTIVITY_PAGE, NewActivity, write_activity_csv};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use connections::{Connection, ConnectionStatus, NewConnection};
+pub use crypto::{CatalogKey, Secret};
+pub use db::{Backend, Catalog, CatalogOptions, RetryPolicy};
+pub use entities::{DiscoveredEntity, Entity, EntityFilter, MAX_PAGE};
+pub use error::{Error, Result};
+pub use jobs::{
+    Claimed, Enqueued, JOBS_PAGE_WINDOW, Job, JobCounts, JobFilter, JobProgress, Lease,
+    MAX_JOB_PAGE, NewJob, backup_dedupe_key,
+};
+pub use rules::{
+    ActivationRule, Deactivation, NewRule, RuleDefinition, RuleKind, RuleMode, UrlMatch,
+};
+pub use runs::{BackupRun, DailyItems, ItemFailure, RunCounts, RunFinish};
+pub use tags::Tag;
+pub use tasks::{DELETION_GRACE, NewTask, Retention, Task, TaskSettings};
+pub use types::{
+    AccountId, AccountStatus, ActivityId, ActivityKind, ActivityStatus, BadId, ConnectionId,
+    EntityId, EntityKind, EntityStatus, EntityType, Frequency, JobId, JobKind, JobStatus, RuleId,
+    RunId, RunOutcome, Service, SubService, TagId, TaskId, TaskStatus, UnknownVariant,
+};
