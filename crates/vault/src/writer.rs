@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 /// Bytes read from a stream before they are chunked.
 const BATCH: usize = 8 * 1024 * 1024;
 /// Packs uploaded concurrently.
-const UPLOADS: usize = 4;
+const UPLOADS: usize = 2;
 
 struct PackState {
     pending: HashSet<u128>,
@@ -160,7 +160,7 @@ impl Account {
             Some(id) => Some(self.snapshot(id).await?),
             None => None,
         };
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<(PackId, Bytes, PackIndex)>(2);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(PackId, Bytes, PackIndex)>(1);
         let account = self.clone();
         let uploader = tokio::spawn(async move {
             use futures::StreamExt;
