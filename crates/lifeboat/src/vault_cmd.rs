@@ -161,6 +161,15 @@ enum VaultCmd {
 
 /// Run a vault command.
 pub async fn run(args: VaultArgs) -> Result<()> {
+    // Chunking runs on many threads; with glibc's default of 8 arenas per
+    // core the freed buffers of each thread stay resident and double the
+    // peak memory of a backup. Two arenas cost no measurable speed here.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only adjusts allocator tuning; called before the
+    // heavy allocation starts.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
     match args.cmd {
         VaultCmd::Init {
             common,

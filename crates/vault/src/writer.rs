@@ -31,6 +31,9 @@ struct Shared {
     condemned: HashSet<PackId>,
     state: parking_lot::Mutex<PackState>,
     tx: parking_lot::Mutex<Option<tokio::sync::mpsc::Sender<(PackId, Bytes, PackIndex)>>>,
+    /// Caps concurrent chunk processing at the number of cores, however
+    /// many items the caller puts at once.
+    cpu: tokio::sync::Semaphore,
 }
 
 enum Pending {
@@ -203,6 +206,7 @@ impl Account {
                     stats: SnapshotStats::default(),
                 }),
                 tx: parking_lot::Mutex::new(Some(tx)),
+                cpu: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
             }),
             parent,
             root: parking_lot::Mutex::new(Pending::Dir {
@@ -225,6 +229,7 @@ impl SnapshotWriter {
     pub async fn store_bytes(&self, data: Bytes) -> Result<Content> {
         let size = data.len() as u64;
         let shared = self.shared.clone();
+        let _permit = self.shared.cpu.acquire().await.map_err(|e| Error::Task(e.to_string()))?;
         let (chunks, _) = blocking(move || shared.process(&data, true)).await?;
         Ok(Content { size, chunks })
     }
@@ -250,6 +255,7 @@ impl SnapshotWriter {
                 }
             }
             let shared = self.shared.clone();
+            let _permit = self.shared.cpu.acquire().await.map_err(|e| Error::Task(e.to_string()))?;
             let (ids, consumed, back) = blocking(move || {
                 let (ids, consumed) = shared.process(&buf, eof)?;
                 Ok((ids, consumed, buf))
