@@ -148,6 +148,16 @@ enum VaultCmd {
         #[arg(long)]
         gc: bool,
     },
+    /// Key rotation: re-wrap the account's data keys under a new master key
+    /// (from --new-key-file or LIFEBOAT_VAULT_NEW_PASSWORD). No data is
+    /// rewritten; the old key stops working.
+    Rekey {
+        #[command(flatten)]
+        common: Common,
+        /// File with the new master key (64 hex digits).
+        #[arg(long)]
+        new_key_file: Option<PathBuf>,
+    },
     /// Garbage collection (two-phase: a pack is deleted by a later run than
     /// the one that found it unused, after the grace period).
     Gc {
@@ -323,6 +333,21 @@ pub async fn run(args: VaultArgs) -> Result<()> {
             if gc {
                 print_gc(&acct.gc().await?);
             }
+            Ok(())
+        }
+        VaultCmd::Rekey { common, new_key_file } => {
+            let repo = Repository::open(Location::from_url(&common.repo)?).await?;
+            let old = master_key(&repo, &common)?;
+            let new = match new_key_file {
+                Some(p) => MasterKey::from_hex(&std::fs::read_to_string(&p).with_context(|| p.display().to_string())?)?,
+                None => match std::env::var("LIFEBOAT_VAULT_NEW_PASSWORD") {
+                    Ok(pw) if !pw.is_empty() => repo.master_key_from_password(&pw)?,
+                    _ => bail!("no new key: pass --new-key-file or set LIFEBOAT_VAULT_NEW_PASSWORD"),
+                },
+            };
+            let a = &common.account;
+            repo.rewrap_account(a, &old.account_key(a), &new.account_key(a)).await?;
+            eprintln!("account {a}: data keys re-wrapped under the new key");
             Ok(())
         }
         VaultCmd::Gc { common, grace_secs } => {

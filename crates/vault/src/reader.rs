@@ -12,6 +12,9 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use std::sync::Arc;
 
+/// Consecutive chunks of one pack, read with one ranged GET.
+type Run = Vec<(ChunkId, Option<(PackId, BlobLoc)>)>;
+
 /// Chunks fetched ahead when streaming an item.
 const READ_AHEAD: usize = 8;
 
@@ -74,7 +77,7 @@ impl Account {
     pub fn read_content(&self, content: &Content) -> BoxStream<'static, Result<Bytes>> {
         const MAX_RUN: u64 = 4 * 1024 * 1024;
         const MAX_GAP: u64 = 64 * 1024;
-        let mut runs: Vec<Vec<(ChunkId, Option<(PackId, BlobLoc)>)>> = Vec::new();
+        let mut runs: Vec<Run> = Vec::new();
         {
             let idx = self.inner.index.read();
             for id in &content.chunks {
@@ -110,8 +113,8 @@ impl Account {
             .boxed()
     }
 
-    async fn read_run(&self, run: Vec<(ChunkId, Option<(PackId, BlobLoc)>)>) -> Result<Vec<Bytes>> {
-        let single = |a: Account, run: Vec<(ChunkId, Option<(PackId, BlobLoc)>)>| async move {
+    async fn read_run(&self, run: Run) -> Result<Vec<Bytes>> {
+        let single = |a: Account, run: Run| async move {
             let mut out = Vec::with_capacity(run.len());
             for (id, _) in run {
                 out.push(a.read_chunk(id).await?);
