@@ -39,7 +39,7 @@
 //! `<loc>` is a hash of the repository id and the account id, so account
 //! ids are not visible. `<pack>` is the BLAKE3 hash of the pack's bytes.
 //! Every object starts with a header: `LBV`, a kind byte and a u16 format
-//! version (see [`format`]); readers accept all versions up to their own.
+//! version (see [`mod@format`]); readers accept all versions up to their own.
 //! Sealed objects are `header || nonce || ciphertext || tag` with the header
 //! and the object's name authenticated, so objects cannot be swapped. A
 //! blob in a pack is `nonce || ciphertext || tag` of a flag byte (stored or
