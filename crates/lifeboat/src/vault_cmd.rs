@@ -66,7 +66,7 @@ enum VaultCmd {
         #[arg(long)]
         no_parent: bool,
         /// Files read concurrently.
-        #[arg(long, default_value_t = 8)]
+        #[arg(long, default_value_t = 4)]
         jobs: usize,
     },
     /// Restore a snapshot (or a subtree with --path) into a directory.
@@ -82,7 +82,7 @@ enum VaultCmd {
         #[arg(long, default_value = "")]
         path: String,
         /// Files written concurrently.
-        #[arg(long, default_value_t = 8)]
+        #[arg(long, default_value_t = 4)]
         jobs: usize,
     },
     /// List snapshots.
