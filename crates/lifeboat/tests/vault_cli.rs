@@ -129,6 +129,19 @@ fn backup_restore_round_trip() {
     let bad = lifeboat(&["snapshots", "--repo", repo_s], "wrong");
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("wrong key"));
+
+    // Key rotation: the new password opens the data, the old one no longer.
+    let out = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(["vault", "rekey", "--repo", repo_s])
+        .env("LIFEBOAT_VAULT_PASSWORD", "pw")
+        .env("LIFEBOAT_VAULT_NEW_PASSWORD", "pw2")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!lifeboat(&["snapshots", "--repo", repo_s], "pw").status.success());
+    let out = lifeboat(&["restore", "latest", "--repo", repo_s, "--target", tmp.path().join("out2").to_str().unwrap()], "pw2");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(tree(&src), tree(&tmp.path().join("out2")));
 }
 
 fn walk_size(p: &Path) -> u64 {

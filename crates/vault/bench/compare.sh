@@ -72,10 +72,10 @@ for t in "${tools[@]}"; do
 done
 # Undo nothing: the corpus now holds the mutated state (regenerate for a new run).
 
-printf '\ncorpus: %s files, %.2f GB (after mutation %.2f GB)\n' "$FILES" "$(echo "$BYTES/1e9" | bc -l)" "$(echo "$BYTES2/1e9" | bc -l)"
+printf '\ncorpus: %s files, %.2f GB (after mutation %.2f GB)\n' "$FILES" "$(echo "$BYTES/1000000000" | bc -l)" "$(echo "$BYTES2/1000000000" | bc -l)"
 printf '%-9s | %9s %9s %9s %10s | %9s %9s %11s\n' tool "init s" "MB/s" "peak MB" "repo MB" "incr s" "peak MB" "growth MB"
 for t in "${tools[@]}"; do
   printf '%-9s | %9.1f %9.1f %9.0f %10.1f | %9.1f %9.0f %11.1f\n' "$t" "${T1[$t]}" \
-    "$(echo "$BYTES/1e6/${T1[$t]}" | bc -l)" "$(echo "${M1[$t]}/1024" | bc -l)" "$(echo "${S1[$t]}/1e6" | bc -l)" \
-    "${T2[$t]}" "$(echo "${M2[$t]}/1024" | bc -l)" "$(echo "(${S2[$t]}-${S1[$t]})/1e6" | bc -l)"
+    "$(echo "$BYTES/1000000/${T1[$t]}" | bc -l)" "$(echo "${M1[$t]}/1024" | bc -l)" "$(echo "${S1[$t]}/1000000" | bc -l)" \
+    "${T2[$t]}" "$(echo "${M2[$t]}/1024" | bc -l)" "$(echo "(${S2[$t]}-${S1[$t]})/1000000" | bc -l)"
 done

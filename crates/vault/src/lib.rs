@@ -39,7 +39,7 @@
 //! `<loc>` is a hash of the repository id and the account id, so account
 //! ids are not visible. `<pack>` is the BLAKE3 hash of the pack's bytes.
 //! Every object starts with a header: `LBV`, a kind byte and a u16 format
-//! version (see [`format`]); readers accept all versions up to their own.
+//! version (see [`mod@format`]); readers accept all versions up to their own.
 //! Sealed objects are `header || nonce || ciphertext || tag` with the header
 //! and the object's name authenticated, so objects cannot be swapped. A
 //! blob in a pack is `nonce || ciphertext || tag` of a flag byte (stored or
@@ -57,10 +57,15 @@
 //!
 //! ## Index memory
 //! The in-memory index maps the first 128 bits of a chunk id to a 16-byte
-//! location (pack number, offset, length, plaintext length): 32 bytes per
-//! entry plus the hash table's control byte and spare capacity, i.e. about
-//! 40–50 bytes per unique chunk (≈ 3 MB per GB of unique data at the 16 KiB
-//! average chunk). Pack ids are stored once per pack.
+//! location (pack number, offset, length, plaintext length): a 32-byte slot
+//! plus one control byte in a hash table that is between 7/16 and 7/8 full,
+//! i.e. 38–75 bytes per unique chunk, about 50 on average (≈ 3 MB per GB of
+//! unique data at the 16 KiB average chunk; 64 MB for 20 GB). Pack ids
+//! (32 bytes) and lengths are stored once per pack. 128 bits suffice in
+//! memory because ids are keyed (nobody can construct collisions); the full
+//! 256-bit id is authenticated on every read. A writer additionally keeps a
+//! 16-byte entry per new chunk of the snapshot in progress, and at most
+//! 1 + 1 + 2 packs (16 MiB each) in memory while they upload.
 //!
 //! ## Crash safety
 //! Objects are immutable and written whole (object stores make a PUT

@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 /// Bytes read from a stream before they are chunked.
 const BATCH: usize = 8 * 1024 * 1024;
 /// Packs uploaded concurrently.
-const UPLOADS: usize = 4;
+const UPLOADS: usize = 2;
 
 struct PackState {
     pending: HashSet<u128>,
@@ -31,6 +31,9 @@ struct Shared {
     condemned: HashSet<PackId>,
     state: parking_lot::Mutex<PackState>,
     tx: parking_lot::Mutex<Option<tokio::sync::mpsc::Sender<(PackId, Bytes, PackIndex)>>>,
+    /// Caps concurrent chunk processing at the number of cores, however
+    /// many items the caller puts at once.
+    cpu: tokio::sync::Semaphore,
 }
 
 enum Pending {
@@ -190,7 +193,7 @@ impl Account {
             Some(id) => Some(self.snapshot(id).await?),
             None => None,
         };
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<(PackId, Bytes, PackIndex)>(2);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(PackId, Bytes, PackIndex)>(1);
         let account = self.clone();
         let uploader = tokio::spawn(async move {
             use futures::StreamExt;
@@ -233,6 +236,7 @@ impl Account {
                     stats: SnapshotStats::default(),
                 }),
                 tx: parking_lot::Mutex::new(Some(tx)),
+                cpu: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
             }),
             parent,
             root: parking_lot::Mutex::new(Pending::Dir {
@@ -255,6 +259,7 @@ impl SnapshotWriter {
     pub async fn store_bytes(&self, data: Bytes) -> Result<Content> {
         let size = data.len() as u64;
         let shared = self.shared.clone();
+        let _permit = self.shared.cpu.acquire().await.map_err(|e| Error::Task(e.to_string()))?;
         let (chunks, _) = blocking(move || shared.process(&data, true)).await?;
         Ok(Content { size, chunks })
     }
@@ -280,6 +285,7 @@ impl SnapshotWriter {
                 }
             }
             let shared = self.shared.clone();
+            let _permit = self.shared.cpu.acquire().await.map_err(|e| Error::Task(e.to_string()))?;
             let (ids, consumed, back) = blocking(move || {
                 let (ids, consumed) = shared.process(&buf, eof)?;
                 Ok((ids, consumed, buf))

@@ -18,6 +18,30 @@ async fn kill_9_at_random_points() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("spawn vault-torture");
+        // Count committed snapshots as the child reports them.
+        let commits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = {
+            let commits = commits.clone();
+            let stdout = child.stdout.take().unwrap();
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for _ in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                    commits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            })
+        };
+        if round == 0 {
+            // Make sure at least one kill lands on a repository with
+            // committed snapshots, however slow the machine.
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while commits.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                assert!(std::time::Instant::now() < deadline, "torture writer committed nothing in 60 s");
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("torture writer exited early ({status})");
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
         let wait_ms = 150 + (rand::random::<u64>() % 1200) + round * 50;
         tokio::time::sleep(Duration::from_millis(wait_ms)).await;
         if let Ok(Some(status)) = child.try_wait() {
@@ -28,8 +52,9 @@ async fn kill_9_at_random_points() {
             );
         }
         child.kill().unwrap(); // SIGKILL
-        let out = child.wait_with_output().unwrap();
-        total_commits += String::from_utf8_lossy(&out.stdout).lines().count();
+        child.wait().unwrap();
+        counter.join().unwrap();
+        total_commits += commits.load(std::sync::atomic::Ordering::SeqCst);
 
         // The repository is consistent: every snapshot is complete.
         let acct = Repository::open(loc.clone())

@@ -94,3 +94,59 @@ proptest! {
         });
     }
 }
+
+/// An item larger than the writer's read batch (8 MiB) is streamed in and
+/// out without being held whole, and comes back bit for bit; storing it
+/// again deduplicates completely.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_item_streams_across_batches() {
+    use futures::TryStreamExt;
+    let (_dir, _loc, repo) = local_repo().await;
+    let acct = repo.init_account("big", &key(1, "big")).await.unwrap();
+    // 20 MiB: several read batches; partly repetitive so zstd has work.
+    let mut data = noise(11, 12 * 1024 * 1024);
+    data.extend(std::iter::repeat_n(7u8, 8 * 1024 * 1024));
+    let want = blake3::hash(&data);
+    let w = acct.begin_snapshot(None).await.unwrap();
+    // A reader that yields odd-sized pieces, as a network stream would.
+    let reader = tokio_util_like::Pieces { data: &data, pos: 0 };
+    let content = w.put_item("huge.bin", Vec::new(), reader).await.unwrap();
+    assert_eq!(content.size, data.len() as u64);
+    let again = w.put_item("copy.bin", Vec::new(), &data[..]).await.unwrap();
+    assert_eq!(again, content, "same bytes, same chunks, whatever the read pattern");
+    let id = w.commit(serde_json::Value::Null).await.unwrap();
+    let snap = acct.snapshot(&id).await.unwrap();
+    let (_, mut stream) = acct.read_item(&snap, "huge.bin").await.unwrap();
+    let mut h = blake3::Hasher::new();
+    let mut n = 0usize;
+    while let Some(b) = stream.try_next().await.unwrap() {
+        h.update(&b);
+        n += b.len();
+    }
+    assert_eq!(n, data.len());
+    assert_eq!(h.finalize(), want);
+    let stats = acct.snapshots().await.unwrap()[0].stats.clone();
+    assert!(stats.stored_bytes < 13 * 1024 * 1024, "{stats:?}");
+}
+
+mod tokio_util_like {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use tokio::io::{AsyncRead, ReadBuf};
+
+    pub struct Pieces<'a> {
+        pub data: &'a [u8],
+        pub pos: usize,
+    }
+
+    impl AsyncRead for Pieces<'_> {
+        fn poll_read(mut self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+            let piece = 1 + (self.pos * 7919) % 100_003;
+            let end = (self.pos + piece.min(buf.remaining())).min(self.data.len());
+            let start = self.pos;
+            buf.put_slice(&self.data[start..end]);
+            self.pos = end;
+            Poll::Ready(Ok(()))
+        }
+    }
+}

@@ -256,6 +256,9 @@ fn main() {
             let mut changed = 0;
             for _ in 0..n {
                 let p = &all[rng.random_range(0..all.len())];
+                if !p.exists() {
+                    continue; // moved by an earlier mutation
+                }
                 match rng.random_range(0..3) {
                     // Flag change: a header added (as a mail client would).
                     0 => {
