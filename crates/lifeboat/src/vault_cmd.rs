@@ -351,18 +351,26 @@ pub async fn run(args: VaultArgs) -> Result<()> {
             }
             Ok(())
         }
-        VaultCmd::Rekey { common, new_key_file } => {
+        VaultCmd::Rekey {
+            common,
+            new_key_file,
+        } => {
             let repo = Repository::open(Location::from_url(&common.repo)?).await?;
             let old = master_key(&repo, &common)?;
             let new = match new_key_file {
-                Some(p) => MasterKey::from_hex(&std::fs::read_to_string(&p).with_context(|| p.display().to_string())?)?,
+                Some(p) => MasterKey::from_hex(
+                    &std::fs::read_to_string(&p).with_context(|| p.display().to_string())?,
+                )?,
                 None => match std::env::var("LIFEBOAT_VAULT_NEW_PASSWORD") {
                     Ok(pw) if !pw.is_empty() => repo.master_key_from_password(&pw)?,
-                    _ => bail!("no new key: pass --new-key-file or set LIFEBOAT_VAULT_NEW_PASSWORD"),
+                    _ => {
+                        bail!("no new key: pass --new-key-file or set LIFEBOAT_VAULT_NEW_PASSWORD")
+                    }
                 },
             };
             let a = &common.account;
-            repo.rewrap_account(a, &old.account_key(a), &new.account_key(a)).await?;
+            repo.rewrap_account(a, &old.account_key(a), &new.account_key(a))
+                .await?;
             eprintln!("account {a}: data keys re-wrapped under the new key");
             Ok(())
         }

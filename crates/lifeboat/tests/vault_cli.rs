@@ -137,10 +137,32 @@ fn backup_restore_round_trip() {
         .env("LIFEBOAT_VAULT_NEW_PASSWORD", "pw2")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(!lifeboat(&["snapshots", "--repo", repo_s], "pw").status.success());
-    let out = lifeboat(&["restore", "latest", "--repo", repo_s, "--target", tmp.path().join("out2").to_str().unwrap()], "pw2");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !lifeboat(&["snapshots", "--repo", repo_s], "pw")
+            .status
+            .success()
+    );
+    let out = lifeboat(
+        &[
+            "restore",
+            "latest",
+            "--repo",
+            repo_s,
+            "--target",
+            tmp.path().join("out2").to_str().unwrap(),
+        ],
+        "pw2",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(tree(&src), tree(&tmp.path().join("out2")));
 }
 

@@ -84,7 +84,10 @@ impl Account {
             let idx = self.inner.index.read();
             for id in &content.chunks {
                 let loc = idx.get(id);
-                let joins = match (runs.last().and_then(|r| r.last()), runs.last().and_then(|r| r.first())) {
+                let joins = match (
+                    runs.last().and_then(|r| r.last()),
+                    runs.last().and_then(|r| r.first()),
+                ) {
                     (Some((_, Some((pp, pl)))), Some((_, Some((_, first))))) => match &loc {
                         Some((p, l)) => {
                             p == pp
@@ -147,7 +150,12 @@ impl Account {
                     let sealed = &bytes[from..from + l.len as usize];
                     crypto::open_blob(&keys, id, sealed, l.raw_len)
                         .map(Bytes::from)
-                        .ok_or_else(|| Error::damaged(&name, format!("chunk {} fails authentication", id.to_hex())))
+                        .ok_or_else(|| {
+                            Error::damaged(
+                                &name,
+                                format!("chunk {} fails authentication", id.to_hex()),
+                            )
+                        })
                 })
                 .collect()
         })

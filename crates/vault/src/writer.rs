@@ -236,7 +236,9 @@ impl Account {
                     stats: SnapshotStats::default(),
                 }),
                 tx: parking_lot::Mutex::new(Some(tx)),
-                cpu: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
+                cpu: tokio::sync::Semaphore::new(
+                    std::thread::available_parallelism().map_or(2, |n| n.get()),
+                ),
             }),
             parent,
             root: parking_lot::Mutex::new(Pending::Dir {
@@ -259,7 +261,12 @@ impl SnapshotWriter {
     pub async fn store_bytes(&self, data: Bytes) -> Result<Content> {
         let size = data.len() as u64;
         let shared = self.shared.clone();
-        let _permit = self.shared.cpu.acquire().await.map_err(|e| Error::Task(e.to_string()))?;
+        let _permit = self
+            .shared
+            .cpu
+            .acquire()
+            .await
+            .map_err(|e| Error::Task(e.to_string()))?;
         let (chunks, _) = blocking(move || shared.process(&data, true)).await?;
         Ok(Content { size, chunks })
     }
@@ -285,7 +292,12 @@ impl SnapshotWriter {
                 }
             }
             let shared = self.shared.clone();
-            let _permit = self.shared.cpu.acquire().await.map_err(|e| Error::Task(e.to_string()))?;
+            let _permit = self
+                .shared
+                .cpu
+                .acquire()
+                .await
+                .map_err(|e| Error::Task(e.to_string()))?;
             let (ids, consumed, back) = blocking(move || {
                 let (ids, consumed) = shared.process(&buf, eof)?;
                 Ok((ids, consumed, buf))

@@ -25,7 +25,10 @@ async fn kill_9_at_random_points() {
             let stdout = child.stdout.take().unwrap();
             std::thread::spawn(move || {
                 use std::io::BufRead;
-                for _ in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                for _ in std::io::BufReader::new(stdout)
+                    .lines()
+                    .map_while(Result::ok)
+                {
                     commits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 }
             })
@@ -35,7 +38,10 @@ async fn kill_9_at_random_points() {
             // committed snapshots, however slow the machine.
             let deadline = std::time::Instant::now() + Duration::from_secs(60);
             while commits.load(std::sync::atomic::Ordering::SeqCst) == 0 {
-                assert!(std::time::Instant::now() < deadline, "torture writer committed nothing in 60 s");
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "torture writer committed nothing in 60 s"
+                );
                 if let Ok(Some(status)) = child.try_wait() {
                     panic!("torture writer exited early ({status})");
                 }

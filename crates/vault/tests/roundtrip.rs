@@ -109,11 +109,17 @@ async fn large_item_streams_across_batches() {
     let want = blake3::hash(&data);
     let w = acct.begin_snapshot(None).await.unwrap();
     // A reader that yields odd-sized pieces, as a network stream would.
-    let reader = tokio_util_like::Pieces { data: &data, pos: 0 };
+    let reader = tokio_util_like::Pieces {
+        data: &data,
+        pos: 0,
+    };
     let content = w.put_item("huge.bin", Vec::new(), reader).await.unwrap();
     assert_eq!(content.size, data.len() as u64);
     let again = w.put_item("copy.bin", Vec::new(), &data[..]).await.unwrap();
-    assert_eq!(again, content, "same bytes, same chunks, whatever the read pattern");
+    assert_eq!(
+        again, content,
+        "same bytes, same chunks, whatever the read pattern"
+    );
     let id = w.commit(serde_json::Value::Null).await.unwrap();
     let snap = acct.snapshot(&id).await.unwrap();
     let (_, mut stream) = acct.read_item(&snap, "huge.bin").await.unwrap();
@@ -140,7 +146,11 @@ mod tokio_util_like {
     }
 
     impl AsyncRead for Pieces<'_> {
-        fn poll_read(mut self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
             let piece = 1 + (self.pos * 7919) % 100_003;
             let end = (self.pos + piece.min(buf.remaining())).min(self.data.len());
             let start = self.pos;

@@ -285,7 +285,10 @@ async fn reading_tampered_data_fails() {
     let id = w.commit(serde_json::Value::Null).await.unwrap();
     let snap = acct.snapshot(&id).await.unwrap();
     assert_eq!(acct.read_item_bytes(&snap, "big").await.unwrap(), data);
-    let packs: Vec<_> = all_files(dir.path()).into_iter().filter(|(n, _)| n.contains("/data/")).collect();
+    let packs: Vec<_> = all_files(dir.path())
+        .into_iter()
+        .filter(|(n, _)| n.contains("/data/"))
+        .collect();
     for (name, bytes) in &packs {
         let mut b = bytes.clone();
         let mid = b.len() / 2;
@@ -300,5 +303,10 @@ async fn reading_tampered_data_fails() {
         .unwrap();
     let err = fresh.read_item_bytes(&snap, "big").await.unwrap_err();
     assert!(matches!(err, vault::Error::Damaged { .. }), "{err}");
-    assert!(packs.iter().any(|(n, _)| err.to_string().contains(n.as_str())), "{err}");
+    assert!(
+        packs
+            .iter()
+            .any(|(n, _)| err.to_string().contains(n.as_str())),
+        "{err}"
+    );
 }
