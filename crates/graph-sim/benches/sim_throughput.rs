@@ -201,21 +201,29 @@ fn main() {
             rss0 as f64 / 1024.0
         );
 
-        let ids: Vec<String> = {
+        let ids: (Vec<String>, Vec<String>) = {
             let mut out = Vec::new();
-            let mut next = Some("/users?$top=999&$select=id,mail".to_string());
+            let mut drives = Vec::new();
+            let mut next = Some("/users?$top=999&$select=id,mail,assignedLicenses".to_string());
             while let Some(u) = next {
                 let Some(v) = t.get(&u).await else { break };
                 for x in v["value"].as_array().into_iter().flatten() {
+                    let id = x["id"].as_str().unwrap_or_default().to_string();
                     if x["mail"].is_string() {
-                        out.push(x["id"].as_str().unwrap_or_default().to_string());
+                        out.push(id.clone());
+                    }
+                    if x["assignedLicenses"]
+                        .as_array()
+                        .is_some_and(|l| !l.is_empty())
+                    {
+                        drives.push(id);
                     }
                 }
                 next = v["@odata.nextLink"].as_str().map(str::to_string);
             }
-            out
+            (out, drives)
         };
-        let ids = Arc::new(ids);
+        let (ids, drive_ids) = (Arc::new(ids.0), Arc::new(ids.1));
 
         let (tt, ii) = (t.clone(), ids.clone());
         measure("GET /users/{id}", seconds, 16, move |n| {
@@ -287,18 +295,23 @@ fn main() {
             }
         })
         .await;
-        let (tt, ii) = (t.clone(), ids.clone());
-        measure("drive root children", seconds, 16, move |n| {
-            let (t, ids) = (tt.clone(), ii.clone());
-            async move {
-                t.get(&format!(
-                    "/users/{}/drive/root/children",
-                    ids[n as usize % ids.len().min(200)]
-                ))
-                .await
-                .is_some()
-            }
-        })
+        let (tt, ii) = (t.clone(), drive_ids.clone());
+        measure(
+            "drive root children (OneDrive users)",
+            seconds,
+            16,
+            move |n| {
+                let (t, ids) = (tt.clone(), ii.clone());
+                async move {
+                    t.get(&format!(
+                        "/users/{}/drive/root/children",
+                        ids[n as usize % ids.len().min(200)]
+                    ))
+                    .await
+                    .is_some()
+                }
+            },
+        )
         .await;
         let (rss, hwm) = rss_kib();
         println!(

@@ -81,7 +81,7 @@ impl SimConfig {
                 FaultKind::Drop,
             ],
             token_lifetime_secs: 3599,
-            cache_entities: 2000,
+            cache_entities: 500,
             content_scale: 1.0,
         }
     }

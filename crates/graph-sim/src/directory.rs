@@ -594,21 +594,24 @@ fn check_advanced_query(ctx: &GraphCtx) -> GraphResult<()> {
 async fn list_users(State(sim): State<Arc<Sim>>, ctx: GraphCtx) -> GraphResult<Json<Value>> {
     check_advanced_query(&ctx)?;
     let dir = sim.directory.read();
-    let mut items: Vec<Value> = dir.live_users().map(User::json).collect();
-    if let Some(s) = &ctx.query.search {
-        let needle = s.split(':').next_back().unwrap_or(s).to_lowercase();
-        items.retain(|u| {
-            u["displayName"]
-                .as_str()
-                .unwrap_or("")
-                .to_lowercase()
-                .contains(&needle)
-        });
-    }
-    Ok(Json(odata::collection(
+    let needle = ctx
+        .query
+        .search
+        .as_ref()
+        .map(|s| s.split(':').next_back().unwrap_or(s).to_lowercase());
+    let users: Vec<&User> = dir
+        .live_users()
+        .filter(|u| {
+            needle
+                .as_ref()
+                .is_none_or(|n| u.display_name.to_lowercase().contains(n))
+        })
+        .collect();
+    Ok(Json(odata::collection_of(
         &ctx,
         "users",
-        items,
+        &users,
+        |u| u.json(),
         PageLimits::DIRECTORY,
         Some(USER_DEFAULT_SELECT),
     )?))
@@ -905,11 +908,12 @@ async fn assign_license(
 async fn list_groups(State(sim): State<Arc<Sim>>, ctx: GraphCtx) -> GraphResult<Json<Value>> {
     check_advanced_query(&ctx)?;
     let dir = sim.directory.read();
-    let items: Vec<Value> = dir.live_groups().map(Group::json).collect();
-    Ok(Json(odata::collection(
+    let groups: Vec<&Group> = dir.live_groups().collect();
+    Ok(Json(odata::collection_of(
         &ctx,
         "groups",
-        items,
+        &groups,
+        |g| g.json(),
         PageLimits::DIRECTORY,
         None,
     )?))

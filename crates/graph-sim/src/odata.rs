@@ -318,6 +318,17 @@ pub fn collection(
         .take(size)
         .map(|v| project(v, ctx.query.select.as_deref(), default_select))
         .collect();
+    finish_page(ctx, context_fragment, page, offset, size, total)
+}
+
+fn finish_page(
+    ctx: &GraphCtx,
+    context_fragment: &str,
+    page: Vec<Value>,
+    offset: usize,
+    size: usize,
+    total: usize,
+) -> GraphResult<Value> {
     let mut body = Map::new();
     body.insert(
         "@odata.context".into(),
@@ -326,16 +337,48 @@ pub fn collection(
     if ctx.query.count {
         body.insert("@odata.count".into(), json!(total));
     }
-    if offset + size < total {
+    let end = offset.saturating_add(size);
+    if end < total {
         let link = ctx.link_with(
             &ctx.path,
             &["$skiptoken", "$skip"],
-            &[("$skiptoken", encode_token(&format!("o:{}", offset + size)))],
+            &[("$skiptoken", encode_token(&format!("o:{end}")))],
         );
         body.insert("@odata.nextLink".into(), json!(link));
     }
     body.insert("value".into(), Value::Array(page));
     Ok(Value::Object(body))
+}
+
+/// Like [`collection`], for a large source: when the request neither
+/// filters nor sorts, only the requested page is rendered (a 10,000-user
+/// directory pages in microseconds, not in a full render per page).
+pub fn collection_of<T>(
+    ctx: &GraphCtx,
+    context_fragment: &str,
+    source: &[T],
+    render: impl Fn(&T) -> Value,
+    limits: PageLimits,
+    default_select: Option<&[&str]>,
+) -> GraphResult<Value> {
+    if ctx.query.filter.is_some() || ctx.query.orderby.is_some() {
+        return collection(
+            ctx,
+            context_fragment,
+            source.iter().map(render).collect(),
+            limits,
+            default_select,
+        );
+    }
+    let offset = skip_offset(ctx)?;
+    let size = ctx.page_size(limits.default, limits.max);
+    let page = source
+        .iter()
+        .skip(offset)
+        .take(size)
+        .map(|t| project(render(t), ctx.query.select.as_deref(), default_select))
+        .collect();
+    finish_page(ctx, context_fragment, page, offset, size, source.len())
 }
 
 /// One entity with `@odata.context` and `$select` applied.
