@@ -1164,38 +1164,45 @@ async fn subscribed_skus(State(sim): State<Arc<Sim>>, ctx: GraphCtx) -> GraphRes
     )?))
 }
 
-async fn deleted_users(State(sim): State<Arc<Sim>>, ctx: GraphCtx) -> GraphResult<Json<Value>> {
-    let dir = sim.directory.read();
-    let items: Vec<Value> = dir
-        .users
-        .iter()
-        .filter(|u| u.deleted.is_some())
-        .map(User::json)
-        .collect();
+/// Deleted directory objects of one type, as `/directory/deletedItems/microsoft.graph.{user,group}` lists them.
+fn deleted_items<T>(
+    ctx: &GraphCtx,
+    kind: &str,
+    objects: &[T],
+    deleted: impl Fn(&T) -> bool,
+    json: impl Fn(&T) -> Value,
+) -> GraphResult<Json<Value>> {
+    let items: Vec<Value> = objects.iter().filter(|o| deleted(o)).map(json).collect();
+    let fragment = format!("directory/deletedItems/microsoft.graph.{kind}");
     Ok(Json(odata::collection(
-        &ctx,
-        "directory/deletedItems/microsoft.graph.user",
+        ctx,
+        &fragment,
         items,
         PageLimits::DIRECTORY,
         None,
     )?))
 }
 
+async fn deleted_users(State(sim): State<Arc<Sim>>, ctx: GraphCtx) -> GraphResult<Json<Value>> {
+    let dir = sim.directory.read();
+    deleted_items(
+        &ctx,
+        "user",
+        &dir.users,
+        |u| u.deleted.is_some(),
+        User::json,
+    )
+}
+
 async fn deleted_groups(State(sim): State<Arc<Sim>>, ctx: GraphCtx) -> GraphResult<Json<Value>> {
     let dir = sim.directory.read();
-    let items: Vec<Value> = dir
-        .groups
-        .iter()
-        .filter(|g| g.deleted.is_some())
-        .map(Group::json)
-        .collect();
-    Ok(Json(odata::collection(
+    deleted_items(
         &ctx,
-        "directory/deletedItems/microsoft.graph.group",
-        items,
-        PageLimits::DIRECTORY,
-        None,
-    )?))
+        "group",
+        &dir.groups,
+        |g| g.deleted.is_some(),
+        Group::json,
+    )
 }
 
 /// Restores a deleted user or group as a directory object. In the simulator its
