@@ -361,7 +361,7 @@ pub async fn backup_mailbox(job: MailboxBackup<'_>) -> Result<BackupReport> {
     }
     let stored = writer.stats().stored_bytes;
     let requests = ctx.requests.load(Ordering::Relaxed);
-    drop(ctx);
+    let _ = ctx;
     let id = writer.commit(meta).await?;
     job.progress.finish();
     Ok(BackupReport {
