@@ -205,9 +205,19 @@ async fn dispatch(router: &axum::Router, outer: &HeaderMap, step: &Step) -> (u16
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|c| c.contains("json"));
-    let bytes = axum::body::to_bytes(resp.into_body(), 256 * 1024 * 1024)
-        .await
-        .unwrap_or_default();
+    let bytes = match axum::body::to_bytes(resp.into_body(), 256 * 1024 * 1024).await {
+        Ok(b) => b,
+        Err(_) => {
+            // The inner response broke off (an injected dropped connection):
+            // Graph reports such an inner failure as a retryable 503.
+            let status = StatusCode::SERVICE_UNAVAILABLE.as_u16();
+            let out = json!({"id": step.id, "status": status,
+                "headers": {"Retry-After": "1", "Content-Type": "application/json"},
+                "body": {"error": {"code": "serviceNotAvailable",
+                    "message": "The service is temporarily unavailable. Retry later."}}});
+            return (status, out);
+        }
+    };
     let mut out = json!({"id": step.id, "status": status, "headers": headers});
     if !bytes.is_empty() {
         out["body"] = if is_json {

@@ -34,6 +34,7 @@ pub fn routes() -> Router<Arc<Sim>> {
         .route("/_sim/truth/groups/{id}", get(truth_group))
         .route("/_sim/truth/sites/{id}", get(truth_site))
         .route("/_sim/delta/invalidate", post(invalidate_delta))
+        .route("/_sim/faults", post(set_faults))
         .route("/_sim/consent", post(consent))
         .route("/_sim/secret", post(secret))
 }
@@ -269,6 +270,42 @@ async fn truth_site(
     Path(id): Path<String>,
 ) -> GraphResult<Json<Value>> {
     Ok(truth_of(&sim, EntityRef::Site(id)))
+}
+
+#[derive(Deserialize)]
+struct FaultsRequest {
+    /// Share of Graph requests that fail (0 turns injection off).
+    rate: f64,
+    /// `503`, `429`, `drop`, `malformed`; all but `malformed` when absent.
+    #[serde(default)]
+    kinds: Option<Vec<String>>,
+}
+
+/// Changes fault injection while the simulator serves.
+async fn set_faults(
+    State(sim): State<Arc<Sim>>,
+    Json(req): Json<FaultsRequest>,
+) -> GraphResult<Json<Value>> {
+    let kinds = match req.kinds {
+        Some(k) => k
+            .iter()
+            .map(|s| s.parse::<crate::config::FaultKind>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(GraphError::bad_request)?,
+        None => vec![
+            crate::config::FaultKind::Unavailable,
+            crate::config::FaultKind::Throttled,
+            crate::config::FaultKind::Drop,
+        ],
+    };
+    if !(0.0..=1.0).contains(&req.rate) {
+        return Err(GraphError::bad_request("rate must be between 0 and 1"));
+    }
+    sim.set_faults(req.rate, kinds);
+    let (rate, kinds) = sim.faults();
+    Ok(Json(
+        json!({"rate": rate, "kinds": kinds.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>()}),
+    ))
 }
 
 async fn invalidate_delta(State(sim): State<Arc<Sim>>) -> StatusCode {

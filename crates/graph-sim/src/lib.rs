@@ -144,6 +144,9 @@ pub struct Sim {
     pub throttle: throttle::Throttle,
     pub auth: auth::AuthState,
     pub stats: throttle::Stats,
+    /// Injected faults: the share of Graph requests that fail and how.
+    /// Starts from the configuration; `/_sim/faults` changes it at run time.
+    faults: RwLock<(f64, Vec<config::FaultKind>)>,
     scheme: OnceLock<&'static str>,
     listen_host: OnceLock<String>,
     /// The router itself, for `$batch` to dispatch inner requests through.
@@ -167,6 +170,7 @@ impl Sim {
             throttle: throttle::Throttle::new(&cfg),
             auth: auth::AuthState::new(&cfg),
             stats: throttle::Stats::default(),
+            faults: RwLock::new((cfg.fault_rate, cfg.fault_kinds.clone())),
             scheme: OnceLock::new(),
             listen_host: OnceLock::new(),
             router: OnceLock::new(),
@@ -205,6 +209,16 @@ impl Sim {
     /// Numbers the simulated days, so that activity is the same for the same sequence of calls.
     pub fn next_activity_day(&self) -> u64 {
         self.activity_day.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// The fault injection in force: (share of requests, kinds).
+    pub fn faults(&self) -> (f64, Vec<config::FaultKind>) {
+        self.faults.read().clone()
+    }
+
+    /// Changes fault injection while serving (a rate of 0 turns it off).
+    pub fn set_faults(&self, rate: f64, kinds: Vec<config::FaultKind>) {
+        *self.faults.write() = (rate.clamp(0.0, 1.0), kinds);
     }
 
     pub fn invalidate_delta_tokens(&self) {

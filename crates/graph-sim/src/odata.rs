@@ -87,6 +87,14 @@ impl ODataQuery {
             let name = if system { format!("${bare}") } else { key };
             q.params.push((name, v));
         }
+        // Expanded navigation properties come back whatever `$select` says.
+        if let (Some(sel), Some(exp)) = (&mut q.select, &q.expand) {
+            for name in top_level_names(exp) {
+                if !sel.iter().any(|s| s.eq_ignore_ascii_case(&name)) {
+                    sel.push(name);
+                }
+            }
+        }
         Ok(q)
     }
 
@@ -379,6 +387,30 @@ pub fn collection_of<T>(
         .map(|t| project(render(t), ctx.query.select.as_deref(), default_select))
         .collect();
     finish_page(ctx, context_fragment, page, offset, size, source.len())
+}
+
+/// The property names of an `$expand` list (`a($select=x),b` gives a and b).
+fn top_level_names(expand: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut depth = 0usize;
+    let mut cur = String::new();
+    for ch in expand.chars() {
+        match ch {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                out.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ if depth == 0 => cur.push(ch),
+            _ => {}
+        }
+    }
+    out.push(cur);
+    out.into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// One entity with `@odata.context` and `$select` applied.

@@ -488,15 +488,16 @@ pub async fn limits(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Re
 pub async fn faults(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
     let is_graph = path.starts_with("/v1.0/") || path.starts_with("/_download/");
-    if !is_graph || sim.cfg.fault_rate <= 0.0 || sim.cfg.fault_kinds.is_empty() {
+    let (rate, kinds) = sim.faults();
+    if !is_graph || rate <= 0.0 || kinds.is_empty() {
         return next.run(req).await;
     }
     let n = sim.throttle.fault_counter.fetch_add(1, Ordering::Relaxed);
     let mut rng = crate::rng::rng_for(sim.cfg.seed, &["fault", &n.to_string()]);
-    if !rng.random_bool(sim.cfg.fault_rate.clamp(0.0, 1.0)) {
+    if !rng.random_bool(rate) {
         return next.run(req).await;
     }
-    let kind = sim.cfg.fault_kinds[rng.random_range(0..sim.cfg.fault_kinds.len())];
+    let kind = kinds[rng.random_range(0..kinds.len())];
     sim.stats.count(&format!("fault:{kind:?}"));
     match kind {
         FaultKind::Unavailable => GraphError::unavailable(rng.random_range(1..=3)).into_response(),

@@ -929,21 +929,23 @@ async fn backup_calendar(
         };
         for r in results {
             let path = format!("{folder}/{}", seg(&r.id)?);
-            if r.is_success() {
-                let mut v = r.body;
-                strip_annotations(&mut v);
-                store_json(ctx, &path, &v, counts).await?;
+            // An inner answer that is not the event asked for is retried
+            // once on its own; it is never stored.
+            let got = if r.is_success() && id_of(&r.body) == Some(r.id.as_str()) {
+                Ok(Some(r.body))
             } else if r.status == 404 {
-                // Deleted between the listing and the fetch.
-                ctx.writer.remove(&path).await?;
+                Ok(None)
             } else {
-                let msg = r
-                    .body
-                    .pointer("/error/message")
-                    .and_then(Value::as_str)
-                    .unwrap_or("no detail")
-                    .to_string();
-                bus.item_failed(r.id, path, format!("HTTP {}: {msg}", r.status));
+                fetch_event(ctx, &r.id).await
+            };
+            match got {
+                Ok(Some(mut v)) => {
+                    strip_annotations(&mut v);
+                    store_json(ctx, &path, &v, counts).await?;
+                }
+                // Deleted between the listing and the fetch.
+                Ok(None) => ctx.writer.remove(&path).await?,
+                Err(reason) => bus.item_failed(r.id, path, reason),
             }
             ctx.progress.advance(1, 0);
         }
@@ -954,6 +956,27 @@ async fn backup_calendar(
         }
     }
     Ok(Value::Null)
+}
+
+/// One event on its own: `Ok(None)` when it no longer exists.
+async fn fetch_event(ctx: &Ctx<'_>, id: &str) -> std::result::Result<Option<Value>, String> {
+    ctx.counted(1);
+    let req = Request::get(format!(
+        "/users/{}/events/{id}?$select={EVENT_SELECT}&$expand=exceptionOccurrences",
+        ctx.user
+    ))
+    .header(IMMUTABLE_IDS.0, IMMUTABLE_IDS.1);
+    match ctx.graph.send(req).await {
+        Ok(resp) => match resp.json::<Value>() {
+            Ok(v) if id_of(&v) == Some(id) => Ok(Some(v)),
+            Ok(_) => {
+                Err("Microsoft Graph answered with another item than the event asked for".into())
+            }
+            Err(e) => Err(e.to_string()),
+        },
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(format!("{e} ({})", e.guidance())),
+    }
 }
 
 // ---------------------------------------------------------------- tasks
