@@ -237,9 +237,9 @@ mod tests {
 
     #[test]
     fn weekly_occurrences_follow_the_day_mask() {
-        let start = NaiveDate::from_ymd_opt(2026, 1, 7).unwrap(); // a Wednesday
+        let start = NaiveDate::from_ymd_opt(2026, 1, 7).unwrap(); // a Wednesday; Tuesdays and Thursdays every other week
         let dates: Vec<_> = occurrences(start, RecurrencePattern::Weekly { days: 0b0001_0100 }, 2).take(4).collect();
-        let expected: Vec<_> = [(1, 7), (1, 20), (1, 21), (2, 3)]
+        let expected: Vec<_> = [(1, 8), (1, 20), (1, 22), (2, 3)]
             .iter()
             .map(|(m, d)| NaiveDate::from_ymd_opt(2026, *m, *d).unwrap())
             .collect();
