@@ -15,11 +15,21 @@ pub fn write_eml(mut mime: impl Read, mut out: impl Write) -> io::Result<u64> {
 pub fn eml_file_name(subject: &str, unique: &str) -> String {
     let safe: String = subject
         .chars()
-        .map(|c| if c.is_control() || "<>:\"/\\|?*".contains(c) { '_' } else { c })
+        .map(|c| {
+            if c.is_control() || "<>:\"/\\|?*".contains(c) {
+                '_'
+            } else {
+                c
+            }
+        })
         .take(100)
         .collect();
     let safe = safe.trim().trim_end_matches('.');
-    if safe.is_empty() { format!("{unique}.eml") } else { format!("{safe} ({unique}).eml") }
+    if safe.is_empty() {
+        format!("{unique}.eml")
+    } else {
+        format!("{safe} ({unique}).eml")
+    }
 }
 
 #[cfg(test)]
@@ -29,7 +39,9 @@ mod tests {
     #[test]
     fn eml_is_the_stored_mime_byte_for_byte() {
         // CRLF and bare LF, 8-bit bytes and a NUL must all survive untouched.
-        let mime = b"From: a@example.com\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\n\r\nbody\nline\x00\xff\r\n".to_vec();
+        let mime =
+            b"From: a@example.com\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\n\r\nbody\nline\x00\xff\r\n"
+                .to_vec();
         let mut out = Vec::new();
         assert_eq!(write_eq_len(&mime, &mut out), mime.len() as u64);
         assert_eq!(out, mime);

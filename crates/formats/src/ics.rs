@@ -67,8 +67,15 @@ const WINDOWS_ZONES: &[(&str, &str)] = &[
 ];
 
 fn zone(id: &str, name: &str) -> Result<Tz, IcsError> {
-    let iana = WINDOWS_ZONES.iter().find(|(w, _)| *w == name).map(|(_, i)| *i).unwrap_or(name);
-    iana.parse::<Tz>().map_err(|_| IcsError::UnknownTimeZone { id: id.to_string(), zone: name.to_string() })
+    let iana = WINDOWS_ZONES
+        .iter()
+        .find(|(w, _)| *w == name)
+        .map(|(_, i)| *i)
+        .unwrap_or(name);
+    iana.parse::<Tz>().map_err(|_| IcsError::UnknownTimeZone {
+        id: id.to_string(),
+        zone: name.to_string(),
+    })
 }
 
 fn text<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
@@ -81,7 +88,10 @@ fn text<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
 
 fn parse_local(id: &str, s: &str, field: &'static str) -> Result<NaiveDateTime, IcsError> {
     let trimmed = s.trim_end_matches('Z');
-    NaiveDateTime::parse_from_str(trimmed, "%Y-%m-%dT%H:%M:%S%.f").map_err(|_| IcsError::Field { id: id.to_string(), field })
+    NaiveDateTime::parse_from_str(trimmed, "%Y-%m-%dT%H:%M:%S%.f").map_err(|_| IcsError::Field {
+        id: id.to_string(),
+        field,
+    })
 }
 
 /// A Graph dateTimeTimeZone resolved to its zone and local time.
@@ -91,9 +101,15 @@ struct When {
 }
 
 fn when(event: &Value, id: &str, key: &'static str) -> Result<When, IcsError> {
-    let dt = text(event, &[key, "dateTime"]).ok_or(IcsError::Field { id: id.to_string(), field: key })?;
+    let dt = text(event, &[key, "dateTime"]).ok_or(IcsError::Field {
+        id: id.to_string(),
+        field: key,
+    })?;
     let tz_name = text(event, &[key, "timeZone"]).unwrap_or("UTC");
-    Ok(When { tz: zone(id, tz_name)?, local: parse_local(id, dt, key)? })
+    Ok(When {
+        tz: zone(id, tz_name)?,
+        local: parse_local(id, dt, key)?,
+    })
 }
 
 fn format_local(t: NaiveDateTime) -> String {
@@ -119,20 +135,47 @@ fn date_property(key: &str, w: &When, all_day: bool) -> Property {
 }
 
 fn to_utc(w: &When) -> DateTime<Utc> {
-    w.tz.from_local_datetime(&w.local).earliest().map(|t| t.with_timezone(&Utc)).unwrap_or_else(|| w.local.and_utc())
+    w.tz.from_local_datetime(&w.local)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| w.local.and_utc())
 }
 
-const DAY_CODES: [(&str, &str); 7] =
-    [("sunday", "SU"), ("monday", "MO"), ("tuesday", "TU"), ("wednesday", "WE"), ("thursday", "TH"), ("friday", "FR"), ("saturday", "SA")];
+const DAY_CODES: [(&str, &str); 7] = [
+    ("sunday", "SU"),
+    ("monday", "MO"),
+    ("tuesday", "TU"),
+    ("wednesday", "WE"),
+    ("thursday", "TH"),
+    ("friday", "FR"),
+    ("saturday", "SA"),
+];
 
 fn rrule(id: &str, recurrence: &Value, start: &When) -> Result<String, IcsError> {
-    let pattern = recurrence.get("pattern").ok_or(IcsError::Field { id: id.to_string(), field: "recurrence.pattern" })?;
+    let pattern = recurrence.get("pattern").ok_or(IcsError::Field {
+        id: id.to_string(),
+        field: "recurrence.pattern",
+    })?;
     let kind = text(pattern, &["type"]).unwrap_or("");
-    let interval = pattern.get("interval").and_then(Value::as_u64).unwrap_or(1).max(1);
+    let interval = pattern
+        .get("interval")
+        .and_then(Value::as_u64)
+        .unwrap_or(1)
+        .max(1);
     let days: Vec<&str> = pattern
         .get("daysOfWeek")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).filter_map(|d| DAY_CODES.iter().find(|c| c.0 == d.to_lowercase()).map(|c| c.1)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .filter_map(|d| {
+                    DAY_CODES
+                        .iter()
+                        .find(|c| c.0 == d.to_lowercase())
+                        .map(|c| c.1)
+                })
+                .collect()
+        })
         .unwrap_or_default();
     let index = match text(pattern, &["index"]).unwrap_or("first") {
         "second" => 2,
@@ -141,36 +184,83 @@ fn rrule(id: &str, recurrence: &Value, start: &When) -> Result<String, IcsError>
         "last" => -1,
         _ => 1,
     };
-    let by_days = |n: Option<i32>| days.iter().map(|d| n.map(|n| format!("{n}{d}")).unwrap_or_else(|| d.to_string())).collect::<Vec<_>>().join(",");
-    let day_of_month = pattern.get("dayOfMonth").and_then(Value::as_u64).unwrap_or(u64::from(start.local.day()));
-    let month = pattern.get("month").and_then(Value::as_u64).unwrap_or(u64::from(start.local.month()));
+    let by_days = |n: Option<i32>| {
+        days.iter()
+            .map(|d| {
+                n.map(|n| format!("{n}{d}"))
+                    .unwrap_or_else(|| d.to_string())
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let day_of_month = pattern
+        .get("dayOfMonth")
+        .and_then(Value::as_u64)
+        .unwrap_or(u64::from(start.local.day()));
+    let month = pattern
+        .get("month")
+        .and_then(Value::as_u64)
+        .unwrap_or(u64::from(start.local.month()));
     let mut rule = match kind {
         "daily" => format!("FREQ=DAILY;INTERVAL={interval}"),
         "weekly" => format!("FREQ=WEEKLY;INTERVAL={interval};BYDAY={}", by_days(None)),
         "absoluteMonthly" => format!("FREQ=MONTHLY;INTERVAL={interval};BYMONTHDAY={day_of_month}"),
-        "relativeMonthly" => format!("FREQ=MONTHLY;INTERVAL={interval};BYDAY={}", by_days(Some(index))),
-        "absoluteYearly" => format!("FREQ=YEARLY;INTERVAL={interval};BYMONTH={month};BYMONTHDAY={day_of_month}"),
-        "relativeYearly" => format!("FREQ=YEARLY;INTERVAL={interval};BYMONTH={month};BYDAY={}", by_days(Some(index))),
-        other => return Err(IcsError::Recurrence { id: id.to_string(), pattern: other.to_string() }),
+        "relativeMonthly" => format!(
+            "FREQ=MONTHLY;INTERVAL={interval};BYDAY={}",
+            by_days(Some(index))
+        ),
+        "absoluteYearly" => {
+            format!("FREQ=YEARLY;INTERVAL={interval};BYMONTH={month};BYMONTHDAY={day_of_month}")
+        }
+        "relativeYearly" => format!(
+            "FREQ=YEARLY;INTERVAL={interval};BYMONTH={month};BYDAY={}",
+            by_days(Some(index))
+        ),
+        other => {
+            return Err(IcsError::Recurrence {
+                id: id.to_string(),
+                pattern: other.to_string(),
+            });
+        }
     };
-    if kind.contains("eekly") && days.is_empty() || kind.starts_with("relative") && days.is_empty() {
-        return Err(IcsError::Recurrence { id: id.to_string(), pattern: format!("{kind} without daysOfWeek") });
+    if kind.contains("eekly") && days.is_empty() || kind.starts_with("relative") && days.is_empty()
+    {
+        return Err(IcsError::Recurrence {
+            id: id.to_string(),
+            pattern: format!("{kind} without daysOfWeek"),
+        });
     }
-    if let Some(first) = text(pattern, &["firstDayOfWeek"]).and_then(|d| DAY_CODES.iter().find(|c| c.0 == d.to_lowercase())) {
+    if let Some(first) = text(pattern, &["firstDayOfWeek"])
+        .and_then(|d| DAY_CODES.iter().find(|c| c.0 == d.to_lowercase()))
+    {
         rule.push_str(&format!(";WKST={}", first.1));
     }
     let range = recurrence.get("range");
     match range.and_then(|r| text(r, &["type"])) {
         Some("numbered") => {
-            let n = range.and_then(|r| r.get("numberOfOccurrences")).and_then(Value::as_u64).filter(|n| *n > 0);
-            let n = n.ok_or(IcsError::Field { id: id.to_string(), field: "recurrence.range.numberOfOccurrences" })?;
+            let n = range
+                .and_then(|r| r.get("numberOfOccurrences"))
+                .and_then(Value::as_u64)
+                .filter(|n| *n > 0);
+            let n = n.ok_or(IcsError::Field {
+                id: id.to_string(),
+                field: "recurrence.range.numberOfOccurrences",
+            })?;
             rule.push_str(&format!(";COUNT={n}"));
         }
         Some("endDate") => {
-            let end = range.and_then(|r| text(r, &["endDate"])).and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
-            let end = end.ok_or(IcsError::Field { id: id.to_string(), field: "recurrence.range.endDate" })?;
+            let end = range
+                .and_then(|r| text(r, &["endDate"]))
+                .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+            let end = end.ok_or(IcsError::Field {
+                id: id.to_string(),
+                field: "recurrence.range.endDate",
+            })?;
             // UNTIL is inclusive and in UTC when DTSTART has a zone: the end of that local day.
-            let last = When { tz: start.tz, local: end.and_time(start.local.time()) };
+            let last = When {
+                tz: start.tz,
+                local: end.and_time(start.local.time()),
+            };
             rule.push_str(&format!(";UNTIL={}", format_utc(to_utc(&last))));
         }
         _ => {}
@@ -182,7 +272,10 @@ fn rrule(id: &str, recurrence: &Value, start: &When) -> Result<String, IcsError>
 fn transitions(tz: Tz, year: i32) -> Vec<(NaiveDateTime, i32, i32)> {
     let offset_at = |t: NaiveDateTime| tz.offset_from_utc_datetime(&t).fix().local_minus_utc();
     let mut out = Vec::new();
-    let Some(mut day) = NaiveDate::from_ymd_opt(year, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0)) else { return out };
+    let Some(mut day) = NaiveDate::from_ymd_opt(year, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0))
+    else {
+        return out;
+    };
     let mut prev = offset_at(day);
     while day.year() == year {
         let next = day + Duration::days(1);
@@ -192,7 +285,11 @@ fn transitions(tz: Tz, year: i32) -> Vec<(NaiveDateTime, i32, i32)> {
             let (mut lo, mut hi) = (0i64, 1440i64);
             while hi - lo > 1 {
                 let mid = (lo + hi) / 2;
-                if offset_at(day + Duration::minutes(mid)) == prev { lo = mid } else { hi = mid }
+                if offset_at(day + Duration::minutes(mid)) == prev {
+                    lo = mid
+                } else {
+                    hi = mid
+                }
             }
             out.push((day + Duration::minutes(hi), prev, off));
             prev = off;
@@ -212,7 +309,14 @@ fn vtimezone(tz: Tz, year: i32) -> String {
     let mut out = format!("BEGIN:VTIMEZONE\r\nTZID:{}\r\n", tz.name());
     let changes = transitions(tz, year);
     if changes.is_empty() {
-        let off = tz.offset_from_utc_datetime(&NaiveDate::from_ymd_opt(year, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0)).unwrap_or_default()).fix().local_minus_utc();
+        let off = tz
+            .offset_from_utc_datetime(
+                &NaiveDate::from_ymd_opt(year, 1, 1)
+                    .and_then(|d| d.and_hms_opt(0, 0, 0))
+                    .unwrap_or_default(),
+            )
+            .fix()
+            .local_minus_utc();
         out.push_str(&format!(
             "BEGIN:STANDARD\r\nDTSTART:19700101T000000\r\nTZOFFSETFROM:{0}\r\nTZOFFSETTO:{0}\r\nEND:STANDARD\r\n",
             offset_text(off)
@@ -222,9 +326,19 @@ fn vtimezone(tz: Tz, year: i32) -> String {
         let local = at_utc + Duration::seconds(i64::from(from));
         let kind = if to > from { "DAYLIGHT" } else { "STANDARD" };
         let dim = NaiveDate::from_ymd_opt(local.year(), local.month() % 12 + 1, 1)
-            .map(|d| if local.month() == 12 { 31 } else { d.pred_opt().map(|p| p.day()).unwrap_or(28) })
+            .map(|d| {
+                if local.month() == 12 {
+                    31
+                } else {
+                    d.pred_opt().map(|p| p.day()).unwrap_or(28)
+                }
+            })
             .unwrap_or(28);
-        let nth = if local.day() + 7 > dim { -1 } else { ((local.day() - 1) / 7 + 1) as i32 };
+        let nth = if local.day() + 7 > dim {
+            -1
+        } else {
+            ((local.day() - 1) / 7 + 1) as i32
+        };
         let weekday = DAY_CODES[local.weekday().num_days_from_sunday() as usize].1;
         out.push_str(&format!(
             "BEGIN:{kind}\r\nDTSTART:{}\r\nRRULE:FREQ=YEARLY;BYMONTH={};BYDAY={nth}{weekday}\r\nTZOFFSETFROM:{}\r\nTZOFFSETTO:{}\r\nEND:{kind}\r\n",
@@ -246,8 +360,15 @@ fn add_people(event: &mut Event, graph: &Value) {
         }
         event.append_property(p);
     }
-    for attendee in graph.get("attendees").and_then(Value::as_array).into_iter().flatten() {
-        let Some(address) = text(attendee, &["emailAddress", "address"]) else { continue };
+    for attendee in graph
+        .get("attendees")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(address) = text(attendee, &["emailAddress", "address"]) else {
+            continue;
+        };
         let mut p = Property::new("ATTENDEE", format!("mailto:{address}"));
         if let Some(name) = text(attendee, &["emailAddress", "name"]) {
             p.add_parameter("CN", name);
@@ -269,8 +390,16 @@ fn add_people(event: &mut Event, graph: &Value) {
     }
 }
 
-fn base_event(graph: &Value, id: &str, uid: &str, stamp: DateTime<Utc>) -> Result<(Event, When), IcsError> {
-    let all_day = graph.get("isAllDay").and_then(Value::as_bool).unwrap_or(false);
+fn base_event(
+    graph: &Value,
+    id: &str,
+    uid: &str,
+    stamp: DateTime<Utc>,
+) -> Result<(Event, When), IcsError> {
+    let all_day = graph
+        .get("isAllDay")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let start = when(graph, id, "start")?;
     let end = when(graph, id, "end")?;
     let mut event = Event::new();
@@ -295,20 +424,33 @@ fn base_event(graph: &Value, id: &str, uid: &str, stamp: DateTime<Utc>) -> Resul
 /// `type: "occurrence"` or `"exception"`).
 pub fn events_to_ics(events: &[Value], stamp: DateTime<Utc>) -> Result<String, IcsError> {
     let id_of = |e: &Value| text(e, &["id"]).unwrap_or("?").to_string();
-    let masters: BTreeMap<String, &Value> =
-        events.iter().filter(|e| text(e, &["type"]) == Some("seriesMaster")).map(|e| (id_of(e), e)).collect();
-    let uid_of = |e: &Value| text(e, &["iCalUId"]).map(str::to_string).unwrap_or_else(|| id_of(e));
+    let masters: BTreeMap<String, &Value> = events
+        .iter()
+        .filter(|e| text(e, &["type"]) == Some("seriesMaster"))
+        .map(|e| (id_of(e), e))
+        .collect();
+    let uid_of = |e: &Value| {
+        text(e, &["iCalUId"])
+            .map(str::to_string)
+            .unwrap_or_else(|| id_of(e))
+    };
 
     let mut zones: BTreeMap<String, (Tz, i32)> = BTreeMap::new();
     let mut vevents = Vec::new();
     for graph in events {
         let id = id_of(graph);
         let kind = text(graph, &["type"]).unwrap_or("singleInstance");
-        let cancelled = graph.get("isCancelled").and_then(Value::as_bool).unwrap_or(false);
+        let cancelled = graph
+            .get("isCancelled")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         if matches!(kind, "occurrence" | "exception") {
             let master_id = text(graph, &["seriesMasterId"]).unwrap_or_default();
             let Some(master) = masters.get(master_id) else {
-                return Err(IcsError::Field { id, field: "seriesMasterId" });
+                return Err(IcsError::Field {
+                    id,
+                    field: "seriesMasterId",
+                });
             };
             if !cancelled && kind == "occurrence" {
                 continue; // generated by the RRULE
@@ -316,15 +458,27 @@ pub fn events_to_ics(events: &[Value], stamp: DateTime<Utc>) -> Result<String, I
             let original = text(graph, &["originalStart"])
                 .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
                 .map(|t| t.with_timezone(&Utc))
-                .ok_or(IcsError::Field { id: id.clone(), field: "originalStart" })?;
+                .ok_or(IcsError::Field {
+                    id: id.clone(),
+                    field: "originalStart",
+                })?;
             if cancelled {
                 continue; // becomes an EXDATE of its master, below
             }
             let (mut event, start) = base_event(graph, &id, &uid_of(master), stamp)?;
-            zones.entry(start.tz.name().to_string()).or_insert((start.tz, start.local.year()));
+            zones
+                .entry(start.tz.name().to_string())
+                .or_insert((start.tz, start.local.year()));
             let master_start = when(master, &id, "start")?;
             let original_local = original.with_timezone(&master_start.tz).naive_local();
-            event.append_property(date_property("RECURRENCE-ID", &When { tz: master_start.tz, local: original_local }, false));
+            event.append_property(date_property(
+                "RECURRENCE-ID",
+                &When {
+                    tz: master_start.tz,
+                    local: original_local,
+                },
+                false,
+            ));
             vevents.push(event);
             continue;
         }
@@ -335,20 +489,38 @@ pub fn events_to_ics(events: &[Value], stamp: DateTime<Utc>) -> Result<String, I
         let end = when(graph, &id, "end")?;
         for w in [&start, &end] {
             let year = w.local.year();
-            zones.entry(w.tz.name().to_string()).and_modify(|z| z.1 = z.1.min(year)).or_insert((w.tz, year));
+            zones
+                .entry(w.tz.name().to_string())
+                .and_modify(|z| z.1 = z.1.min(year))
+                .or_insert((w.tz, year));
         }
         if kind == "seriesMaster" {
-            let recurrence = graph.get("recurrence").ok_or(IcsError::Field { id: id.clone(), field: "recurrence" })?;
+            let recurrence = graph.get("recurrence").ok_or(IcsError::Field {
+                id: id.clone(),
+                field: "recurrence",
+            })?;
             event.add_property("RRULE", rrule(&id, recurrence, &start)?);
             let mut exdates: Vec<NaiveDateTime> = events
                 .iter()
-                .filter(|e| text(e, &["seriesMasterId"]) == Some(id.as_str()) && e.get("isCancelled").and_then(Value::as_bool) == Some(true))
-                .filter_map(|e| text(e, &["originalStart"]).and_then(|s| DateTime::parse_from_rfc3339(s).ok()))
+                .filter(|e| {
+                    text(e, &["seriesMasterId"]) == Some(id.as_str())
+                        && e.get("isCancelled").and_then(Value::as_bool) == Some(true)
+                })
+                .filter_map(|e| {
+                    text(e, &["originalStart"]).and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                })
                 .map(|t| t.with_timezone(&start.tz).naive_local())
                 .collect();
             exdates.sort();
             for ex in exdates {
-                event.append_multi_property(date_property("EXDATE", &When { tz: start.tz, local: ex }, false));
+                event.append_multi_property(date_property(
+                    "EXDATE",
+                    &When {
+                        tz: start.tz,
+                        local: ex,
+                    },
+                    false,
+                ));
             }
         }
         vevents.push(event);

@@ -45,18 +45,33 @@ fn push_line(out: &mut String, line: &str) {
 }
 
 fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.get(key).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty())
+    v.get(key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
 }
 
 fn strings<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = &'a str> {
-    v.get(key).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).filter(|s| !s.trim().is_empty())
+    v.get(key)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|s| !s.trim().is_empty())
 }
 
 fn address(out: &mut String, kind: &str, a: &Value) {
-    let parts = ["street", "city", "state", "postalCode", "countryOrRegion"].map(|k| text(a, k).map(escape).unwrap_or_default());
+    let parts = ["street", "city", "state", "postalCode", "countryOrRegion"]
+        .map(|k| text(a, k).map(escape).unwrap_or_default());
     if parts.iter().any(|p| !p.is_empty()) {
         // ADR: PO box; extended; street; locality; region; code; country.
-        push_line(out, &format!("ADR;TYPE={kind}:;;{};{};{};{};{}", parts[0], parts[1], parts[2], parts[3], parts[4]));
+        push_line(
+            out,
+            &format!(
+                "ADR;TYPE={kind}:;;{};{};{};{};{}",
+                parts[0], parts[1], parts[2], parts[3], parts[4]
+            ),
+        );
     }
 }
 
@@ -72,7 +87,11 @@ pub fn contact_to_vcard(contact: &Value) -> Result<String, VcfError> {
         .flatten()
         .filter_map(|e| text(e, "address"))
         .collect();
-    let joined = [given, surname].into_iter().flatten().collect::<Vec<_>>().join(" ");
+    let joined = [given, surname]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
     let full_name = text(contact, "displayName")
         .map(str::to_string)
         .or_else(|| (!joined.is_empty()).then_some(joined))
@@ -84,8 +103,14 @@ pub fn contact_to_vcard(contact: &Value) -> Result<String, VcfError> {
     push_line(&mut out, "BEGIN:VCARD");
     push_line(&mut out, "VERSION:4.0");
     push_line(&mut out, &format!("FN:{}", escape(&full_name)));
-    let n = [surname, given, text(contact, "middleName"), text(contact, "title"), text(contact, "generation")]
-        .map(|p| p.map(escape).unwrap_or_default());
+    let n = [
+        surname,
+        given,
+        text(contact, "middleName"),
+        text(contact, "title"),
+        text(contact, "generation"),
+    ]
+    .map(|p| p.map(escape).unwrap_or_default());
     push_line(&mut out, &format!("N:{}", n.join(";")));
     if let Some(nick) = text(contact, "nickName") {
         push_line(&mut out, &format!("NICKNAME:{}", escape(nick)));
@@ -95,16 +120,27 @@ pub fn contact_to_vcard(contact: &Value) -> Result<String, VcfError> {
         push_line(&mut out, &format!("EMAIL{pref}:{}", escape(email)));
     }
     if let Some(m) = text(contact, "mobilePhone") {
-        push_line(&mut out, &format!("TEL;VALUE=uri;TYPE=cell:tel:{}", escape(m)));
+        push_line(
+            &mut out,
+            &format!("TEL;VALUE=uri;TYPE=cell:tel:{}", escape(m)),
+        );
     }
     for p in strings(contact, "businessPhones") {
-        push_line(&mut out, &format!("TEL;VALUE=uri;TYPE=work:tel:{}", escape(p.trim())));
+        push_line(
+            &mut out,
+            &format!("TEL;VALUE=uri;TYPE=work:tel:{}", escape(p.trim())),
+        );
     }
     for p in strings(contact, "homePhones") {
-        push_line(&mut out, &format!("TEL;VALUE=uri;TYPE=home:tel:{}", escape(p.trim())));
+        push_line(
+            &mut out,
+            &format!("TEL;VALUE=uri;TYPE=home:tel:{}", escape(p.trim())),
+        );
     }
     if let Some(company) = text(contact, "companyName") {
-        let department = text(contact, "department").map(|d| format!(";{}", escape(d))).unwrap_or_default();
+        let department = text(contact, "department")
+            .map(|d| format!(";{}", escape(d)))
+            .unwrap_or_default();
         push_line(&mut out, &format!("ORG:{}{department}", escape(company)));
     }
     if let Some(title) = text(contact, "jobTitle") {
@@ -113,7 +149,11 @@ pub fn contact_to_vcard(contact: &Value) -> Result<String, VcfError> {
     if let Some(birthday) = text(contact, "birthday").and_then(|b| b.get(..10)) {
         push_line(&mut out, &format!("BDAY:{}", birthday.replace('-', "")));
     }
-    for (key, kind) in [("businessAddress", "work"), ("homeAddress", "home"), ("otherAddress", "postal")] {
+    for (key, kind) in [
+        ("businessAddress", "work"),
+        ("homeAddress", "home"),
+        ("otherAddress", "postal"),
+    ] {
         if let Some(a) = contact.get(key) {
             address(&mut out, kind, a);
         }
@@ -122,7 +162,10 @@ pub fn contact_to_vcard(contact: &Value) -> Result<String, VcfError> {
         push_line(&mut out, &format!("NOTE:{}", escape(notes)));
     }
     if let Some(uid) = text(contact, "id") {
-        push_line(&mut out, &format!("UID:urn:x-lifeboat:contact:{}", escape(uid)));
+        push_line(
+            &mut out,
+            &format!("UID:urn:x-lifeboat:contact:{}", escape(uid)),
+        );
     }
     push_line(&mut out, "END:VCARD");
     Ok(out)

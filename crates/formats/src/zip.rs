@@ -27,18 +27,35 @@ pub struct ZipExport<W: Write + Seek> {
 }
 
 fn zip_time(t: DateTime<Utc>) -> zip::DateTime {
-    zip::DateTime::from_date_and_time(t.year().clamp(1980, 2107) as u16, t.month() as u8, t.day() as u8, t.hour() as u8, t.minute() as u8, t.second() as u8)
-        .unwrap_or_default()
+    zip::DateTime::from_date_and_time(
+        t.year().clamp(1980, 2107) as u16,
+        t.month() as u8,
+        t.day() as u8,
+        t.hour() as u8,
+        t.minute() as u8,
+        t.second() as u8,
+    )
+    .unwrap_or_default()
 }
 
 fn check_path(path: &str) -> Result<(), ZipExportError> {
-    let bad = path.is_empty() || path.starts_with('/') || path.contains('\\') || path.split('/').any(|p| p == ".." || p == ".");
-    if bad { Err(ZipExportError::InvalidPath(path.to_string())) } else { Ok(()) }
+    let bad = path.is_empty()
+        || path.starts_with('/')
+        || path.contains('\\')
+        || path.split('/').any(|p| p == ".." || p == ".");
+    if bad {
+        Err(ZipExportError::InvalidPath(path.to_string()))
+    } else {
+        Ok(())
+    }
 }
 
 impl<W: Write + Seek> ZipExport<W> {
     pub fn new(out: W) -> Self {
-        Self { zip: ZipWriter::new(out), force_zip64: false }
+        Self {
+            zip: ZipWriter::new(out),
+            force_zip64: false,
+        }
     }
 
     /// Writes every entry as ZIP64, whatever its size (for tests and for
@@ -50,7 +67,13 @@ impl<W: Write + Seek> ZipExport<W> {
 
     /// Adds a file, streaming `data`. `size` (when known) decides ZIP64;
     /// unknown sizes get ZIP64 so that large files never fail half-way.
-    pub fn add_file(&mut self, path: &str, size: Option<u64>, modified: DateTime<Utc>, mut data: impl Read) -> Result<u64, ZipExportError> {
+    pub fn add_file(
+        &mut self,
+        path: &str,
+        size: Option<u64>,
+        modified: DateTime<Utc>,
+        mut data: impl Read,
+    ) -> Result<u64, ZipExportError> {
         check_path(path)?;
         let large = self.force_zip64 || size.is_none_or(|s| s >= ZIP64_THRESHOLD);
         let options = SimpleFileOptions::default()

@@ -27,8 +27,17 @@ impl Read for Generated {
 
 fn python_listing(path: &std::path::Path) -> String {
     let script = "import sys, zipfile\nz = zipfile.ZipFile(sys.argv[1])\nassert z.testzip() is None\nfor i in z.infolist():\n    print(i.filename, i.file_size, i.extract_version >= 45, z.read(i).__len__())\n";
-    let out = Command::new("python3").arg("-c").arg(script).arg(path).output().expect("python3 runs");
-    assert!(out.status.success(), "python zipfile: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(path)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "python zipfile: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -36,38 +45,77 @@ fn python_listing(path: &std::path::Path) -> String {
 fn zip64_archive_passes_unzip_and_python() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("export.zip");
-    let when = Utc.with_ymd_and_hms(2026, 5, 4, 3, 2, 1).single().expect("time");
+    let when = Utc
+        .with_ymd_and_hms(2026, 5, 4, 3, 2, 1)
+        .single()
+        .expect("time");
     {
         let file = std::fs::File::create(&path).expect("create");
         let mut zip = ZipExport::new(file).force_zip64(true);
         zip.add_directory("Documents/").expect("dir");
-        let n = zip.add_file("Documents/report.docx", Some(5), when, &b"hello"[..]).expect("file");
+        let n = zip
+            .add_file("Documents/report.docx", Some(5), when, &b"hello"[..])
+            .expect("file");
         assert_eq!(n, 5);
-        let n = zip.add_file("Documents/big.bin", None, when, Generated { left: 3_000_000, state: 1 }).expect("file");
+        let n = zip
+            .add_file(
+                "Documents/big.bin",
+                None,
+                when,
+                Generated {
+                    left: 3_000_000,
+                    state: 1,
+                },
+            )
+            .expect("file");
         assert_eq!(n, 3_000_000);
-        zip.add_file("Sites/Team/ünïcode name.txt", Some(3), when, &b"abc"[..]).expect("file");
+        zip.add_file("Sites/Team/ünïcode name.txt", Some(3), when, &b"abc"[..])
+            .expect("file");
         zip.finish().expect("finish");
     }
-    let unzip = Command::new("unzip").arg("-t").arg(&path).output().expect("unzip runs");
+    let unzip = Command::new("unzip")
+        .arg("-t")
+        .arg(&path)
+        .output()
+        .expect("unzip runs");
     let text = String::from_utf8_lossy(&unzip.stdout);
     assert!(unzip.status.success(), "unzip -t: {text}");
     assert!(text.contains("No errors detected"), "{text}");
     let listing = python_listing(&path);
-    assert!(listing.contains("Documents/report.docx 5 True 5"), "{listing}");
-    assert!(listing.contains("Documents/big.bin 3000000 True 3000000"), "{listing}");
-    assert!(listing.contains("Sites/Team/ünïcode name.txt 3 True 3"), "{listing}");
+    assert!(
+        listing.contains("Documents/report.docx 5 True 5"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("Documents/big.bin 3000000 True 3000000"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("Sites/Team/ünïcode name.txt 3 True 3"),
+        "{listing}"
+    );
 }
 
 #[test]
 fn small_entries_stay_plain_zip_and_bad_paths_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("plain.zip");
-    let when = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().expect("time");
+    let when = Utc
+        .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+        .single()
+        .expect("time");
     {
         let mut zip = ZipExport::new(std::fs::File::create(&path).expect("create"));
-        zip.add_file("a.txt", Some(1), when, &b"a"[..]).expect("file");
+        zip.add_file("a.txt", Some(1), when, &b"a"[..])
+            .expect("file");
         for bad in ["../escape", "/abs", "a/./b", ""] {
-            assert!(matches!(zip.add_file(bad, Some(0), when, &b""[..]), Err(ZipExportError::InvalidPath(_))), "{bad:?}");
+            assert!(
+                matches!(
+                    zip.add_file(bad, Some(0), when, &b""[..]),
+                    Err(ZipExportError::InvalidPath(_))
+                ),
+                "{bad:?}"
+            );
         }
         zip.finish().expect("finish");
     }

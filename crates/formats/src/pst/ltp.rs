@@ -91,10 +91,18 @@ impl Subnodes {
     }
 
     /// Stores `data` as a subnode of its own and returns the subnode's NID.
-    pub fn add_data<W: Write + Seek>(&mut self, ndb: &mut Ndb<W>, data: &[u8]) -> Result<u32, PstError> {
+    pub fn add_data<W: Write + Seek>(
+        &mut self,
+        ndb: &mut Ndb<W>,
+        data: &[u8],
+    ) -> Result<u32, PstError> {
         let nid = self.new_nid(NID_TYPE_LTP);
         let bid_data = ndb.write_data(data)?;
-        self.entries.push(SubnodeEntry { nid, bid_data, bid_sub: 0 });
+        self.entries.push(SubnodeEntry {
+            nid,
+            bid_data,
+            bid_sub: 0,
+        });
         Ok(nid)
     }
 }
@@ -107,7 +115,7 @@ struct HeapPage {
 fn page_header_len(index: usize) -> usize {
     if index == 0 {
         12
-    } else if index >= 8 && (index - 8) % 128 == 0 {
+    } else if index >= 8 && (index - 8).is_multiple_of(128) {
         66
     } else {
         2
@@ -126,7 +134,10 @@ impl Heap {
         Self {
             client_sig,
             user_root: 0,
-            pages: vec![HeapPage { data: Vec::new(), starts: Vec::new() }],
+            pages: vec![HeapPage {
+                data: Vec::new(),
+                starts: Vec::new(),
+            }],
         }
     }
 
@@ -141,10 +152,14 @@ impl Heap {
         let last = self.pages.len() - 1;
         let fits = |page: &HeapPage, index: usize| {
             let map = 4 + 2 * (page.starts.len() + 2);
-            page_header_len(index) + page.data.len() + aligned + map <= MAX_BLOCK_DATA && page.starts.len() < 2047
+            page_header_len(index) + page.data.len() + aligned + map <= MAX_BLOCK_DATA
+                && page.starts.len() < 2047
         };
         if !fits(&self.pages[last], last) {
-            self.pages.push(HeapPage { data: Vec::new(), starts: Vec::new() });
+            self.pages.push(HeapPage {
+                data: Vec::new(),
+                starts: Vec::new(),
+            });
         }
         let index = self.pages.len() - 1;
         let header = page_header_len(index);
@@ -159,14 +174,20 @@ impl Heap {
     fn fill_level(page: &HeapPage, index: usize) -> u8 {
         let used = page_header_len(index) + page.data.len() + 4 + 2 * (page.starts.len() + 1);
         let free = MAX_BLOCK_DATA.saturating_sub(used);
-        const LEVELS: [usize; 15] = [3584, 2560, 2048, 1792, 1536, 1280, 1024, 768, 512, 256, 128, 64, 32, 16, 8];
+        const LEVELS: [usize; 15] = [
+            3584, 2560, 2048, 1792, 1536, 1280, 1024, 768, 512, 256, 128, 64, 32, 16, 8,
+        ];
         LEVELS.iter().position(|&l| free >= l).unwrap_or(15) as u8
     }
 
     fn fill_levels(&self, first: usize, count: usize) -> Vec<u8> {
         let mut out = vec![0u8; count / 2];
         for i in 0..count {
-            let level = self.pages.get(first + i).map(|p| Self::fill_level(p, first + i)).unwrap_or(0);
+            let level = self
+                .pages
+                .get(first + i)
+                .map(|p| Self::fill_level(p, first + i))
+                .unwrap_or(0);
             out[i / 2] |= level << ((i % 2) * 4);
         }
         out
@@ -204,7 +225,12 @@ impl Heap {
 }
 
 /// Builds a BTree-on-heap from records sorted by key and returns the HID of its header.
-pub fn build_bth(heap: &mut Heap, key_size: u8, data_size: u8, records: &[(Vec<u8>, Vec<u8>)]) -> u32 {
+pub fn build_bth(
+    heap: &mut Heap,
+    key_size: u8,
+    data_size: u8,
+    records: &[(Vec<u8>, Vec<u8>)],
+) -> u32 {
     let mut levels = 0u8;
     let mut root = 0u32;
     if !records.is_empty() {
@@ -314,7 +340,16 @@ pub fn write_tc<W: Write + Seek>(
     columns: &[Column],
     rows: &[(u32, Vec<Option<Value>>)],
 ) -> Result<u64, PstError> {
-    let mut all = vec![Column { id: ROW_ID, ptype: pt::I32 }, Column { id: ROW_VER, ptype: pt::I32 }];
+    let mut all = vec![
+        Column {
+            id: ROW_ID,
+            ptype: pt::I32,
+        },
+        Column {
+            id: ROW_VER,
+            ptype: pt::I32,
+        },
+    ];
     all.extend_from_slice(columns);
     // Layout: 8- and 4-byte cells (row id and version first), then 2-, then 1-byte.
     let mut order: Vec<usize> = (0..all.len()).collect();
@@ -372,7 +407,10 @@ pub fn write_tc<W: Write + Seek>(
             }
         }
         matrix.push(row);
-        row_index.push((row_id.to_le_bytes().to_vec(), (n as u32).to_le_bytes().to_vec()));
+        row_index.push((
+            row_id.to_le_bytes().to_vec(),
+            (n as u32).to_le_bytes().to_vec(),
+        ));
     }
     row_index.sort_by_key(|r| u32::from_le_bytes([r.0[0], r.0[1], r.0[2], r.0[3]]));
     let hid_row_index = build_bth(&mut heap, 4, 4, &row_index);
@@ -387,7 +425,11 @@ pub fn write_tc<W: Write + Seek>(
         let blocks: Vec<Vec<u8>> = matrix.chunks(per_block).map(|c| c.concat()).collect();
         let nid = subnodes.new_nid(NID_TYPE_LTP);
         let bid_data = ndb.write_blocks(&blocks)?;
-        subnodes.entries.push(SubnodeEntry { nid, bid_data, bid_sub: 0 });
+        subnodes.entries.push(SubnodeEntry {
+            nid,
+            bid_data,
+            bid_sub: 0,
+        });
         nid
     };
 

@@ -143,7 +143,9 @@ const PSETID_NOTE: [u8; 16] = guid(0x0006_200E);
 /// {xxxxxxxx-0000-0000-C000-000000000046} in its little-endian byte form.
 const fn guid(data1: u32) -> [u8; 16] {
     let d = data1.to_le_bytes();
-    [d[0], d[1], d[2], d[3], 0, 0, 0, 0, 0xC0, 0, 0, 0, 0, 0, 0, 0x46]
+    [
+        d[0], d[1], d[2], d[3], 0, 0, 0, 0, 0xC0, 0, 0, 0, 0, 0, 0, 0x46,
+    ]
 }
 
 /// A named property (property set and numeric LID).
@@ -234,11 +236,24 @@ impl<W: Write + Seek> PstWriter<W> {
         };
         // Readers insist on a non-empty GUID stream: register one named
         // property up front.
-        writer.named_id(Named { set: PSETID_COMMON, lid: 0x8516 });
+        writer.named_id(Named {
+            set: PSETID_COMMON,
+            lid: 0x8516,
+        });
         writer.push_folder(NID_ROOT_FOLDER, NID_ROOT_FOLDER, "", None);
-        writer.push_folder(NID_IPM_SUBTREE, NID_ROOT_FOLDER, "Top of Personal Folders", None);
+        writer.push_folder(
+            NID_IPM_SUBTREE,
+            NID_ROOT_FOLDER,
+            "Top of Personal Folders",
+            None,
+        );
         writer.push_folder(NID_SEARCH_ROOT, NID_ROOT_FOLDER, "Search Root", None);
-        writer.push_folder(NID_DELETED_ITEMS, NID_IPM_SUBTREE, "Deleted Items", Some("IPF.Note"));
+        writer.push_folder(
+            NID_DELETED_ITEMS,
+            NID_IPM_SUBTREE,
+            "Deleted Items",
+            Some("IPF.Note"),
+        );
         Ok(writer)
     }
 
@@ -284,7 +299,12 @@ impl<W: Write + Seek> PstWriter<W> {
         (self.ndb.block_count(), self.ndb.node_count())
     }
 
-    pub fn add_folder(&mut self, parent: FolderId, name: &str, container_class: &str) -> Result<FolderId, PstError> {
+    pub fn add_folder(
+        &mut self,
+        parent: FolderId,
+        name: &str,
+        container_class: &str,
+    ) -> Result<FolderId, PstError> {
         if !self.folder_index.contains_key(&parent.0) || parent.0 == NID_ROOT_FOLDER {
             return Err(PstError::UnknownFolder(parent.0));
         }
@@ -307,7 +327,10 @@ impl<W: Write + Seek> PstWriter<W> {
     }
 
     pub fn add_message(&mut self, folder: FolderId, message: &Message) -> Result<(), PstError> {
-        let class = message.message_class.clone().unwrap_or_else(|| "IPM.Note".into());
+        let class = message
+            .message_class
+            .clone()
+            .unwrap_or_else(|| "IPM.Note".into());
         let mut props = vec![
             (tag::MESSAGE_CLASS, Value::Unicode(class)),
             (tag::SUBJECT, Value::Unicode(message.subject.clone())),
@@ -324,7 +347,11 @@ impl<W: Write + Seek> PstWriter<W> {
             props.push((tag::CREATION_TIME, Value::Time(filetime(t))));
             props.push((tag::LAST_MODIFICATION_TIME, Value::Time(filetime(t))));
         }
-        body_props(&mut props, message.body_text.as_deref(), message.body_html.as_deref());
+        body_props(
+            &mut props,
+            message.body_text.as_deref(),
+            message.body_html.as_deref(),
+        );
         if let Some(id) = &message.internet_message_id {
             props.push((tag::INTERNET_MESSAGE_ID, Value::Unicode(id.clone())));
         }
@@ -335,7 +362,12 @@ impl<W: Write + Seek> PstWriter<W> {
         recipients.extend(message.to.iter().map(|m| (m, 1)));
         recipients.extend(message.cc.iter().map(|m| (m, 2)));
         recipients.extend(message.bcc.iter().map(|m| (m, 3)));
-        let item = ItemData { props, named: Vec::new(), recipients, attachments: &message.attachments };
+        let item = ItemData {
+            props,
+            named: Vec::new(),
+            recipients,
+            attachments: &message.attachments,
+        };
         self.write_item(folder, item, message.read)
     }
 
@@ -343,7 +375,10 @@ impl<W: Write + Seek> PstWriter<W> {
         let mut props = vec![
             (tag::MESSAGE_CLASS, Value::Unicode("IPM.Contact".into())),
             (tag::SUBJECT, Value::Unicode(contact.display_name.clone())),
-            (tag::DISPLAY_NAME, Value::Unicode(contact.display_name.clone())),
+            (
+                tag::DISPLAY_NAME,
+                Value::Unicode(contact.display_name.clone()),
+            ),
             (tag::IMPORTANCE, Value::I32(1)),
         ];
         let optional = [
@@ -361,23 +396,65 @@ impl<W: Write + Seek> PstWriter<W> {
             }
         }
         body_props(&mut props, contact.notes.as_deref(), None);
-        let mut named = vec![(Named { set: PSETID_ADDRESS, lid: 0x8005 }, Value::Unicode(contact.display_name.clone()))];
+        let mut named = vec![(
+            Named {
+                set: PSETID_ADDRESS,
+                lid: 0x8005,
+            },
+            Value::Unicode(contact.display_name.clone()),
+        )];
         // Email1..Email3: display name, address type, address, original display name.
         for (i, email) in contact.emails.iter().take(3).enumerate() {
             let base = 0x8080 + 0x10 * i as u32;
             let shown = format!("{} ({email})", contact.display_name);
-            named.push((Named { set: PSETID_ADDRESS, lid: base }, Value::Unicode(shown)));
-            named.push((Named { set: PSETID_ADDRESS, lid: base + 2 }, Value::Unicode("SMTP".into())));
-            named.push((Named { set: PSETID_ADDRESS, lid: base + 3 }, Value::Unicode(email.clone())));
-            named.push((Named { set: PSETID_ADDRESS, lid: base + 4 }, Value::Unicode(email.clone())));
+            named.push((
+                Named {
+                    set: PSETID_ADDRESS,
+                    lid: base,
+                },
+                Value::Unicode(shown),
+            ));
+            named.push((
+                Named {
+                    set: PSETID_ADDRESS,
+                    lid: base + 2,
+                },
+                Value::Unicode("SMTP".into()),
+            ));
+            named.push((
+                Named {
+                    set: PSETID_ADDRESS,
+                    lid: base + 3,
+                },
+                Value::Unicode(email.clone()),
+            ));
+            named.push((
+                Named {
+                    set: PSETID_ADDRESS,
+                    lid: base + 4,
+                },
+                Value::Unicode(email.clone()),
+            ));
         }
-        let item = ItemData { props, named, recipients: Vec::new(), attachments: &[] };
+        let item = ItemData {
+            props,
+            named,
+            recipients: Vec::new(),
+            attachments: &[],
+        };
         self.write_item(folder, item, true)
     }
 
-    pub fn add_appointment(&mut self, folder: FolderId, appointment: &Appointment) -> Result<(), PstError> {
+    pub fn add_appointment(
+        &mut self,
+        folder: FolderId,
+        appointment: &Appointment,
+    ) -> Result<(), PstError> {
         if appointment.end < appointment.start {
-            return Err(PstError::InvalidItem(format!("appointment {:?} ends before it starts", appointment.subject)));
+            return Err(PstError::InvalidItem(format!(
+                "appointment {:?} ends before it starts",
+                appointment.subject
+            )));
         }
         let start = Value::Time(filetime(appointment.start));
         let end = Value::Time(filetime(appointment.end));
@@ -392,15 +469,28 @@ impl<W: Write + Seek> PstWriter<W> {
             sender_props(&mut props, organizer);
         }
         body_props(&mut props, appointment.body.as_deref(), None);
-        let appt = |lid| Named { set: PSETID_APPOINTMENT, lid };
-        let common = |lid| Named { set: PSETID_COMMON, lid };
+        let appt = |lid| Named {
+            set: PSETID_APPOINTMENT,
+            lid,
+        };
+        let common = |lid| Named {
+            set: PSETID_COMMON,
+            lid,
+        };
         let mut named = vec![
             (appt(0x820D), start.clone()),
             (appt(0x820E), end.clone()),
             (appt(0x8205), Value::I32(2)),
             (appt(0x8215), Value::Bool(appointment.all_day)),
             (appt(0x8223), Value::Bool(appointment.recurrence.is_some())),
-            (appt(0x8217), Value::I32(if appointment.attendees.is_empty() { 0 } else { 1 })),
+            (
+                appt(0x8217),
+                Value::I32(if appointment.attendees.is_empty() {
+                    0
+                } else {
+                    1
+                }),
+            ),
             (common(0x8516), start.clone()),
             (common(0x8517), end.clone()),
         ];
@@ -421,13 +511,21 @@ impl<W: Write + Seek> PstWriter<W> {
             }
         }
         let recipients = appointment.attendees.iter().map(|m| (m, 1)).collect();
-        let item = ItemData { props, named, recipients, attachments: &[] };
+        let item = ItemData {
+            props,
+            named,
+            recipients,
+            attachments: &[],
+        };
         self.write_item(folder, item, true)
     }
 
     pub fn add_task(&mut self, folder: FolderId, task: &Task) -> Result<(), PstError> {
         if !(0.0..=1.0).contains(&task.percent_complete) {
-            return Err(PstError::InvalidItem(format!("task {:?} percent_complete outside 0..=1", task.subject)));
+            return Err(PstError::InvalidItem(format!(
+                "task {:?} percent_complete outside 0..=1",
+                task.subject
+            )));
         }
         let mut props = vec![
             (tag::MESSAGE_CLASS, Value::Unicode("IPM.Task".into())),
@@ -435,7 +533,10 @@ impl<W: Write + Seek> PstWriter<W> {
             (tag::IMPORTANCE, Value::I32(importance(task.importance))),
         ];
         body_props(&mut props, task.body.as_deref(), None);
-        let t = |lid| Named { set: PSETID_TASK, lid };
+        let t = |lid| Named {
+            set: PSETID_TASK,
+            lid,
+        };
         let status = match task.status {
             TaskStatus::NotStarted => 0,
             TaskStatus::InProgress => 1,
@@ -455,7 +556,12 @@ impl<W: Write + Seek> PstWriter<W> {
         if let Some(due) = task.due {
             named.push((t(0x8105), Value::Time(filetime(due))));
         }
-        let item = ItemData { props, named, recipients: Vec::new(), attachments: &[] };
+        let item = ItemData {
+            props,
+            named,
+            recipients: Vec::new(),
+            attachments: &[],
+        };
         self.write_item(folder, item, true)
     }
 
@@ -471,18 +577,43 @@ impl<W: Write + Seek> PstWriter<W> {
             props.push((tag::LAST_MODIFICATION_TIME, Value::Time(filetime(t))));
         }
         body_props(&mut props, Some(&note.body), None);
-        let n = |lid| Named { set: PSETID_NOTE, lid };
-        let named = vec![(n(0x8B00), Value::I32(3)), (n(0x8B02), Value::I32(200)), (n(0x8B03), Value::I32(166))];
-        let item = ItemData { props, named, recipients: Vec::new(), attachments: &[] };
+        let n = |lid| Named {
+            set: PSETID_NOTE,
+            lid,
+        };
+        let named = vec![
+            (n(0x8B00), Value::I32(3)),
+            (n(0x8B02), Value::I32(200)),
+            (n(0x8B03), Value::I32(166)),
+        ];
+        let item = ItemData {
+            props,
+            named,
+            recipients: Vec::new(),
+            attachments: &[],
+        };
         self.write_item(folder, item, true)
     }
 
-    fn write_item(&mut self, folder: FolderId, item: ItemData<'_>, read: bool) -> Result<(), PstError> {
-        let folder_pos = *self.folder_index.get(&folder.0).ok_or(PstError::UnknownFolder(folder.0))?;
+    fn write_item(
+        &mut self,
+        folder: FolderId,
+        item: ItemData<'_>,
+        read: bool,
+    ) -> Result<(), PstError> {
+        let folder_pos = *self
+            .folder_index
+            .get(&folder.0)
+            .ok_or(PstError::UnknownFolder(folder.0))?;
         if matches!(folder.0, NID_ROOT_FOLDER | NID_SEARCH_ROOT) {
             return Err(PstError::UnknownFolder(folder.0));
         }
-        let ItemData { mut props, named, recipients, attachments } = item;
+        let ItemData {
+            mut props,
+            named,
+            recipients,
+            attachments,
+        } = item;
         for (n, value) in named {
             let id = self.named_id(n);
             props.push((id, value));
@@ -494,7 +625,11 @@ impl<W: Write + Seek> PstWriter<W> {
         let mut display = [Vec::new(), Vec::new(), Vec::new()];
         let mut rows = Vec::with_capacity(recipients.len());
         for (i, (mailbox, kind)) in recipients.iter().enumerate() {
-            let name = if mailbox.name.is_empty() { &mailbox.email } else { &mailbox.name };
+            let name = if mailbox.name.is_empty() {
+                &mailbox.email
+            } else {
+                &mailbox.name
+            };
             display[(*kind as usize).clamp(1, 3) - 1].push(name.clone());
             rows.push((
                 i as u32,
@@ -505,7 +640,9 @@ impl<W: Write + Seek> PstWriter<W> {
                     Some(Value::Unicode(name.clone())),
                     Some(Value::Unicode("SMTP".into())),
                     Some(Value::Unicode(mailbox.email.clone())),
-                    Some(Value::Binary(format!("SMTP:{}\0", mailbox.email.to_uppercase()).into_bytes())),
+                    Some(Value::Binary(
+                        format!("SMTP:{}\0", mailbox.email.to_uppercase()).into_bytes(),
+                    )),
                     Some(Value::I32(0)),
                     Some(Value::Unicode(mailbox.email.clone())),
                     Some(Value::Unicode(name.clone())),
@@ -513,22 +650,64 @@ impl<W: Write + Seek> PstWriter<W> {
             ));
         }
         let recipient_columns = [
-            Column { id: tag::RECIPIENT_TYPE, ptype: pt::I32 },
-            Column { id: tag::RESPONSIBILITY, ptype: pt::BOOL },
-            Column { id: tag::OBJECT_TYPE, ptype: pt::I32 },
-            Column { id: tag::DISPLAY_NAME, ptype: pt::UNICODE },
-            Column { id: tag::ADDRTYPE, ptype: pt::UNICODE },
-            Column { id: tag::EMAIL_ADDRESS, ptype: pt::UNICODE },
-            Column { id: tag::SEARCH_KEY, ptype: pt::BINARY },
-            Column { id: tag::DISPLAY_TYPE, ptype: pt::I32 },
-            Column { id: tag::SMTP_ADDRESS, ptype: pt::UNICODE },
-            Column { id: tag::RECIPIENT_DISPLAY_NAME, ptype: pt::UNICODE },
+            Column {
+                id: tag::RECIPIENT_TYPE,
+                ptype: pt::I32,
+            },
+            Column {
+                id: tag::RESPONSIBILITY,
+                ptype: pt::BOOL,
+            },
+            Column {
+                id: tag::OBJECT_TYPE,
+                ptype: pt::I32,
+            },
+            Column {
+                id: tag::DISPLAY_NAME,
+                ptype: pt::UNICODE,
+            },
+            Column {
+                id: tag::ADDRTYPE,
+                ptype: pt::UNICODE,
+            },
+            Column {
+                id: tag::EMAIL_ADDRESS,
+                ptype: pt::UNICODE,
+            },
+            Column {
+                id: tag::SEARCH_KEY,
+                ptype: pt::BINARY,
+            },
+            Column {
+                id: tag::DISPLAY_TYPE,
+                ptype: pt::I32,
+            },
+            Column {
+                id: tag::SMTP_ADDRESS,
+                ptype: pt::UNICODE,
+            },
+            Column {
+                id: tag::RECIPIENT_DISPLAY_NAME,
+                ptype: pt::UNICODE,
+            },
         ];
         let mut table_subnodes = Subnodes::default();
-        let bid = write_tc(&mut self.ndb, &mut table_subnodes, &recipient_columns, &rows)?;
+        let bid = write_tc(
+            &mut self.ndb,
+            &mut table_subnodes,
+            &recipient_columns,
+            &rows,
+        )?;
         let bid_sub = self.ndb.write_subnodes(table_subnodes.entries)?;
-        subnodes.entries.push(SubnodeEntry { nid: NID_RECIPIENT_TABLE, bid_data: bid, bid_sub });
-        for (id, names) in [tag::DISPLAY_TO, tag::DISPLAY_CC, tag::DISPLAY_BCC].into_iter().zip(&display) {
+        subnodes.entries.push(SubnodeEntry {
+            nid: NID_RECIPIENT_TABLE,
+            bid_data: bid,
+            bid_sub,
+        });
+        for (id, names) in [tag::DISPLAY_TO, tag::DISPLAY_CC, tag::DISPLAY_BCC]
+            .into_iter()
+            .zip(&display)
+        {
             if !names.is_empty() {
                 props.push((id, Value::Unicode(names.join("; "))));
             }
@@ -539,9 +718,14 @@ impl<W: Write + Seek> PstWriter<W> {
             let mut rows = Vec::with_capacity(attachments.len());
             for (i, attachment) in attachments.iter().enumerate() {
                 let nid = subnodes.new_nid(NID_TYPE_ATTACHMENT);
-                let data_len = i32::try_from(attachment.data.len()).map_err(|_| PstError::TooLarge("an attachment"))?;
+                let data_len = i32::try_from(attachment.data.len())
+                    .map_err(|_| PstError::TooLarge("an attachment"))?;
                 size += attachment.data.len() as u64;
-                let name = if attachment.name.is_empty() { format!("attachment{}", i + 1) } else { attachment.name.clone() };
+                let name = if attachment.name.is_empty() {
+                    format!("attachment{}", i + 1)
+                } else {
+                    attachment.name.clone()
+                };
                 let mut attach_props = vec![
                     (tag::ATTACH_METHOD, Value::I32(1)),
                     (tag::ATTACH_SIZE, Value::I32(data_len)),
@@ -553,17 +737,27 @@ impl<W: Write + Seek> PstWriter<W> {
                     (tag::ATTACH_DATA_BIN, Value::Binary(attachment.data.clone())),
                     (tag::OBJECT_TYPE, Value::I32(7)),
                 ];
-                if let Some(ext) = std::path::Path::new(&name).extension().and_then(|e| e.to_str()) {
+                if let Some(ext) = std::path::Path::new(&name)
+                    .extension()
+                    .and_then(|e| e.to_str())
+                {
                     attach_props.push((tag::ATTACH_EXTENSION, Value::Unicode(format!(".{ext}"))));
                 }
                 if !attachment.mime_type.is_empty() {
-                    attach_props.push((tag::ATTACH_MIME_TAG, Value::Unicode(attachment.mime_type.clone())));
+                    attach_props.push((
+                        tag::ATTACH_MIME_TAG,
+                        Value::Unicode(attachment.mime_type.clone()),
+                    ));
                 }
                 let mut attach_subnodes = Subnodes::default();
                 let bid = write_pc(&mut self.ndb, &mut attach_subnodes, &mut attach_props)?;
                 drop(attach_props);
                 let bid_sub = self.ndb.write_subnodes(attach_subnodes.entries)?;
-                subnodes.entries.push(SubnodeEntry { nid, bid_data: bid, bid_sub });
+                subnodes.entries.push(SubnodeEntry {
+                    nid,
+                    bid_data: bid,
+                    bid_sub,
+                });
                 rows.push((
                     nid,
                     vec![
@@ -576,16 +770,35 @@ impl<W: Write + Seek> PstWriter<W> {
                 ));
             }
             let columns = [
-                Column { id: tag::ATTACH_SIZE, ptype: pt::I32 },
-                Column { id: tag::ATTACH_FILENAME, ptype: pt::UNICODE },
-                Column { id: tag::ATTACH_METHOD, ptype: pt::I32 },
-                Column { id: tag::RENDERING_POSITION, ptype: pt::I32 },
-                Column { id: tag::ATTACH_LONG_FILENAME, ptype: pt::UNICODE },
+                Column {
+                    id: tag::ATTACH_SIZE,
+                    ptype: pt::I32,
+                },
+                Column {
+                    id: tag::ATTACH_FILENAME,
+                    ptype: pt::UNICODE,
+                },
+                Column {
+                    id: tag::ATTACH_METHOD,
+                    ptype: pt::I32,
+                },
+                Column {
+                    id: tag::RENDERING_POSITION,
+                    ptype: pt::I32,
+                },
+                Column {
+                    id: tag::ATTACH_LONG_FILENAME,
+                    ptype: pt::UNICODE,
+                },
             ];
             let mut table_subnodes = Subnodes::default();
             let bid = write_tc(&mut self.ndb, &mut table_subnodes, &columns, &rows)?;
             let bid_sub = self.ndb.write_subnodes(table_subnodes.entries)?;
-            subnodes.entries.push(SubnodeEntry { nid: NID_ATTACHMENT_TABLE, bid_data: bid, bid_sub });
+            subnodes.entries.push(SubnodeEntry {
+                nid: NID_ATTACHMENT_TABLE,
+                bid_data: bid,
+                bid_sub,
+            });
         }
 
         let mut flags = 0;
@@ -606,7 +819,12 @@ impl<W: Write + Seek> PstWriter<W> {
         drop(props);
         let bid_sub = self.ndb.write_subnodes(subnodes.entries)?;
         let nid = self.ndb.new_nid(NID_TYPE_NORMAL_MESSAGE);
-        self.ndb.add_node(NbtEntry { nid, bid_data, bid_sub, nid_parent: folder.0 });
+        self.ndb.add_node(NbtEntry {
+            nid,
+            bid_data,
+            bid_sub,
+            nid_parent: folder.0,
+        });
         let folder = &mut self.folders[folder_pos];
         if !read {
             folder.unread += 1;
@@ -623,9 +841,20 @@ impl<W: Write + Seek> PstWriter<W> {
         id
     }
 
-    fn write_node(&mut self, nid: u32, parent: u32, bid_data: u64, subnodes: Subnodes) -> Result<(), PstError> {
+    fn write_node(
+        &mut self,
+        nid: u32,
+        parent: u32,
+        bid_data: u64,
+        subnodes: Subnodes,
+    ) -> Result<(), PstError> {
         let bid_sub = self.ndb.write_subnodes(subnodes.entries)?;
-        self.ndb.add_node(NbtEntry { nid, bid_data, bid_sub, nid_parent: parent });
+        self.ndb.add_node(NbtEntry {
+            nid,
+            bid_data,
+            bid_sub,
+            nid_parent: parent,
+        });
         Ok(())
     }
 
@@ -641,11 +870,26 @@ impl<W: Write + Seek> PstWriter<W> {
 
     fn write_folders(&mut self) -> Result<(), PstError> {
         let hierarchy_columns = [
-            Column { id: tag::DISPLAY_NAME, ptype: pt::UNICODE },
-            Column { id: tag::CONTENT_COUNT, ptype: pt::I32 },
-            Column { id: tag::CONTENT_UNREAD, ptype: pt::I32 },
-            Column { id: tag::SUBFOLDERS, ptype: pt::BOOL },
-            Column { id: tag::CONTAINER_CLASS, ptype: pt::UNICODE },
+            Column {
+                id: tag::DISPLAY_NAME,
+                ptype: pt::UNICODE,
+            },
+            Column {
+                id: tag::CONTENT_COUNT,
+                ptype: pt::I32,
+            },
+            Column {
+                id: tag::CONTENT_UNREAD,
+                ptype: pt::I32,
+            },
+            Column {
+                id: tag::SUBFOLDERS,
+                ptype: pt::BOOL,
+            },
+            Column {
+                id: tag::CONTAINER_CLASS,
+                ptype: pt::UNICODE,
+            },
         ];
         let folders = std::mem::take(&mut self.folders);
         for folder in &folders {
@@ -701,9 +945,18 @@ impl<W: Write + Seek> PstWriter<W> {
         let mut props = vec![
             (tag::RECORD_KEY, Value::Binary(self.record_key.to_vec())),
             (tag::DISPLAY_NAME, Value::Unicode(self.display_name.clone())),
-            (tag::IPM_SUBTREE_ENTRYID, Value::Binary(self.entry_id(NID_IPM_SUBTREE))),
-            (tag::IPM_WASTEBASKET_ENTRYID, Value::Binary(self.entry_id(NID_DELETED_ITEMS))),
-            (tag::FINDER_ENTRYID, Value::Binary(self.entry_id(NID_SEARCH_ROOT))),
+            (
+                tag::IPM_SUBTREE_ENTRYID,
+                Value::Binary(self.entry_id(NID_IPM_SUBTREE)),
+            ),
+            (
+                tag::IPM_WASTEBASKET_ENTRYID,
+                Value::Binary(self.entry_id(NID_DELETED_ITEMS)),
+            ),
+            (
+                tag::FINDER_ENTRYID,
+                Value::Binary(self.entry_id(NID_SEARCH_ROOT)),
+            ),
             // IPM subtree, wastebasket and finder entry ids are valid.
             (tag::VALID_FOLDER_MASK, Value::I32(0x89)),
             (tag::PST_PASSWORD, Value::I32(0)),
@@ -722,7 +975,10 @@ impl<W: Write + Seek> PstWriter<W> {
         let string_entry;
         // One string-named property (PS_PUBLIC_STRINGS "Keywords") keeps the
         // string stream non-empty, which readers require.
-        let keywords: Vec<u8> = "Keywords".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let keywords: Vec<u8> = "Keywords"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
         let mut strings = (keywords.len() as u32).to_le_bytes().to_vec();
         strings.extend_from_slice(&keywords);
         {
@@ -775,23 +1031,62 @@ impl<W: Write + Seek> PstWriter<W> {
             self.write_node(nid, 0, bid, Subnodes::default())?;
         }
         let hierarchy = [
-            Column { id: tag::DISPLAY_NAME, ptype: pt::UNICODE },
-            Column { id: tag::CONTENT_COUNT, ptype: pt::I32 },
-            Column { id: tag::CONTENT_UNREAD, ptype: pt::I32 },
-            Column { id: tag::SUBFOLDERS, ptype: pt::BOOL },
-            Column { id: tag::CONTAINER_CLASS, ptype: pt::UNICODE },
+            Column {
+                id: tag::DISPLAY_NAME,
+                ptype: pt::UNICODE,
+            },
+            Column {
+                id: tag::CONTENT_COUNT,
+                ptype: pt::I32,
+            },
+            Column {
+                id: tag::CONTENT_UNREAD,
+                ptype: pt::I32,
+            },
+            Column {
+                id: tag::SUBFOLDERS,
+                ptype: pt::BOOL,
+            },
+            Column {
+                id: tag::CONTAINER_CLASS,
+                ptype: pt::UNICODE,
+            },
         ];
         let attachments = [
-            Column { id: tag::ATTACH_SIZE, ptype: pt::I32 },
-            Column { id: tag::ATTACH_FILENAME, ptype: pt::UNICODE },
-            Column { id: tag::ATTACH_METHOD, ptype: pt::I32 },
-            Column { id: tag::RENDERING_POSITION, ptype: pt::I32 },
+            Column {
+                id: tag::ATTACH_SIZE,
+                ptype: pt::I32,
+            },
+            Column {
+                id: tag::ATTACH_FILENAME,
+                ptype: pt::UNICODE,
+            },
+            Column {
+                id: tag::ATTACH_METHOD,
+                ptype: pt::I32,
+            },
+            Column {
+                id: tag::RENDERING_POSITION,
+                ptype: pt::I32,
+            },
         ];
         let recipients = [
-            Column { id: tag::RECIPIENT_TYPE, ptype: pt::I32 },
-            Column { id: tag::DISPLAY_NAME, ptype: pt::UNICODE },
-            Column { id: tag::ADDRTYPE, ptype: pt::UNICODE },
-            Column { id: tag::EMAIL_ADDRESS, ptype: pt::UNICODE },
+            Column {
+                id: tag::RECIPIENT_TYPE,
+                ptype: pt::I32,
+            },
+            Column {
+                id: tag::DISPLAY_NAME,
+                ptype: pt::UNICODE,
+            },
+            Column {
+                id: tag::ADDRTYPE,
+                ptype: pt::UNICODE,
+            },
+            Column {
+                id: tag::EMAIL_ADDRESS,
+                ptype: pt::UNICODE,
+            },
         ];
         let templates: [(u32, &[Column]); 6] = [
             (0x60D, &hierarchy),
@@ -811,16 +1106,46 @@ impl<W: Write + Seek> PstWriter<W> {
 }
 
 const CONTENTS_COLUMNS: [Column; 10] = [
-    Column { id: tag::IMPORTANCE, ptype: pt::I32 },
-    Column { id: tag::MESSAGE_CLASS, ptype: pt::UNICODE },
-    Column { id: tag::SUBJECT, ptype: pt::UNICODE },
-    Column { id: tag::CLIENT_SUBMIT_TIME, ptype: pt::TIME },
-    Column { id: tag::SENT_REPRESENTING_NAME, ptype: pt::UNICODE },
-    Column { id: tag::DISPLAY_TO, ptype: pt::UNICODE },
-    Column { id: tag::MESSAGE_DELIVERY_TIME, ptype: pt::TIME },
-    Column { id: tag::MESSAGE_FLAGS, ptype: pt::I32 },
-    Column { id: tag::MESSAGE_SIZE, ptype: pt::I32 },
-    Column { id: tag::MESSAGE_STATUS, ptype: pt::I32 },
+    Column {
+        id: tag::IMPORTANCE,
+        ptype: pt::I32,
+    },
+    Column {
+        id: tag::MESSAGE_CLASS,
+        ptype: pt::UNICODE,
+    },
+    Column {
+        id: tag::SUBJECT,
+        ptype: pt::UNICODE,
+    },
+    Column {
+        id: tag::CLIENT_SUBMIT_TIME,
+        ptype: pt::TIME,
+    },
+    Column {
+        id: tag::SENT_REPRESENTING_NAME,
+        ptype: pt::UNICODE,
+    },
+    Column {
+        id: tag::DISPLAY_TO,
+        ptype: pt::UNICODE,
+    },
+    Column {
+        id: tag::MESSAGE_DELIVERY_TIME,
+        ptype: pt::TIME,
+    },
+    Column {
+        id: tag::MESSAGE_FLAGS,
+        ptype: pt::I32,
+    },
+    Column {
+        id: tag::MESSAGE_SIZE,
+        ptype: pt::I32,
+    },
+    Column {
+        id: tag::MESSAGE_STATUS,
+        ptype: pt::I32,
+    },
 ];
 
 fn contents_row(props: &[(u16, Value)], flags: i32, size: i32) -> ContentsRow {
@@ -878,7 +1203,11 @@ fn importance(i: Importance) -> i32 {
 }
 
 fn sender_props(props: &mut Vec<(u16, Value)>, from: &Mailbox) {
-    let name = if from.name.is_empty() { from.email.clone() } else { from.name.clone() };
+    let name = if from.name.is_empty() {
+        from.email.clone()
+    } else {
+        from.name.clone()
+    };
     for (id, value) in [
         (tag::SENDER_NAME, name.clone()),
         (tag::SENDER_EMAIL, from.email.clone()),

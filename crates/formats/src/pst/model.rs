@@ -10,7 +10,10 @@ pub struct Mailbox {
 
 impl Mailbox {
     pub fn new(name: impl Into<String>, email: impl Into<String>) -> Self {
-        Self { name: name.into(), email: email.into() }
+        Self {
+            name: name.into(),
+            email: email.into(),
+        }
     }
 }
 

@@ -132,13 +132,13 @@ impl<W: Write + Seek> Ndb<W> {
     /// Offset of the map pages that begin AMap region `k`, and how many there are.
     fn map_pages(k: u64) -> u64 {
         let mut pages = 1;
-        if k % 8 == 0 {
+        if k.is_multiple_of(8) {
             pages += 1;
         }
-        if k >= FMAP_FIRST_INDEX && (k - FMAP_FIRST_INDEX) % FMAP_EVERY == 0 {
+        if k >= FMAP_FIRST_INDEX && (k - FMAP_FIRST_INDEX).is_multiple_of(FMAP_EVERY) {
             pages = 3;
         }
-        if k >= FPMAP_FIRST_INDEX && (k - FPMAP_FIRST_INDEX) % FPMAP_EVERY == 0 {
+        if k >= FPMAP_FIRST_INDEX && (k - FPMAP_FIRST_INDEX).is_multiple_of(FPMAP_EVERY) {
             pages = 4;
         }
         pages
@@ -260,7 +260,12 @@ impl<W: Write + Seek> Ndb<W> {
         self.nodes.push(entry);
     }
 
-    fn write_page(&mut self, ptype: u8, data: &[u8; 496], fixed_ib: Option<u64>) -> Result<(u64, u64), PstError> {
+    fn write_page(
+        &mut self,
+        ptype: u8,
+        data: &[u8; 496],
+        fixed_ib: Option<u64>,
+    ) -> Result<(u64, u64), PstError> {
         let (ib, bid, sig) = match fixed_ib {
             Some(ib) => (ib, ib, 0),
             None => {
@@ -283,7 +288,12 @@ impl<W: Write + Seek> Ndb<W> {
     }
 
     /// Writes one level-ordered B-tree and returns the BREF (bid, ib) of its root.
-    fn write_btree(&mut self, ptype: u8, leaf_entries: Vec<(u64, Vec<u8>)>, leaf_size: usize) -> Result<(u64, u64), PstError> {
+    fn write_btree(
+        &mut self,
+        ptype: u8,
+        leaf_entries: Vec<(u64, Vec<u8>)>,
+        leaf_size: usize,
+    ) -> Result<(u64, u64), PstError> {
         let per_leaf = 488 / leaf_size;
         let mut level: Vec<(u64, u64, u64)> = Vec::new(); // (first key, bid, ib)
         let mut chunks: Vec<&[(u64, Vec<u8>)]> = leaf_entries.chunks(per_leaf).collect();
@@ -381,7 +391,7 @@ impl<W: Write + Seek> Ndb<W> {
                 // PMaps are deprecated but must exist; every page is marked allocated.
                 self.write_page(PTYPE_PMAP, &[0xFF; 496], Some(region + PAGE_SIZE))?;
             }
-            if k >= FMAP_FIRST_INDEX && (k - FMAP_FIRST_INDEX) % FMAP_EVERY == 0 {
+            if k >= FMAP_FIRST_INDEX && (k - FMAP_FIRST_INDEX).is_multiple_of(FMAP_EVERY) {
                 let mut fmap = [0u8; 496];
                 for (i, byte) in fmap.iter_mut().enumerate() {
                     if k + i as u64 == regions - 1 {
@@ -390,7 +400,7 @@ impl<W: Write + Seek> Ndb<W> {
                 }
                 self.write_page(PTYPE_FMAP, &fmap, Some(region + 2 * PAGE_SIZE))?;
             }
-            if k >= FPMAP_FIRST_INDEX && (k - FPMAP_FIRST_INDEX) % FPMAP_EVERY == 0 {
+            if k >= FPMAP_FIRST_INDEX && (k - FPMAP_FIRST_INDEX).is_multiple_of(FPMAP_EVERY) {
                 self.write_page(PTYPE_FPMAP, &[0u8; 496], Some(region + 3 * PAGE_SIZE))?;
             }
         }
@@ -400,14 +410,27 @@ impl<W: Write + Seek> Ndb<W> {
         self.out.seek(SeekFrom::Start(file_eof - 1))?;
         self.out.write_all(&[0])?;
 
-        let header = self.header(file_eof, AMAP_FIRST + (regions - 1) * AMAP_SPAN, amap_free, nbt_root, bbt_root);
+        let header = self.header(
+            file_eof,
+            AMAP_FIRST + (regions - 1) * AMAP_SPAN,
+            amap_free,
+            nbt_root,
+            bbt_root,
+        );
         self.out.seek(SeekFrom::Start(0))?;
         self.out.write_all(&header)?;
         self.out.flush()?;
         Ok((self.out, file_eof))
     }
 
-    fn header(&self, file_eof: u64, amap_last: u64, amap_free: u64, nbt: (u64, u64), bbt: (u64, u64)) -> [u8; 564] {
+    fn header(
+        &self,
+        file_eof: u64,
+        amap_last: u64,
+        amap_free: u64,
+        nbt: (u64, u64),
+        bbt: (u64, u64),
+    ) -> [u8; 564] {
         let mut h = [0u8; 564];
         h[0..4].copy_from_slice(b"!BDN");
         h[8..10].copy_from_slice(b"SM");
@@ -454,7 +477,11 @@ pub struct DataTreeWriter {
 }
 
 impl DataTreeWriter {
-    pub fn push_block<W: Write + Seek>(&mut self, ndb: &mut Ndb<W>, data: &[u8]) -> Result<(), PstError> {
+    pub fn push_block<W: Write + Seek>(
+        &mut self,
+        ndb: &mut Ndb<W>,
+        data: &[u8],
+    ) -> Result<(), PstError> {
         let bid = ndb.write_block(data, false)?;
         self.current.push(bid);
         self.current_bytes += data.len() as u64;
@@ -492,7 +519,12 @@ impl DataTreeWriter {
     }
 }
 
-fn write_xblock<W: Write + Seek>(ndb: &mut Ndb<W>, level: u8, bids: &[u64], total: u64) -> Result<u64, PstError> {
+fn write_xblock<W: Write + Seek>(
+    ndb: &mut Ndb<W>,
+    level: u8,
+    bids: &[u64],
+    total: u64,
+) -> Result<u64, PstError> {
     let total = u32::try_from(total).map_err(|_| PstError::TooLarge("one property value"))?;
     let mut b = Vec::with_capacity(8 + bids.len() * 8);
     b.push(0x01);
@@ -517,7 +549,11 @@ mod tests {
             for &b in data {
                 crc ^= u32::from(b);
                 for _ in 0..8 {
-                    crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+                    crc = if crc & 1 != 0 {
+                        (crc >> 1) ^ 0xEDB8_8320
+                    } else {
+                        crc >> 1
+                    };
                 }
             }
             crc
@@ -531,9 +567,17 @@ mod tests {
     fn allocation_skips_map_pages() {
         let mut ndb = Ndb::new(std::io::Cursor::new(Vec::new())).unwrap();
         let first = ndb.alloc(64, 64);
-        assert_eq!(first, AMAP_FIRST + 2 * PAGE_SIZE, "AMap and PMap come first");
+        assert_eq!(
+            first,
+            AMAP_FIRST + 2 * PAGE_SIZE,
+            "AMap and PMap come first"
+        );
         ndb.eof = AMAP_FIRST + AMAP_SPAN - 32;
         let next = ndb.alloc(64, 64);
-        assert_eq!(next, AMAP_FIRST + AMAP_SPAN + PAGE_SIZE, "second region has only an AMap");
+        assert_eq!(
+            next,
+            AMAP_FIRST + AMAP_SPAN + PAGE_SIZE,
+            "second region has only an AMap"
+        );
     }
 }

@@ -22,7 +22,8 @@ const MAX_OCCURRENCES: usize = 100_000;
 fn minutes(t: NaiveDateTime) -> Result<u32, PstError> {
     let base = NaiveDate::from_ymd_opt(1601, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0));
     let base = base.ok_or_else(|| PstError::InvalidItem("calendar base date".into()))?;
-    u32::try_from((t - base).num_minutes()).map_err(|_| PstError::InvalidItem(format!("date {t} outside the PST calendar range")))
+    u32::try_from((t - base).num_minutes())
+        .map_err(|_| PstError::InvalidItem(format!("date {t} outside the PST calendar range")))
 }
 
 fn day_minutes(d: NaiveDate) -> Result<u32, PstError> {
@@ -30,7 +31,11 @@ fn day_minutes(d: NaiveDate) -> Result<u32, PstError> {
 }
 
 fn days_in_month(year: i32, month: u32) -> u32 {
-    let (ny, nm) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
+    let (ny, nm) = if month == 12 {
+        (year + 1, 1)
+    } else {
+        (year, month + 1)
+    };
     NaiveDate::from_ymd_opt(ny, nm, 1)
         .and_then(|d| d.pred_opt())
         .map(|d| d.day())
@@ -42,7 +47,11 @@ fn month_day(year: i32, month: u32, day: u32) -> Option<NaiveDate> {
 }
 
 /// Occurrence dates in order, from the series' first date.
-fn occurrences(start: NaiveDate, pattern: RecurrencePattern, interval: u32) -> impl Iterator<Item = NaiveDate> {
+fn occurrences(
+    start: NaiveDate,
+    pattern: RecurrencePattern,
+    interval: u32,
+) -> impl Iterator<Item = NaiveDate> {
     let interval = i64::from(interval.max(1));
     let week_start = start - Duration::days(i64::from(start.weekday().num_days_from_sunday()));
     (0..).flat_map(move |k: i64| -> Vec<NaiveDate> {
@@ -59,46 +68,67 @@ fn occurrences(start: NaiveDate, pattern: RecurrencePattern, interval: u32) -> i
             RecurrencePattern::Monthly { day } => {
                 let m = i64::from(start.month0()) + k * interval;
                 let year = start.year() + (m / 12) as i32;
-                month_day(year, (m % 12) as u32 + 1, u32::from(day)).into_iter().filter(|d| *d >= start).collect()
+                month_day(year, (m % 12) as u32 + 1, u32::from(day))
+                    .into_iter()
+                    .filter(|d| *d >= start)
+                    .collect()
             }
             RecurrencePattern::Yearly { month, day } => {
                 let year = start.year() + (k * interval) as i32;
-                month_day(year, u32::from(month), u32::from(day)).into_iter().filter(|d| *d >= start).collect()
+                month_day(year, u32::from(month), u32::from(day))
+                    .into_iter()
+                    .filter(|d| *d >= start)
+                    .collect()
             }
         }
     })
 }
 
 fn ansi(s: &str) -> Vec<u8> {
-    s.chars().map(|c| if c.is_ascii() { c as u8 } else { b'?' }).collect()
+    s.chars()
+        .map(|c| if c.is_ascii() { c as u8 } else { b'?' })
+        .collect()
 }
 
-pub fn appointment_recurrence_blob(appointment: &Appointment, recurrence: &Recurrence) -> Result<RecurrenceBlob, PstError> {
+pub fn appointment_recurrence_blob(
+    appointment: &Appointment,
+    recurrence: &Recurrence,
+) -> Result<RecurrenceBlob, PstError> {
     let start = appointment.start.naive_utc();
     let start_date = start.date();
     let interval = recurrence.interval.max(1);
     match recurrence.pattern {
         RecurrencePattern::Weekly { days } if days & 0x7F == 0 => {
-            return Err(PstError::InvalidItem("weekly recurrence without days".into()));
+            return Err(PstError::InvalidItem(
+                "weekly recurrence without days".into(),
+            ));
         }
         RecurrencePattern::Monthly { day } if !(1..=31).contains(&day) => {
-            return Err(PstError::InvalidItem(format!("monthly recurrence on day {day}")));
+            return Err(PstError::InvalidItem(format!(
+                "monthly recurrence on day {day}"
+            )));
         }
-        RecurrencePattern::Yearly { month, day } if !(1..=12).contains(&month) || !(1..=31).contains(&day) => {
-            return Err(PstError::InvalidItem(format!("yearly recurrence on {month}/{day}")));
+        RecurrencePattern::Yearly { month, day }
+            if !(1..=12).contains(&month) || !(1..=31).contains(&day) =>
+        {
+            return Err(PstError::InvalidItem(format!(
+                "yearly recurrence on {month}/{day}"
+            )));
         }
         _ => {}
     }
-    let (frequency, pattern_type, recur_type, period): (u16, u16, i32, u32) = match recurrence.pattern {
-        RecurrencePattern::Daily => (0x200A, 0, 1, interval * 1440),
-        RecurrencePattern::Weekly { .. } => (0x200B, 1, 2, interval),
-        RecurrencePattern::Monthly { .. } => (0x200C, 2, 3, interval),
-        RecurrencePattern::Yearly { .. } => (0x200D, 2, 4, interval * 12),
-    };
+    let (frequency, pattern_type, recur_type, period): (u16, u16, i32, u32) =
+        match recurrence.pattern {
+            RecurrencePattern::Daily => (0x200A, 0, 1, interval * 1440),
+            RecurrencePattern::Weekly { .. } => (0x200B, 1, 2, interval),
+            RecurrencePattern::Monthly { .. } => (0x200C, 2, 3, interval),
+            RecurrencePattern::Yearly { .. } => (0x200D, 2, 4, interval * 12),
+        };
     let first_date_time = match recurrence.pattern {
         RecurrencePattern::Daily => day_minutes(start_date)? % period,
         RecurrencePattern::Weekly { .. } => {
-            let week_start = start_date - Duration::days(i64::from(start_date.weekday().num_days_from_sunday()));
+            let week_start =
+                start_date - Duration::days(i64::from(start_date.weekday().num_days_from_sunday()));
             day_minutes(week_start)? % (period * 10080)
         }
         RecurrencePattern::Monthly { .. } | RecurrencePattern::Yearly { .. } => {
@@ -114,20 +144,29 @@ pub fn appointment_recurrence_blob(appointment: &Appointment, recurrence: &Recur
     let (end_type, count, last): (u32, u32, Option<NaiveDate>) = match recurrence.end {
         RecurrenceEnd::After(n) => {
             if n == 0 {
-                return Err(PstError::InvalidItem("recurrence ending after 0 occurrences".into()));
+                return Err(PstError::InvalidItem(
+                    "recurrence ending after 0 occurrences".into(),
+                ));
             }
             let last = series.take((n as usize).min(MAX_OCCURRENCES)).last();
             (0x2022, n, last)
         }
         RecurrenceEnd::On(date) => {
-            let dates: Vec<_> = series.take(MAX_OCCURRENCES).take_while(|d| *d <= date).collect();
+            let dates: Vec<_> = series
+                .take(MAX_OCCURRENCES)
+                .take_while(|d| *d <= date)
+                .collect();
             (0x2021, dates.len() as u32, dates.last().copied())
         }
         RecurrenceEnd::Never => (0x2023, 10, None),
     };
 
     let mut deleted: Vec<u32> = Vec::new();
-    for d in recurrence.deleted.iter().chain(recurrence.exceptions.iter().map(|e| &e.original_date)) {
+    for d in recurrence
+        .deleted
+        .iter()
+        .chain(recurrence.exceptions.iter().map(|e| &e.original_date))
+    {
         deleted.push(day_minutes(*d)?);
     }
     deleted.sort_unstable();
@@ -153,7 +192,9 @@ pub fn appointment_recurrence_blob(appointment: &Appointment, recurrence: &Recur
     match recurrence.pattern {
         RecurrencePattern::Daily => {}
         RecurrencePattern::Weekly { days } => u32le(&mut b, u32::from(days & 0x7F)),
-        RecurrencePattern::Monthly { day } | RecurrencePattern::Yearly { day, .. } => u32le(&mut b, u32::from(day)),
+        RecurrencePattern::Monthly { day } | RecurrencePattern::Yearly { day, .. } => {
+            u32le(&mut b, u32::from(day))
+        }
     }
     u32le(&mut b, end_type);
     u32le(&mut b, count);
@@ -228,7 +269,12 @@ pub fn appointment_recurrence_blob(appointment: &Appointment, recurrence: &Recur
         Some(d) => super::filetime(d.and_time(NaiveTime::MIN).and_utc()),
         None => 0x0CB3_4557_A3DD_4000,
     };
-    Ok(RecurrenceBlob { bytes: b, recur_type, clip_start, clip_end })
+    Ok(RecurrenceBlob {
+        bytes: b,
+        recur_type,
+        clip_start,
+        clip_end,
+    })
 }
 
 #[cfg(test)]
@@ -238,7 +284,9 @@ mod tests {
     #[test]
     fn weekly_occurrences_follow_the_day_mask() {
         let start = NaiveDate::from_ymd_opt(2026, 1, 7).unwrap(); // a Wednesday; Tuesdays and Thursdays every other week
-        let dates: Vec<_> = occurrences(start, RecurrencePattern::Weekly { days: 0b0001_0100 }, 2).take(4).collect();
+        let dates: Vec<_> = occurrences(start, RecurrencePattern::Weekly { days: 0b0001_0100 }, 2)
+            .take(4)
+            .collect();
         let expected: Vec<_> = [(1, 8), (1, 20), (1, 22), (2, 3)]
             .iter()
             .map(|(m, d)| NaiveDate::from_ymd_opt(2026, *m, *d).unwrap())
@@ -249,7 +297,9 @@ mod tests {
     #[test]
     fn monthly_occurrences_clamp_to_month_end() {
         let start = NaiveDate::from_ymd_opt(2026, 1, 31).unwrap();
-        let dates: Vec<_> = occurrences(start, RecurrencePattern::Monthly { day: 31 }, 1).take(3).collect();
+        let dates: Vec<_> = occurrences(start, RecurrencePattern::Monthly { day: 31 }, 1)
+            .take(3)
+            .collect();
         assert_eq!(dates[1], NaiveDate::from_ymd_opt(2026, 2, 28).unwrap());
         assert_eq!(dates[2], NaiveDate::from_ymd_opt(2026, 3, 31).unwrap());
     }

@@ -46,19 +46,37 @@ impl<W: Write + Seek, F: FnMut(usize) -> std::io::Result<W>> SplitPstWriter<W, F
     /// `open_part(n)` creates the output for part n (0-based).
     pub fn new(open_part: F, limit: u64, display_name: &str) -> Result<Self, PstError> {
         if limit < 1_000_000 {
-            return Err(PstError::InvalidItem(format!("split limit {limit} is below 1 MB")));
+            return Err(PstError::InvalidItem(format!(
+                "split limit {limit} is below 1 MB"
+            )));
         }
-        Ok(Self { open_part, limit, display_name: display_name.to_string(), folders: Vec::new(), current: None, finished: Vec::new() })
+        Ok(Self {
+            open_part,
+            limit,
+            display_name: display_name.to_string(),
+            folders: Vec::new(),
+            current: None,
+            finished: Vec::new(),
+        })
     }
 
-    pub fn add_folder(&mut self, parent: Option<SplitFolderId>, name: &str, container_class: &str) -> Result<SplitFolderId, PstError> {
+    pub fn add_folder(
+        &mut self,
+        parent: Option<SplitFolderId>,
+        name: &str,
+        container_class: &str,
+    ) -> Result<SplitFolderId, PstError> {
         if let Some(p) = parent
             && p.0 >= self.folders.len()
         {
             return Err(PstError::UnknownFolder(p.0 as u32));
         }
         let id = SplitFolderId(self.folders.len());
-        self.folders.push(FolderSpec { parent, name: name.to_string(), class: container_class.to_string() });
+        self.folders.push(FolderSpec {
+            parent,
+            name: name.to_string(),
+            class: container_class.to_string(),
+        });
         if let Some((pst, ids)) = &mut self.current {
             let parent = parent.map(|p| ids[p.0]).unwrap_or(pst.root());
             let folder = pst.add_folder(parent, name, container_class)?;
@@ -96,36 +114,67 @@ impl<W: Write + Seek, F: FnMut(usize) -> std::io::Result<W>> SplitPstWriter<W, F
         Ok(())
     }
 
-    fn target(&mut self, folder: SplitFolderId, size: u64) -> Result<(&mut PstWriter<W>, FolderId), PstError> {
+    fn target(
+        &mut self,
+        folder: SplitFolderId,
+        size: u64,
+    ) -> Result<(&mut PstWriter<W>, FolderId), PstError> {
         if folder.0 >= self.folders.len() {
             return Err(PstError::UnknownFolder(folder.0 as u32));
         }
         self.open(size)?;
-        let (pst, ids) = self.current.as_mut().ok_or(PstError::UnknownFolder(folder.0 as u32))?;
+        let (pst, ids) = self
+            .current
+            .as_mut()
+            .ok_or(PstError::UnknownFolder(folder.0 as u32))?;
         Ok((pst, ids[folder.0]))
     }
 
     pub fn add_message(&mut self, folder: SplitFolderId, m: &Message) -> Result<(), PstError> {
         let strings = m.subject.len() + text_len(&[m.body_text.as_deref()]);
-        let binary = m.body_html.as_ref().map_or(0, String::len) + m.attachments.iter().map(|a| a.data.len() + 512).sum::<usize>();
-        let (pst, id) = self.target(folder, estimate(strings, binary, m.to.len() + m.cc.len() + m.bcc.len()))?;
+        let binary = m.body_html.as_ref().map_or(0, String::len)
+            + m.attachments
+                .iter()
+                .map(|a| a.data.len() + 512)
+                .sum::<usize>();
+        let (pst, id) = self.target(
+            folder,
+            estimate(strings, binary, m.to.len() + m.cc.len() + m.bcc.len()),
+        )?;
         pst.add_message(id, m)
     }
 
     pub fn add_contact(&mut self, folder: SplitFolderId, c: &Contact) -> Result<(), PstError> {
-        let (pst, id) = self.target(folder, estimate(c.display_name.len() + text_len(&[c.notes.as_deref()]) + 512, 0, 0))?;
+        let (pst, id) = self.target(
+            folder,
+            estimate(
+                c.display_name.len() + text_len(&[c.notes.as_deref()]) + 512,
+                0,
+                0,
+            ),
+        )?;
         pst.add_contact(id, c)
     }
 
-    pub fn add_appointment(&mut self, folder: SplitFolderId, a: &Appointment) -> Result<(), PstError> {
+    pub fn add_appointment(
+        &mut self,
+        folder: SplitFolderId,
+        a: &Appointment,
+    ) -> Result<(), PstError> {
         let strings = a.subject.len() + text_len(&[a.body.as_deref(), a.location.as_deref()]);
-        let exceptions = a.recurrence.as_ref().map_or(0, |r| r.exceptions.len() * 256 + r.deleted.len() * 4);
+        let exceptions = a
+            .recurrence
+            .as_ref()
+            .map_or(0, |r| r.exceptions.len() * 256 + r.deleted.len() * 4);
         let (pst, id) = self.target(folder, estimate(strings, exceptions, a.attendees.len()))?;
         pst.add_appointment(id, a)
     }
 
     pub fn add_task(&mut self, folder: SplitFolderId, t: &Task) -> Result<(), PstError> {
-        let (pst, id) = self.target(folder, estimate(t.subject.len() + text_len(&[t.body.as_deref()]), 0, 0))?;
+        let (pst, id) = self.target(
+            folder,
+            estimate(t.subject.len() + text_len(&[t.body.as_deref()]), 0, 0),
+        )?;
         pst.add_task(id, t)
     }
 

@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::rc::Rc;
 
+use outlook_pst::UnicodePstFile;
 use outlook_pst::ltp::prop_context::PropertyValue;
 use outlook_pst::ltp::table_context::TableContext;
 use outlook_pst::messaging::attachment::{Attachment as _, AttachmentData, UnicodeAttachment};
 use outlook_pst::messaging::message::{Message as _, UnicodeMessage};
 use outlook_pst::messaging::store::{Store as _, UnicodeStore};
 use outlook_pst::ndb::node_id::NodeId;
-use outlook_pst::UnicodePstFile;
 
 /// One item as `outlook-pst` sees it.
 #[derive(Debug, Default, Clone)]
@@ -66,14 +66,20 @@ pub fn outlook_pst_items(path: &Path) -> (Vec<String>, Vec<OpItem>) {
     let store = UnicodeStore::read(Rc::new(pst)).expect("outlook-pst reads the store");
     let map = store.named_property_map().expect("named property map");
     let props = map.properties();
-    let guids = props.get(0x0002).and_then(|v| match v {
-        PropertyValue::Binary(b) => Some(b.buffer().to_vec()),
-        _ => None,
-    }).unwrap_or_default();
-    let entries = props.get(0x0003).and_then(|v| match v {
-        PropertyValue::Binary(b) => Some(b.buffer().to_vec()),
-        _ => None,
-    }).expect("name-to-id entry stream");
+    let guids = props
+        .get(0x0002)
+        .and_then(|v| match v {
+            PropertyValue::Binary(b) => Some(b.buffer().to_vec()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let entries = props
+        .get(0x0003)
+        .and_then(|v| match v {
+            PropertyValue::Binary(b) => Some(b.buffer().to_vec()),
+            _ => None,
+        })
+        .expect("name-to-id entry stream");
     let mut named_ids = BTreeMap::new();
     for e in entries.chunks(8) {
         let lid = u32::from_le_bytes([e[0], e[1], e[2], e[3]]);
@@ -89,13 +95,25 @@ pub fn outlook_pst_items(path: &Path) -> (Vec<String>, Vec<OpItem>) {
 
     let mut folders = Vec::new();
     let mut items = Vec::new();
-    let root = store.properties().ipm_sub_tree_entry_id().expect("IPM subtree entry id");
+    let root = store
+        .properties()
+        .ipm_sub_tree_entry_id()
+        .expect("IPM subtree entry id");
     let mut stack = vec![(root, String::new())];
     while let Some((entry, parent_path)) = stack.pop() {
         let folder = store.open_folder(&entry).expect("open folder");
         let name = folder.properties().display_name().expect("folder name");
-        let path = if parent_path.is_empty() && folders.is_empty() { String::new() } else if parent_path.is_empty() { name.clone() } else { format!("{parent_path}/{name}") };
-        assert!(folder.associated_table().is_some(), "associated contents table of {path}");
+        let path = if parent_path.is_empty() && folders.is_empty() {
+            String::new()
+        } else if parent_path.is_empty() {
+            name.clone()
+        } else {
+            format!("{parent_path}/{name}")
+        };
+        assert!(
+            folder.associated_table().is_some(),
+            "associated contents table of {path}"
+        );
         if !path.is_empty() {
             folders.push(path.clone());
         } else {
@@ -103,9 +121,16 @@ pub fn outlook_pst_items(path: &Path) -> (Vec<String>, Vec<OpItem>) {
         }
         if let Some(contents) = folder.contents_table() {
             for (row_id, _) in table_rows(contents) {
-                let eid = store.properties().make_entry_id(NodeId::from(row_id)).expect("entry id");
-                let message = UnicodeMessage::read(store.clone(), &eid, None).expect("open message");
-                let mut item = OpItem { folder: path.clone(), ..Default::default() };
+                let eid = store
+                    .properties()
+                    .make_entry_id(NodeId::from(row_id))
+                    .expect("entry id");
+                let message =
+                    UnicodeMessage::read(store.clone(), &eid, None).expect("open message");
+                let mut item = OpItem {
+                    folder: path.clone(),
+                    ..Default::default()
+                };
                 for (id, v) in message.properties().iter() {
                     if let Some(named) = named_ids.get(id) {
                         item.named.insert(*named, v.clone());
@@ -117,8 +142,14 @@ pub fn outlook_pst_items(path: &Path) -> (Vec<String>, Vec<OpItem>) {
                 }
                 if let Some(attachments) = message.attachment_table() {
                     for (row_id, _) in table_rows(attachments) {
-                        let a = UnicodeAttachment::read(message.clone(), NodeId::from(row_id), None).expect("open attachment");
-                        let name = a.properties().get(0x3707).and_then(text).unwrap_or_default();
+                        let a =
+                            UnicodeAttachment::read(message.clone(), NodeId::from(row_id), None)
+                                .expect("open attachment");
+                        let name = a
+                            .properties()
+                            .get(0x3707)
+                            .and_then(text)
+                            .unwrap_or_default();
                         let data = match a.data() {
                             Some(AttachmentData::Binary(b)) => b.buffer().to_vec(),
                             _ => panic!("attachment {name} has no binary data"),
@@ -131,7 +162,10 @@ pub fn outlook_pst_items(path: &Path) -> (Vec<String>, Vec<OpItem>) {
         }
         if let Some(hierarchy) = folder.hierarchy_table() {
             for (row_id, _) in table_rows(hierarchy) {
-                let eid = store.properties().make_entry_id(NodeId::from(row_id)).expect("entry id");
+                let eid = store
+                    .properties()
+                    .make_entry_id(NodeId::from(row_id))
+                    .expect("entry id");
                 stack.push((eid, path.clone()));
             }
         }
@@ -147,7 +181,7 @@ fn items_push_attachment(item: &mut OpItem, name: String, data: Vec<u8>) {
 pub fn readpst(path: &Path, out: &Path) -> BTreeMap<String, Vec<u8>> {
     std::fs::create_dir_all(out).expect("readpst output dir");
     let status = Command::new("readpst")
-        .args(["-D", "-e", "-8", "-b", "-cv", "-q", "-o"])
+        .args(["-D", "-e", "-8", "-b", "-cv", "-q", "-j", "0", "-o"])
         .arg(out)
         .arg(path)
         .status()
@@ -180,7 +214,11 @@ fn files_under(root: &Path) -> BTreeMap<String, Vec<u8>> {
             if p.is_dir() {
                 stack.push(p);
             } else {
-                let rel = p.strip_prefix(root).expect("prefix").to_string_lossy().into_owned();
+                let rel = p
+                    .strip_prefix(root)
+                    .expect("prefix")
+                    .to_string_lossy()
+                    .into_owned();
                 out.insert(rel, std::fs::read(&p).expect("read file"));
             }
         }
@@ -191,6 +229,9 @@ fn files_under(root: &Path) -> BTreeMap<String, Vec<u8>> {
 /// The value of a "Label:\t\tvalue" line in a pffexport text file.
 pub fn pff_field(text: &str, label: &str) -> Option<String> {
     text.lines()
-        .find_map(|l| l.strip_prefix(label).and_then(|rest| rest.strip_prefix(':')))
+        .find_map(|l| {
+            l.strip_prefix(label)
+                .and_then(|rest| rest.strip_prefix(':'))
+        })
         .map(|v| v.trim().to_string())
 }
