@@ -146,6 +146,15 @@ fn every_item_kind_reads_back_in_all_three_readers() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("mailbox.pst");
     let messages: Vec<Message> = (0..3).map(sample_message).collect();
+    // Text and HTML that stay in the heap (each under 3580 bytes) but together
+    // overflow one 8 kB heap page.
+    let two_pages = Message {
+        subject: "Two heap pages".into(),
+        body_text: Some("x".repeat(1700)),
+        body_html: Some(format!("<p>{}</p>", "y".repeat(3500))),
+        internet_message_id: Some(format!("<{}@example.com>", "z".repeat(1500))),
+        ..Default::default()
+    };
     let long_body = Message {
         subject: "Long body".into(),
         body_text: Some("0123456789abcdef\n".repeat(600)),
@@ -176,6 +185,8 @@ fn every_item_kind_reads_back_in_all_three_readers() {
             pst.add_message(inbox, m).expect("message");
         }
         pst.add_message(projects, &long_body).expect("long body");
+        pst.add_message(projects, &two_pages)
+            .expect("two heap pages");
         pst.add_appointment(calendar, &recurring_meeting())
             .expect("appointment");
         pst.add_appointment(calendar, &one_off_meeting())
@@ -241,6 +252,10 @@ fn every_item_kind_reads_back_in_all_three_readers() {
         long_body.body_text,
         "a body over the heap limit lives in a subnode"
     );
+    let paged = by_subject.get("Two heap pages").expect("two-page item");
+    assert_eq!(paged.text(0x1000), two_pages.body_text);
+    assert_eq!(paged.text(0x1013), two_pages.body_html);
+    assert_eq!(paged.text(0x1035), two_pages.internet_message_id);
     let meeting = by_subject.get("Team standup").expect("appointment");
     assert_eq!(
         value_time(meeting.named.get(&(APPOINTMENT_SET, 0x820D))),
@@ -340,18 +355,31 @@ fn every_item_kind_reads_back_in_all_three_readers() {
         seen.insert(subject);
     }
     assert_eq!(seen.len(), messages.len());
-    let long_mail = under("Lifeboat export/Inbox/Projects");
-    assert_eq!(long_mail.len(), 1);
-    let parsed = MessageParser::default()
-        .parse(long_mail[0].as_slice())
-        .expect("parse");
-    assert_eq!(
-        parsed.body_text(0).map(|b| b.trim_end().to_string()),
-        long_body
-            .body_text
-            .clone()
-            .map(|b| b.trim_end().to_string())
-    );
+    let project_mail = under("Lifeboat export/Inbox/Projects");
+    assert_eq!(project_mail.len(), 2);
+    for raw in project_mail {
+        let parsed = MessageParser::default()
+            .parse(raw.as_slice())
+            .expect("parse");
+        let source = if parsed.subject() == Some("Long body") {
+            &long_body
+        } else {
+            &two_pages
+        };
+        assert_eq!(
+            parsed.body_text(0).map(|b| b.trim_end().to_string()),
+            source.body_text.clone().map(|b| b.trim_end().to_string())
+        );
+        if let Some(html) = &source.body_html {
+            assert_eq!(
+                parsed
+                    .body_html(0)
+                    .map(|b| b.trim_end().to_string())
+                    .as_ref(),
+                Some(html)
+            );
+        }
+    }
     let events: Vec<String> = under("Lifeboat export/Calendar")
         .into_iter()
         .map(|b| String::from_utf8_lossy(b).into_owned())
@@ -435,12 +463,14 @@ fn every_item_kind_reads_back_in_all_three_readers() {
         pff_subjects.insert(subject);
     }
     assert_eq!(pff_subjects.len(), messages.len());
-    assert_eq!(
-        Some(text(&format!(
-            "{top}/Inbox/Projects/Message00001/Message.txt"
-        ))),
-        long_body.body_text
-    );
+    let project_bodies: BTreeSet<String> = (1..=2)
+        .map(|n| text(&format!("{top}/Inbox/Projects/Message{n:05}/Message.txt")))
+        .collect();
+    let expected_bodies: BTreeSet<String> = [&long_body, &two_pages]
+        .iter()
+        .filter_map(|m| m.body_text.clone())
+        .collect();
+    assert_eq!(project_bodies, expected_bodies);
     let appointments: Vec<String> = (1..=2)
         .map(|n| text(&format!("{top}/Calendar/Appointment{n:05}/Appointment.txt")))
         .collect();
@@ -699,4 +729,75 @@ fn split_writer_repeats_folders_and_bounds_each_file() {
         assert!(pff.keys().any(|k| k.ends_with("OutlookHeaders.txt")));
     }
     assert_eq!(seen, subjects);
+}
+
+#[test]
+fn bad_input_gives_clear_errors() {
+    let mut pst = PstWriter::create(std::io::Cursor::new(Vec::new())).expect("writer");
+    let inbox = pst
+        .add_folder(pst.root(), "Inbox", "IPF.Note")
+        .expect("folder");
+    assert!(matches!(
+        pst.add_folder(pst.root(), "", "IPF.Note"),
+        Err(PstError::InvalidItem(_))
+    ));
+    let start = at("2026-01-01T10:00:00Z");
+    let backwards = Appointment {
+        subject: "x".into(),
+        start,
+        end: start - Duration::hours(1),
+        ..Default::default()
+    };
+    assert!(matches!(
+        pst.add_appointment(inbox, &backwards),
+        Err(PstError::InvalidItem(_))
+    ));
+    let bad_task = Task {
+        subject: "t".into(),
+        percent_complete: 1.5,
+        ..Default::default()
+    };
+    assert!(matches!(
+        pst.add_task(inbox, &bad_task),
+        Err(PstError::InvalidItem(_))
+    ));
+    let no_days = Appointment {
+        subject: "r".into(),
+        start,
+        end: start + Duration::hours(1),
+        recurrence: Some(Recurrence {
+            pattern: RecurrencePattern::Weekly { days: 0 },
+            interval: 1,
+            end: RecurrenceEnd::Never,
+            deleted: vec![],
+            exceptions: vec![],
+        }),
+        ..Default::default()
+    };
+    assert!(matches!(
+        pst.add_appointment(inbox, &no_days),
+        Err(PstError::InvalidItem(_))
+    ));
+    let mut other = PstWriter::create(std::io::Cursor::new(Vec::new())).expect("writer");
+    let foreign = other
+        .add_folder(other.root(), "A", "IPF.Note")
+        .expect("folder");
+    let _ = other.add_folder(foreign, "B", "IPF.Note").expect("folder");
+    let unknown = other.add_folder(foreign, "C", "IPF.Note").expect("folder");
+    assert!(matches!(
+        pst.add_message(unknown, &Message::default()),
+        Err(PstError::UnknownFolder(_))
+    ));
+    // The writer is still usable after refusing items.
+    pst.add_message(
+        inbox,
+        &Message {
+            subject: "still fine".into(),
+            ..Default::default()
+        },
+    )
+    .expect("message");
+    let bytes = pst.finish().expect("finish").into_inner();
+    assert_eq!(&bytes[..4], b"!BDN");
+    assert!(SplitPstWriter::new(|_| Ok(std::io::Cursor::new(Vec::new())), 10, "x").is_err());
 }
