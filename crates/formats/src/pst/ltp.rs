@@ -2,6 +2,7 @@
 //! and table contexts, built in memory for one node and then written as a
 //! data tree whose blocks are the heap pages.
 
+use std::borrow::Cow;
 use std::io::{Seek, Write};
 
 use super::PstError;
@@ -64,15 +65,16 @@ impl Value {
         }
     }
 
-    pub fn bytes(&self) -> Vec<u8> {
+    /// The value as stored; binary values are borrowed, not copied.
+    pub fn bytes(&self) -> Cow<'_, [u8]> {
         match self {
-            Value::I16(v) => v.to_le_bytes().to_vec(),
-            Value::I32(v) => v.to_le_bytes().to_vec(),
-            Value::Bool(v) => vec![u8::from(*v)],
-            Value::Double(v) => v.to_le_bytes().to_vec(),
-            Value::I64(v) | Value::Time(v) => v.to_le_bytes().to_vec(),
-            Value::Unicode(s) => s.encode_utf16().flat_map(u16::to_le_bytes).collect(),
-            Value::Binary(b) => b.clone(),
+            Value::I16(v) => Cow::Owned(v.to_le_bytes().to_vec()),
+            Value::I32(v) => Cow::Owned(v.to_le_bytes().to_vec()),
+            Value::Bool(v) => Cow::Owned(vec![u8::from(*v)]),
+            Value::Double(v) => Cow::Owned(v.to_le_bytes().to_vec()),
+            Value::I64(v) | Value::Time(v) => Cow::Owned(v.to_le_bytes().to_vec()),
+            Value::Unicode(s) => Cow::Owned(s.encode_utf16().flat_map(u16::to_le_bytes).collect()),
+            Value::Binary(b) => Cow::Borrowed(b),
         }
     }
 }
@@ -287,11 +289,30 @@ pub fn write_pc<W: Write + Seek>(
     subnodes: &mut Subnodes,
     props: &mut Vec<(u16, Value)>,
 ) -> Result<u64, PstError> {
+    write_pc_with_stored(ndb, subnodes, props, &[])
+}
+
+/// Like [`write_pc`], plus properties whose values the caller already
+/// stored as subnodes: (property id, property type, subnode NID).
+pub fn write_pc_with_stored<W: Write + Seek>(
+    ndb: &mut Ndb<W>,
+    subnodes: &mut Subnodes,
+    props: &mut Vec<(u16, Value)>,
+    stored: &[(u16, u16, u32)],
+) -> Result<u64, PstError> {
     props.sort_by_key(|p| p.0);
     props.dedup_by_key(|p| p.0);
     let mut heap = Heap::new(CLIENT_PC);
-    let mut records = Vec::with_capacity(props.len());
+    let mut records = Vec::with_capacity(props.len() + stored.len());
+    for (id, ptype, nid) in stored {
+        let mut data = ptype.to_le_bytes().to_vec();
+        data.extend_from_slice(&nid.to_le_bytes());
+        records.push((id.to_le_bytes().to_vec(), data));
+    }
     for (id, value) in props.iter() {
+        if stored.iter().any(|s| s.0 == *id) {
+            continue;
+        }
         let hnid = match value.inline() {
             Some(v) => v,
             None => {
@@ -307,6 +328,7 @@ pub fn write_pc<W: Write + Seek>(
         data.extend_from_slice(&hnid.to_le_bytes());
         records.push((id.to_le_bytes().to_vec(), data));
     }
+    records.sort_by(|a, b| a.0.iter().rev().cmp(b.0.iter().rev()));
     let root = build_bth(&mut heap, 2, 6, &records);
     heap.set_user_root(root);
     ndb.write_blocks(&heap.into_blocks())

@@ -734,7 +734,6 @@ impl<W: Write + Seek> PstWriter<W> {
                     (tag::DISPLAY_NAME, Value::Unicode(name.clone())),
                     (tag::ATTACH_FILENAME, Value::Unicode(name.clone())),
                     (tag::ATTACH_LONG_FILENAME, Value::Unicode(name.clone())),
-                    (tag::ATTACH_DATA_BIN, Value::Binary(attachment.data.clone())),
                     (tag::OBJECT_TYPE, Value::I32(7)),
                 ];
                 if let Some(ext) = std::path::Path::new(&name)
@@ -750,7 +749,21 @@ impl<W: Write + Seek> PstWriter<W> {
                     ));
                 }
                 let mut attach_subnodes = Subnodes::default();
-                let bid = write_pc(&mut self.ndb, &mut attach_subnodes, &mut attach_props)?;
+                // Large contents go straight to their subnode, without a copy.
+                let mut stored = Vec::new();
+                if attachment.data.len() > ltp::MAX_HEAP_ALLOC {
+                    let nid = attach_subnodes.add_data(&mut self.ndb, &attachment.data)?;
+                    stored.push((tag::ATTACH_DATA_BIN, pt::BINARY, nid));
+                } else {
+                    attach_props
+                        .push((tag::ATTACH_DATA_BIN, Value::Binary(attachment.data.clone())));
+                }
+                let bid = ltp::write_pc_with_stored(
+                    &mut self.ndb,
+                    &mut attach_subnodes,
+                    &mut attach_props,
+                    &stored,
+                )?;
                 drop(attach_props);
                 let bid_sub = self.ndb.write_subnodes(attach_subnodes.entries)?;
                 subnodes.entries.push(SubnodeEntry {
