@@ -287,30 +287,32 @@ impl<W: Write + Seek> Ndb<W> {
         Ok((ib, bid))
     }
 
-    /// Writes one level-ordered B-tree and returns the BREF (bid, ib) of its root.
+    /// Writes a B-tree from its leaf entries, laid out back to back (each
+    /// `leaf_size` bytes, starting with its 8-byte key, sorted by key) and
+    /// returns the BREF (bid, ib) of its root.
     fn write_btree(
         &mut self,
         ptype: u8,
-        leaf_entries: Vec<(u64, Vec<u8>)>,
+        leaf_entries: &[u8],
         leaf_size: usize,
     ) -> Result<(u64, u64), PstError> {
         let per_leaf = 488 / leaf_size;
+        let key_of = |entry: &[u8]| u64::from_le_bytes(entry[..8].try_into().unwrap_or([0; 8]));
         let mut level: Vec<(u64, u64, u64)> = Vec::new(); // (first key, bid, ib)
-        let mut chunks: Vec<&[(u64, Vec<u8>)]> = leaf_entries.chunks(per_leaf).collect();
+        let mut chunks: Vec<&[u8]> = leaf_entries.chunks(per_leaf * leaf_size).collect();
         if chunks.is_empty() {
             chunks.push(&[]);
         }
         for chunk in chunks {
             let mut data = [0u8; 496];
-            for (i, (_, e)) in chunk.iter().enumerate() {
-                data[i * leaf_size..(i + 1) * leaf_size].copy_from_slice(e);
-            }
-            data[488] = chunk.len() as u8;
+            data[..chunk.len()].copy_from_slice(chunk);
+            data[488] = (chunk.len() / leaf_size) as u8;
             data[489] = per_leaf as u8;
             data[490] = leaf_size as u8;
             data[491] = 0;
             let (ib, bid) = self.write_page(ptype, &data, None)?;
-            level.push((chunk.first().map(|e| e.0).unwrap_or(0), bid, ib));
+            let first = if chunk.is_empty() { 0 } else { key_of(chunk) };
+            level.push((first, bid, ib));
         }
         let mut depth = 0u8;
         while level.len() > 1 {
@@ -340,37 +342,31 @@ impl<W: Write + Seek> Ndb<W> {
     pub fn finish(mut self) -> Result<(W, u64), PstError> {
         let mut nodes = std::mem::take(&mut self.nodes);
         nodes.sort_by_key(|n| n.nid);
-        let nbt_leaves = nodes
-            .iter()
-            .map(|n| {
-                let mut e = Vec::with_capacity(32);
-                e.extend_from_slice(&u64::from(n.nid).to_le_bytes());
-                e.extend_from_slice(&n.bid_data.to_le_bytes());
-                e.extend_from_slice(&n.bid_sub.to_le_bytes());
-                e.extend_from_slice(&n.nid_parent.to_le_bytes());
-                e.extend_from_slice(&[0; 4]);
-                (u64::from(n.nid), e)
-            })
-            .collect();
+        let mut nbt_leaves = Vec::with_capacity(nodes.len() * 32);
+        for n in &nodes {
+            nbt_leaves.extend_from_slice(&u64::from(n.nid).to_le_bytes());
+            nbt_leaves.extend_from_slice(&n.bid_data.to_le_bytes());
+            nbt_leaves.extend_from_slice(&n.bid_sub.to_le_bytes());
+            nbt_leaves.extend_from_slice(&n.nid_parent.to_le_bytes());
+            nbt_leaves.extend_from_slice(&[0; 4]);
+        }
         drop(nodes);
-        let nbt_root = self.write_btree(PTYPE_NBT, nbt_leaves, 32)?;
+        let nbt_root = self.write_btree(PTYPE_NBT, &nbt_leaves, 32)?;
+        drop(nbt_leaves);
         let mut blocks = std::mem::take(&mut self.blocks);
         blocks.sort_by_key(|b| b.bid);
-        let bbt_leaves = blocks
-            .iter()
-            .map(|b| {
-                let mut e = Vec::with_capacity(24);
-                e.extend_from_slice(&b.bid.to_le_bytes());
-                e.extend_from_slice(&b.ib.to_le_bytes());
-                e.extend_from_slice(&b.cb.to_le_bytes());
-                // cRef: one reference from the tree holding the block, one from the BBT.
-                e.extend_from_slice(&2u16.to_le_bytes());
-                e.extend_from_slice(&[0; 4]);
-                (b.bid, e)
-            })
-            .collect();
+        let mut bbt_leaves = Vec::with_capacity(blocks.len() * 24);
+        for b in &blocks {
+            bbt_leaves.extend_from_slice(&b.bid.to_le_bytes());
+            bbt_leaves.extend_from_slice(&b.ib.to_le_bytes());
+            bbt_leaves.extend_from_slice(&b.cb.to_le_bytes());
+            // cRef: one reference from the tree holding the block, one from the BBT.
+            bbt_leaves.extend_from_slice(&2u16.to_le_bytes());
+            bbt_leaves.extend_from_slice(&[0; 4]);
+        }
         drop(blocks);
-        let bbt_root = self.write_btree(PTYPE_BBT, bbt_leaves, 24)?;
+        let bbt_root = self.write_btree(PTYPE_BBT, &bbt_leaves, 24)?;
+        drop(bbt_leaves);
 
         // The file ends at the end of the last AMap region.
         let used = self.eof;
@@ -561,6 +557,39 @@ mod tests {
         let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 + 3) as u8).collect();
         assert_eq!(crc(&data), reference(&data));
         assert_eq!(crc(&[]), 0);
+    }
+
+    #[test]
+    fn many_nodes_make_a_multi_level_tree_with_valid_pages() {
+        let mut ndb = Ndb::new(std::io::Cursor::new(Vec::new())).unwrap();
+        for i in 0..1000u32 {
+            let bid = ndb.write_block(&i.to_le_bytes(), false).unwrap();
+            ndb.add_node(NbtEntry {
+                nid: (0x1000 + i) << 5 | 4,
+                bid_data: bid,
+                bid_sub: 0,
+                nid_parent: 0,
+            });
+        }
+        let (out, eof) = ndb.finish().unwrap();
+        let file = out.into_inner();
+        assert_eq!(file.len() as u64, eof);
+        let root = 180;
+        let nbt_ib = u64::from_le_bytes(file[root + 44..root + 52].try_into().unwrap()) as usize;
+        let page = &file[nbt_ib..nbt_ib + 512];
+        assert_eq!(page[496], PTYPE_NBT);
+        assert_eq!(
+            page[491], 2,
+            "1000 nodes / 15 per leaf / 20 per level: two levels above the leaves"
+        );
+        assert_eq!(
+            u32::from_le_bytes(page[500..504].try_into().unwrap()),
+            crc(&page[..496])
+        );
+        assert_eq!(
+            u32::from_le_bytes(file[4..8].try_into().unwrap()),
+            crc(&file[8..479])
+        );
     }
 
     #[test]
