@@ -4,9 +4,16 @@
 //! and the catalog port), so the CLI, a worker and tests each plug in their
 //! own.
 //!
-//! Built so far: progress reporting, the fault bus that turns item failures
-//! into a run outcome (SPEC F-D6), and backup scheduling (SPEC F-B3).
+//! Built so far: Exchange discovery and mailbox backup ([`exchange`]),
+//! progress reporting, the fault bus that turns item failures into a run
+//! outcome (SPEC F-D6), and backup scheduling (SPEC F-B3).
 
+pub mod cancel;
+pub mod error;
+pub mod exchange;
 pub mod faults;
 pub mod progress;
 pub mod schedule;
+
+pub use cancel::Cancel;
+pub use error::{EngineError, Result};
