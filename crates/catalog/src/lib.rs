@@ -43,11 +43,12 @@ pub use runs::{BackupRun, DailyItems, ItemFailure, RunCounts, RunFinish};
 pub use tags::Tag;
 pub use tasks::{DELETION_GRACE, NewTask, Retention, Task, TaskSettings};
 pub use types::{
-    AccountId, AccountStatus, ActivityId, ActivityKind, ActivityStatus, BadId, ConnectionId,
-    EntityId, EntityKind, EntityStatus, EntityType, Frequency, JobId, JobKind, JobStatus, RuleId,
-    Role, RunId, RunOutcome, Service, SubService, TagId, TaskId, TaskStatus, UnknownVariant, UserId, SessionId, ApiTokenId,
+    AccountId, AccountStatus, ActivityId, ActivityKind, ActivityStatus, ApiTokenId, BadId,
+    ConnectionId, EntityId, EntityKind, EntityStatus, EntityType, Frequency, JobId, JobKind,
+    JobStatus, Role, RuleId, RunId, RunOutcome, Service, SessionId, SubService, TagId, TaskId,
+    TaskStatus, UnknownVariant, UserId,
 };
 pub use users::{
-    ApiToken, ApiTokenPrincipal, IssuedApiToken, IssuedSession, MIN_PASSWORD_LEN, NewApiToken, NewUser,
-    SESSION_IDLE, SESSION_MAX, Session, SessionUser, User,
+    ApiToken, ApiTokenPrincipal, IssuedApiToken, IssuedSession, MIN_PASSWORD_LEN, NewApiToken,
+    NewUser, SESSION_IDLE, SESSION_MAX, Session, SessionUser, User,
 };

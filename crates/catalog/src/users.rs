@@ -6,8 +6,8 @@
 
 use std::sync::OnceLock;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use chrono::{DateTime, Utc};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -172,7 +172,8 @@ const USER_COLS: &str =
     "id, account_id, email, display_name, role, created_at, last_login_at, disabled";
 const SESSION_COLS: &str =
     "id, account_id, user_id, csrf_token, created_at, last_seen_at, expires_at, revoked_at";
-const TOKEN_COLS: &str = "id, account_id, name, prefix, role, created_by, created_at, last_used_at, revoked_at";
+const TOKEN_COLS: &str =
+    "id, account_id, name, prefix, role, created_by, created_at, last_used_at, revoked_at";
 
 fn user_from_row(r: &AnyRow) -> Result<User> {
     Ok(User {
@@ -233,10 +234,13 @@ fn check_email(email: &str) -> Result<String> {
     let e = non_empty("email", email)?;
     let valid = e.len() <= 320
         && !e.chars().any(char::is_whitespace)
-        && e.split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.contains('@'));
+        && e.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.contains('@')
+        });
     if !valid {
-        return Err(Error::InvalidInput(format!("{e:?} is not an email address")));
+        return Err(Error::InvalidInput(format!(
+            "{e:?} is not an email address"
+        )));
     }
     Ok(e)
 }
@@ -407,11 +411,19 @@ impl Catalog {
         .fetch_optional(&self.pool)
         .await?;
         let (user, stored) = match &row {
-            Some(r) => (Some(user_from_row(r)?), r.text("password_hash")?),
-            None => (None, decoy_hash().to_string()),
+            Some(r) => (Some(user_from_row(r)?), Some(r.text("password_hash")?)),
+            None => (None, None),
         };
         let pw = password.clone();
-        let matches = blocking(move || verify_password(pw.expose(), &stored)).await?;
+        let matches = blocking(move || match stored {
+            Some(hash) => verify_password(pw.expose(), &hash),
+            None => {
+                // Same work as a real check; the decoy never matches.
+                let _ = verify_password(pw.expose(), decoy_hash());
+                false
+            }
+        })
+        .await?;
         match user {
             Some(mut u) if matches && !u.disabled => {
                 let now = self.now();
@@ -530,7 +542,9 @@ impl Catalog {
     ) -> Result<IssuedApiToken> {
         let name = non_empty("token name", &new.name)?;
         if name.chars().count() > 200 {
-            return Err(Error::InvalidInput("token name is longer than 200 characters".into()));
+            return Err(Error::InvalidInput(
+                "token name is longer than 200 characters".into(),
+            ));
         }
         let plaintext = format!("{API_TOKEN_PREFIX}{}", random_hex());
         let prefix: String = plaintext
@@ -583,7 +597,9 @@ impl Catalog {
             return Ok(None);
         }
         let row = q(
-            &format!("SELECT {TOKEN_COLS} FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL"),
+            &format!(
+                "SELECT {TOKEN_COLS} FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL"
+            ),
             args![token_hash(token)],
         )
         .query()

@@ -10,9 +10,7 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::dto::{
-    IssuedTokenView, LoginRequest, MeView, NewTokenRequest, SessionView, TokenView,
-};
+use crate::dto::{IssuedTokenView, LoginRequest, MeView, NewTokenRequest, SessionView, TokenView};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorBody};
 
 /// Name of the session cookie.

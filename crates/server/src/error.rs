@@ -65,7 +65,11 @@ impl ApiError {
 
     /// 404 (also for another account's ids: existence is never revealed).
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
 
     /// 409.

@@ -29,7 +29,10 @@ pub async fn list_jobs(
         offset: query.offset.unwrap_or(0),
         ..JobFilter::default()
     };
-    let jobs = state.catalog.list_jobs(principal.account_id, &filter).await?;
+    let jobs = state
+        .catalog
+        .list_jobs(principal.account_id, &filter)
+        .await?;
     Ok(ApiJson(jobs.into_iter().map(JobView::from).collect()))
 }
 
@@ -45,7 +48,10 @@ pub async fn get_job(
     principal: Principal,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<ApiJson<JobView>> {
-    let job = state.catalog.get_job(principal.account_id, JobId(id)).await?;
+    let job = state
+        .catalog
+        .get_job(principal.account_id, JobId(id))
+        .await?;
     Ok(ApiJson(job.into()))
 }
 

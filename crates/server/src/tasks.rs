@@ -310,9 +310,7 @@ async fn selection_ids(
         .into_iter()
         .map(|e| e.id)
         .collect()),
-        (None, false) => Err(ApiError::bad_request(
-            "give entity_ids: [...] or all: true",
-        )),
+        (None, false) => Err(ApiError::bad_request("give entity_ids: [...] or all: true")),
     }
 }
 

@@ -636,7 +636,15 @@ api_test!(
 #[test]
 fn openapi_function_matches_the_served_document() {
     let doc = serde_json::to_value(server::openapi()).expect("serialise");
-    let paths: BTreeSet<&str> = doc["paths"].as_object().expect("paths").keys().map(String::as_str).collect();
-    let listed: BTreeSet<&str> = ROUTES.iter().filter_map(|r| r.split_once(' ').map(|(_, p)| p)).collect();
+    let paths: BTreeSet<&str> = doc["paths"]
+        .as_object()
+        .expect("paths")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let listed: BTreeSet<&str> = ROUTES
+        .iter()
+        .filter_map(|r| r.split_once(' ').map(|(_, p)| p))
+        .collect();
     assert_eq!(paths, listed);
 }

@@ -35,7 +35,10 @@ pub enum Auth {
     /// Nothing.
     None,
     /// Session cookie, with the CSRF header when `csrf` is set.
-    Cookie { cookie: String, csrf: Option<String> },
+    Cookie {
+        cookie: String,
+        csrf: Option<String>,
+    },
     /// `Authorization: Bearer ...`.
     Bearer(String),
 }
@@ -91,14 +94,31 @@ impl Answer {
 
     #[track_caller]
     pub fn expect(self, status: u16) -> Value {
-        assert_eq!(self.status.as_u16(), status, "unexpected answer: {}", self.text);
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected answer: {}",
+            self.text
+        );
         self.body
     }
 }
 
 impl Env {
-    pub async fn request(&self, method: Method, path: &str, auth: &Auth, body: Option<Value>) -> Answer {
-        self.raw(method, path, auth, body.map(|b| ("application/json", b.to_string()))).await
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        auth: &Auth,
+        body: Option<Value>,
+    ) -> Answer {
+        self.raw(
+            method,
+            path,
+            auth,
+            body.map(|b| ("application/json", b.to_string())),
+        )
+        .await
     }
 
     pub async fn raw(
@@ -131,7 +151,12 @@ impl Env {
         } else {
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
         };
-        Answer { status, body, text, headers }
+        Answer {
+            status,
+            body,
+            text,
+            headers,
+        }
     }
 
     pub async fn get(&self, path: &str, auth: &Auth) -> Answer {
@@ -151,8 +176,17 @@ impl Env {
     }
 
     /// An account with one user of `role`.
-    pub async fn account_with_user(&self, name: &str, email: &str, role: Role) -> (AccountId, UserId) {
-        let a = self.catalog.create_account(name, "eu-west").await.expect("account");
+    pub async fn account_with_user(
+        &self,
+        name: &str,
+        email: &str,
+        role: Role,
+    ) -> (AccountId, UserId) {
+        let a = self
+            .catalog
+            .create_account(name, "eu-west")
+            .await
+            .expect("account");
         let u = self.user(a.id, email, role).await;
         (a.id, u)
     }
@@ -176,7 +210,11 @@ impl Env {
     /// Sign in through the API.
     pub async fn login(&self, email: &str) -> Browser {
         let a = self
-            .post("/api/session", &Auth::None, serde_json::json!({"email": email, "password": PASSWORD}))
+            .post(
+                "/api/session",
+                &Auth::None,
+                serde_json::json!({"email": email, "password": PASSWORD}),
+            )
             .await;
         let set_cookie = a
             .headers
@@ -250,12 +288,16 @@ fn options(clock: &ManualClock) -> CatalogOptions {
 }
 
 async fn start(catalog: Catalog, clock: ManualClock) -> Env {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("address");
     let state = AppState {
         catalog: catalog.clone(),
         clock: Arc::new(clock.clone()),
-        config: ServerConfig { secure_cookies: false },
+        config: ServerConfig {
+            secure_cookies: false,
+        },
     };
     tokio::spawn(server::serve(listener, state));
     Env {
@@ -278,8 +320,13 @@ where
     match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("temp dir");
-            let url = format!("sqlite://{}?mode=rwc", dir.path().join("catalog.db").display());
-            let catalog = Catalog::open_with(&url, key, options(&clock)).await.expect("open sqlite catalog");
+            let url = format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("catalog.db").display()
+            );
+            let catalog = Catalog::open_with(&url, key, options(&clock))
+                .await
+                .expect("open sqlite catalog");
             let outcome = tokio::spawn(body(start(catalog, clock).await)).await;
             drop(dir);
             if let Err(e) = outcome {
@@ -299,7 +346,10 @@ where
                 .execute(format!("CREATE DATABASE {name}").as_str())
                 .await
                 .expect("create test database");
-            let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+            let base = admin_url
+                .rsplit_once('/')
+                .map(|(b, _)| b)
+                .unwrap_or(&admin_url);
             let url = format!("{base}/{name}");
             let outcome = match Catalog::open_with(&url, key, options(&clock)).await {
                 Ok(catalog) => {
