@@ -82,6 +82,19 @@ api_test!(
         let cleared = out.headers.get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or_default();
         assert!(cleared.starts_with("lifeboat_session="), "{cleared}");
         assert_eq!(env.get("/api/me", &browser.cookie_only()).await.status, 401);
+
+        // Disabling a user ends its sessions at once and bars sign-in.
+        let again = env.login("ada@contoso.test").await;
+        let me = env.get("/api/me", &again.auth()).await.expect(200);
+        let account: catalog::AccountId = me["account"]["id"].as_str().expect("id").parse().expect("uuid");
+        let user: catalog::UserId = me["user"]["id"].as_str().expect("id").parse().expect("uuid");
+        env.catalog.set_user_disabled(account, user, true).await.expect("disable");
+        assert_eq!(env.get("/api/me", &again.auth()).await.status, 401);
+        let barred = env
+            .post("/api/session", &Auth::None, json!({"email": "ada@contoso.test", "password": common::PASSWORD}))
+            .await;
+        assert_eq!(barred.status, 401);
+        assert_eq!(barred.body, unknown.body);
     }
 );
 
