@@ -1,5 +1,5 @@
-//! Accounts: the tenants of Lifeboat. Users, roles and sessions come later
-//! and will hang off `accounts.id`.
+//! Accounts: the tenants of Lifeboat. Users, sessions and API tokens
+//! (`users.rs`) hang off `accounts.id`.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -27,6 +27,10 @@ pub enum Error {
     /// version.
     #[error("corrupt catalog data: {0}")]
     Corrupt(String),
+    /// Sign-in failed: unknown email, wrong password or disabled user (one
+    /// error for all three, so a caller learns nothing about which).
+    #[error("wrong email or password")]
+    InvalidCredentials,
     /// The worker no longer holds the job's lease (it expired and the job was
     /// reclaimed, or the job was finished by someone else).
     #[error("job lease lost")]
@@ -82,6 +86,7 @@ impl Error {
             Error::Corrupt(_) => {
                 "the catalog holds data this version does not understand; check for a newer version or a manual change"
             }
+            Error::InvalidCredentials => "check the email and password",
             Error::LeaseLost => "stop working on the job; another worker may have taken it",
             Error::Decrypt => "open the catalog with the key it was created with",
             Error::Database(_) if self.is_retryable() => {

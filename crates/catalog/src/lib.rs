@@ -22,6 +22,7 @@ mod runs;
 mod tags;
 mod tasks;
 mod types;
+mod users;
 
 pub use accounts::Account;
 pub use activity::{Activity, ActivityFilter, MAX_ACTIVITY_PAGE, NewActivity, write_activity_csv};
@@ -42,7 +43,12 @@ pub use runs::{BackupRun, DailyItems, ItemFailure, RunCounts, RunFinish};
 pub use tags::Tag;
 pub use tasks::{DELETION_GRACE, NewTask, Retention, Task, TaskSettings};
 pub use types::{
-    AccountId, AccountStatus, ActivityId, ActivityKind, ActivityStatus, BadId, ConnectionId,
-    EntityId, EntityKind, EntityStatus, EntityType, Frequency, JobId, JobKind, JobStatus, RuleId,
-    RunId, RunOutcome, Service, SubService, TagId, TaskId, TaskStatus, UnknownVariant,
+    AccountId, AccountStatus, ActivityId, ActivityKind, ActivityStatus, ApiTokenId, BadId,
+    ConnectionId, EntityId, EntityKind, EntityStatus, EntityType, Frequency, JobId, JobKind,
+    JobStatus, Role, RuleId, RunId, RunOutcome, Service, SessionId, SubService, TagId, TaskId,
+    TaskStatus, UnknownVariant, UserId,
+};
+pub use users::{
+    ApiToken, ApiTokenPrincipal, IssuedApiToken, IssuedSession, MIN_PASSWORD_LEN, NewApiToken,
+    NewUser, SESSION_IDLE, SESSION_MAX, Session, SessionUser, User,
 };

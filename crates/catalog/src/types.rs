@@ -83,6 +83,12 @@ id_type! {
     ActivityId;
     /// A queued job.
     JobId;
+    /// A user of an account.
+    UserId;
+    /// A signed-in session.
+    SessionId;
+    /// An API token.
+    ApiTokenId;
 }
 
 macro_rules! str_enum {
@@ -304,6 +310,18 @@ str_enum! {
         Verify = "verify",
     }
 
+    /// What a user or API token may do. Each role includes the ones below it.
+    Role {
+        /// Created the account; everything, including the account itself.
+        Owner = "owner",
+        /// Everything in the account: users, tokens, tasks.
+        Admin = "admin",
+        /// Runs the service: tasks, backups, restores, jobs.
+        Operator = "operator",
+        /// Reads only.
+        Viewer = "viewer",
+    }
+
     /// Lifecycle of a job.
     JobStatus {
         /// Waiting to be claimed.
@@ -316,5 +334,21 @@ str_enum! {
         Failed = "failed",
         /// Cancelled.
         Cancelled = "cancelled",
+    }
+}
+
+impl Role {
+    fn rank(self) -> u8 {
+        match self {
+            Role::Owner => 3,
+            Role::Admin => 2,
+            Role::Operator => 1,
+            Role::Viewer => 0,
+        }
+    }
+
+    /// Whether this role includes everything `other` may do.
+    pub fn includes(self, other: Role) -> bool {
+        self.rank() >= other.rank()
     }
 }

@@ -34,3 +34,4 @@ mod isolation;
 mod jobs;
 mod runs;
 mod tasks;
+mod users;
