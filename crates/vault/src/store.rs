@@ -7,6 +7,7 @@ use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A backend plus the prefix under which the repository lives.
 #[derive(Clone, Debug)]
@@ -15,13 +16,98 @@ pub struct Location {
     pub store: Arc<dyn ObjectStore>,
     /// Prefix inside the store ("" for the root).
     pub prefix: String,
+    counters: Arc<Counters>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    get: AtomicU64,
+    list: AtomicU64,
+    put: AtomicU64,
+    delete: AtomicU64,
+    head: AtomicU64,
+}
+
+/// Requests made through a [`Location`] (and its clones) so far, by kind.
+/// Ranged GETs count as GETs; a listing counts once however many pages
+/// the backend needed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RequestCounts {
+    /// GET (whole or ranged).
+    pub get: u64,
+    /// LIST.
+    pub list: u64,
+    /// PUT.
+    pub put: u64,
+    /// DELETE.
+    pub delete: u64,
+    /// HEAD.
+    pub head: u64,
+}
+
+impl std::ops::Sub for RequestCounts {
+    type Output = RequestCounts;
+    fn sub(self, o: RequestCounts) -> RequestCounts {
+        RequestCounts {
+            get: self.get - o.get,
+            list: self.list - o.list,
+            put: self.put - o.put,
+            delete: self.delete - o.delete,
+            head: self.head - o.head,
+        }
+    }
+}
+
+/// An S3 builder configured from the environment (`AWS_*` variables, like
+/// `AmazonS3Builder::from_env`) that sends a SHA-256 checksum with every
+/// upload and announces it with `x-amz-sdk-checksum-algorithm`: S3 refuses
+/// uploads into a bucket with Object Lock default retention unless they
+/// carry `Content-MD5` or that header. The checksum also lets the server
+/// reject a body damaged in transit.
+pub fn s3_builder_from_env() -> object_store::aws::AmazonS3Builder {
+    let mut headers = object_store::HeaderMap::new();
+    headers.insert(
+        "x-amz-sdk-checksum-algorithm",
+        object_store::HeaderValue::from_static("SHA256"),
+    );
+    let mut builder = object_store::aws::AmazonS3Builder::new()
+        .with_client_options(object_store::ClientOptions::new().with_default_headers(headers))
+        .with_checksum_algorithm(object_store::aws::Checksum::SHA256);
+    for (key, value) in std::env::vars() {
+        if key.starts_with("AWS_")
+            && let Ok(config_key) = key.to_ascii_lowercase().parse()
+        {
+            builder = builder.with_config(config_key, value);
+        }
+    }
+    builder
 }
 
 impl Location {
     /// Wrap an already-built store.
     pub fn new(store: Arc<dyn ObjectStore>, prefix: impl Into<String>) -> Self {
         let prefix = prefix.into().trim_matches('/').to_string();
-        Location { store, prefix }
+        Location {
+            store,
+            prefix,
+            counters: Arc::default(),
+        }
+    }
+
+    /// Requests made so far through this location and its clones.
+    pub fn request_counts(&self) -> RequestCounts {
+        let c = &self.counters;
+        RequestCounts {
+            get: c.get.load(Ordering::Relaxed),
+            list: c.list.load(Ordering::Relaxed),
+            put: c.put.load(Ordering::Relaxed),
+            delete: c.delete.load(Ordering::Relaxed),
+            head: c.head.load(Ordering::Relaxed),
+        }
+    }
+
+    fn count(&self, which: fn(&Counters) -> &AtomicU64) {
+        which(&self.counters).fetch_add(1, Ordering::Relaxed);
     }
 
     /// Open a URL: a local path (default), `file://`, `s3://bucket/prefix`,
@@ -49,12 +135,9 @@ impl Location {
                     url::Url::parse(url).map_err(|e| Error::Invalid(format!("{url}: {e}")))?;
                 let prefix = parsed.path().trim_matches('/').to_string();
                 let store: Arc<dyn ObjectStore> = match s {
-                    "s3" | "s3a" => Arc::new(
-                        object_store::aws::AmazonS3Builder::from_env()
-                            .with_url(url)
-                            .build()
-                            .map_err(bad)?,
-                    ),
+                    "s3" | "s3a" => {
+                        Arc::new(s3_builder_from_env().with_url(url).build().map_err(bad)?)
+                    }
                     "az" | "azure" | "abfs" | "abfss" | "adl" => Arc::new(
                         object_store::azure::MicrosoftAzureBuilder::from_env()
                             .with_url(url)
@@ -87,12 +170,14 @@ impl Location {
 
     pub(crate) async fn get(&self, rel: &str) -> Result<Bytes> {
         let p = self.path(rel);
+        self.count(|c| &c.get);
         let r = self.store.get(&p).await.map_err(|e| Error::store(rel, e))?;
         r.bytes().await.map_err(|e| Error::store(rel, e))
     }
 
     pub(crate) async fn get_range(&self, rel: &str, range: std::ops::Range<u64>) -> Result<Bytes> {
         let p = self.path(rel);
+        self.count(|c| &c.get);
         self.store
             .get_range(&p, range)
             .await
@@ -101,6 +186,7 @@ impl Location {
 
     pub(crate) async fn head(&self, rel: &str) -> Result<ObjectMeta> {
         let p = self.path(rel);
+        self.count(|c| &c.head);
         self.store.head(&p).await.map_err(|e| Error::store(rel, e))
     }
 
@@ -114,6 +200,7 @@ impl Location {
 
     pub(crate) async fn put(&self, rel: &str, data: impl Into<Bytes>) -> Result<()> {
         let p = self.path(rel);
+        self.count(|c| &c.put);
         self.store
             .put(&p, PutPayload::from(data.into()))
             .await
@@ -126,6 +213,7 @@ impl Location {
     pub(crate) async fn put_new(&self, rel: &str, data: impl Into<Bytes>) -> Result<bool> {
         let p = self.path(rel);
         let data: Bytes = data.into();
+        self.count(|c| &c.put);
         let opts = PutOptions {
             mode: PutMode::Create,
             ..Default::default()
@@ -150,6 +238,7 @@ impl Location {
 
     pub(crate) async fn delete(&self, rel: &str) -> Result<()> {
         let p = self.path(rel);
+        self.count(|c| &c.delete);
         match self.store.delete(&p).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(Error::store(rel, e)),
@@ -160,6 +249,7 @@ impl Location {
     /// relative to the repository.
     pub(crate) async fn list(&self, rel_dir: &str) -> Result<Vec<(String, ObjectMeta)>> {
         let p = self.path(rel_dir);
+        self.count(|c| &c.list);
         let metas: Vec<ObjectMeta> = self
             .store
             .list(Some(&p))
