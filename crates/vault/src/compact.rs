@@ -18,6 +18,7 @@
 use crate::error::{Error, Result};
 use crate::index::{IndexListing, MERGED_MAX_BLOBS, PackId};
 use crate::repo::Account;
+use futures::StreamExt;
 use serde::Serialize;
 use std::collections::HashSet;
 
@@ -35,6 +36,9 @@ pub struct CompactReport {
     /// Packs described by the objects written.
     pub packs: usize,
 }
+
+/// Superseded index objects deleted concurrently.
+const DELETES_AT_ONCE: usize = 16;
 
 /// Default number of single index objects above which a writer compacts
 /// the index after its commit.
@@ -94,12 +98,15 @@ impl Account {
         let written = self.write_merged(merged).await?;
         report.written = written.len();
         // 2. What they supersede. A kill here leaves duplicates only.
-        for (name, _) in &small_merged {
-            self.inner.loc.delete(name).await?;
-            report.deleted += 1;
-        }
-        for p in &listing.singles {
-            self.inner.loc.delete(&self.index_name(p)).await?;
+        let mut superseded: Vec<String> = small_merged.iter().map(|(n, _)| n.clone()).collect();
+        superseded.extend(listing.singles.iter().map(|p| self.index_name(p)));
+        let deleted: Vec<Result<()>> = futures::stream::iter(superseded)
+            .map(|name| async move { self.inner.loc.delete(&name).await })
+            .buffer_unordered(DELETES_AT_ONCE)
+            .collect()
+            .await;
+        for d in deleted {
+            d?;
             report.deleted += 1;
         }
         report.objects_after = report.objects_before + report.written - report.deleted;
