@@ -408,7 +408,7 @@ pub async fn run(args: VaultArgs) -> Result<()> {
 
 fn print_gc(r: &vault::GcReport) {
     println!(
-        "gc: deleted {} packs ({} bytes), condemned {} (deleted by a later gc after the grace period), {} rescued, {} lists waiting, {} partly used packs kept, {} packs under object-lock retention kept, index objects {} -> {}",
+        "gc: deleted {} packs ({} bytes), condemned {} (deleted by a later gc after the grace period), {} rescued, {} lists waiting, {} partly used packs kept, {} packs under object-lock retention kept, {} objects' retention extended, index objects {} -> {}",
         r.deleted_packs,
         r.deleted_bytes,
         r.condemned,
@@ -416,6 +416,7 @@ fn print_gc(r: &vault::GcReport) {
         r.waiting,
         r.partly_used,
         r.locked,
+        r.retention_extended,
         r.index.objects_before,
         r.index.objects_after
     );

@@ -109,6 +109,9 @@ pub struct GcReport {
     pub repacked_bytes: u64,
     /// Packs left alone because they are under Object Lock retention.
     pub locked: usize,
+    /// Objects whose Object Lock retention was extended to N days from now
+    /// (packs still used, their index objects, key files, config).
+    pub retention_extended: usize,
     /// The index compaction gc ran at its end.
     pub index: crate::compact::CompactReport,
 }
@@ -366,6 +369,40 @@ impl Account {
                 .put(&name, self.seal(Kind::Condemned, &name, &body))
                 .await?;
         }
+        // Object Lock: keep everything the remaining snapshots need locked
+        // for the full retention from now, not just from its upload.
+        if let Some(days) = self.inner.config.object_lock_days
+            && self.inner.loc.can_extend_retention()
+        {
+            let mut objects: Vec<String> = vec!["config".to_string()];
+            for (name, _) in self.inner.loc.list(&self.rel("keys")).await? {
+                objects.push(name);
+            }
+            let live: HashSet<PackId> = contents
+                .iter()
+                .filter(|(p, pi)| {
+                    !delete_set.contains(p)
+                        && pi.blobs.iter().any(|b| reachable.contains(&b.id.short()))
+                })
+                .map(|(p, _)| *p)
+                .collect();
+            for p in &live {
+                objects.push(self.pack_name(p));
+            }
+            for p in &listing.singles {
+                if live.contains(p) {
+                    objects.push(self.index_name(p));
+                }
+            }
+            for (name, ps) in &listing.merged {
+                if !ps.iter().any(|p| delete_set.contains(p)) {
+                    objects.push(name.clone());
+                }
+            }
+            report.retention_extended = self
+                .extend_retention(objects, now + chrono::Duration::days(days as i64))
+                .await?;
+        }
         // Merge small index objects (gc already runs alone).
         report.index = self.compact_locked(GC_COMPACT_AT).await?;
         self.refresh_index().await?;
@@ -374,6 +411,33 @@ impl Account {
 }
 
 impl Account {
+    /// Extend the retention of `objects` to `until`, in the mode the
+    /// bucket's default retention gave the repository's config object.
+    async fn extend_retention(&self, objects: Vec<String>, until: DateTime<Utc>) -> Result<usize> {
+        use futures::StreamExt;
+        let Some(mode) = self.inner.loc.retention_mode("config").await? else {
+            // The bucket has no default retention: nothing to extend.
+            return Ok(0);
+        };
+        let mode = &mode;
+        let done: Vec<Result<bool>> = futures::stream::iter(objects)
+            .map(|name| async move {
+                match self.inner.loc.extend_retention(&name, mode, until).await {
+                    Ok(()) => Ok(true),
+                    Err(Error::NotFound(_)) => Ok(false),
+                    Err(e) => Err(e),
+                }
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        let mut n = 0;
+        for d in done {
+            n += usize::from(d?);
+        }
+        Ok(n)
+    }
+
     /// Copy the reachable chunks of `packs` into new packs (sealed bytes are
     /// copied after authenticating them; nothing is re-encrypted). Returns
     /// the packs that were fully copied and can be condemned.

@@ -169,12 +169,22 @@
 //! [`GcReport::locked`]), so it never hides a retained pack behind a delete
 //! marker; it collects such packs once their retention has ended.
 //!
-//! The bucket default is enough for every object the vault writes (each is
-//! new, so each gets the default retention; no per-object headers are
-//! needed). Its limit: a pack's retention runs from the pack's upload, so a
-//! new snapshot that deduplicates against older packs is protected in full
-//! only as long as those packs are; extending older packs' retention needs
-//! a PutObjectRetention call per object, which `object_store` cannot send.
+//! The bucket default covers every object the vault writes (each is new,
+//! so each gets the default retention; no per-object headers are needed at
+//! upload). It is not enough for old data: a pack's default retention runs
+//! from its upload, while a new snapshot that deduplicates against it needs
+//! it for N days from the snapshot. So every gc run extends, with
+//! PutObjectRetention (signed with `object_store`'s SigV4 signer, in the
+//! mode the bucket gave the `config` object), the retention of every pack
+//! a snapshot still uses, of the index objects describing them, of the key
+//! files and of the config to N days from the run
+//! ([`GcReport::retention_extended`]); garbage is not extended and expires.
+//! Run gc at least every few days (N days minus the gap between gc runs is
+//! the guaranteed immutability of shared data). This needs the location to
+//! know it is on S3: [`Location::from_url`] with `s3://` does that, a
+//! hand-built store needs [`Location::with_s3_object_lock`]. The
+//! credentials need `s3:PutObjectRetention` (and, for GOVERNANCE,
+//! nothing more: extending never needs the bypass permission).
 
 #![warn(missing_docs)]
 

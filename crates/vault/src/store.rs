@@ -17,6 +17,18 @@ pub struct Location {
     /// Prefix inside the store ("" for the root).
     pub prefix: String,
     counters: Arc<Counters>,
+    object_lock: Option<Arc<S3ObjectLock>>,
+}
+
+/// What it takes to call the S3 Object Lock API, which `object_store` does
+/// not cover: the store (for object URLs and credentials), its region and
+/// an HTTP client. Requests are signed with `object_store`'s own SigV4
+/// signer.
+#[derive(Debug)]
+struct S3ObjectLock {
+    s3: object_store::aws::AmazonS3,
+    region: String,
+    http: reqwest::Client,
 }
 
 #[derive(Debug, Default)]
@@ -91,7 +103,142 @@ impl Location {
             store,
             prefix,
             counters: Arc::default(),
+            object_lock: None,
         }
+    }
+
+    /// Let the vault extend S3 Object Lock retention of objects of this
+    /// location (gc does, see the crate docs "Object Lock"). `s3` must be
+    /// the store this location uses. [`Location::from_url`] does this for
+    /// `s3://` URLs.
+    pub fn with_s3_object_lock(
+        mut self,
+        s3: object_store::aws::AmazonS3,
+        region: impl Into<String>,
+    ) -> Self {
+        self.object_lock = Some(Arc::new(S3ObjectLock {
+            s3,
+            region: region.into(),
+            http: reqwest::Client::new(),
+        }));
+        self
+    }
+
+    /// Whether [`Location::with_s3_object_lock`] was given.
+    pub(crate) fn can_extend_retention(&self) -> bool {
+        self.object_lock.is_some()
+    }
+
+    /// A signed S3 request on one object with a sub-resource query.
+    async fn object_lock_call(
+        &self,
+        method: http::Method,
+        rel: &str,
+        query: &str,
+        body: Vec<u8>,
+    ) -> Result<reqwest::Response> {
+        use object_store::signer::Signer;
+        use sha2::Digest;
+        let fail = |e: String| Error::Store {
+            path: rel.to_string(),
+            source: object_store::Error::Generic {
+                store: "S3 Object Lock",
+                source: e.into(),
+            },
+        };
+        let Some(ol) = &self.object_lock else {
+            return Err(Error::Invalid("no S3 Object Lock access configured".into()));
+        };
+        let path = self.path(rel);
+        let mut url = ol
+            .s3
+            .signed_url(method.clone(), &path, std::time::Duration::from_secs(60))
+            .await
+            .map_err(|e| Error::store(rel, e))?;
+        url.set_query(Some(query));
+        let credential =
+            object_store::CredentialProvider::get_credential(ol.s3.credentials().as_ref())
+                .await
+                .map_err(|e| Error::store(rel, e))?;
+        let mut builder = http::Request::builder()
+            .method(method.clone())
+            .uri(url.as_str());
+        if !body.is_empty() {
+            use base64::Engine;
+            let sum = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&body));
+            builder = builder
+                .header("content-type", "application/xml")
+                .header("x-amz-sdk-checksum-algorithm", "SHA256")
+                .header("x-amz-checksum-sha256", sum);
+        }
+        let mut request = builder
+            .body(object_store::client::HttpRequestBody::from(body.clone()))
+            .map_err(|e| fail(e.to_string()))?;
+        object_store::aws::AwsAuthorizer::new(&credential, "s3", &ol.region)
+            .try_authorize(&mut request, None)
+            .map_err(|e| Error::store(rel, e))?;
+        let mut rb = ol.http.request(method, url.as_str()).body(body);
+        for (k, v) in request.headers() {
+            rb = rb.header(k.as_str(), v.as_bytes());
+        }
+        rb.send().await.map_err(|e| fail(e.to_string()))
+    }
+
+    /// The Object Lock mode (`COMPLIANCE` or `GOVERNANCE`) of an object's
+    /// current version, if it has one.
+    pub(crate) async fn retention_mode(&self, rel: &str) -> Result<Option<String>> {
+        let resp = self
+            .object_lock_call(http::Method::HEAD, rel, "", Vec::new())
+            .await?;
+        if !resp.status().is_success() {
+            return Err(Error::Store {
+                path: rel.to_string(),
+                source: object_store::Error::Generic {
+                    store: "S3 Object Lock",
+                    source: format!("HEAD answered {}", resp.status()).into(),
+                },
+            });
+        }
+        Ok(resp
+            .headers()
+            .get("x-amz-object-lock-mode")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string))
+    }
+
+    /// Set the retention of an object's current version to `mode` until
+    /// `until` (PutObjectRetention). S3 only ever lets COMPLIANCE retention
+    /// grow, which is all the vault asks for.
+    pub(crate) async fn extend_retention(
+        &self,
+        rel: &str,
+        mode: &str,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()> {
+        self.count(|c| &c.put);
+        let body = format!(
+            r#"<Retention xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Mode>{mode}</Mode><RetainUntilDate>{}</RetainUntilDate></Retention>"#,
+            until.format("%Y-%m-%dT%H:%M:%SZ")
+        );
+        let resp = self
+            .object_lock_call(http::Method::PUT, rel, "retention", body.into_bytes())
+            .await?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        if status == 404 || status == 405 {
+            // Deleted meanwhile (405: the current version is a delete marker).
+            return Err(Error::NotFound(rel.to_string()));
+        }
+        let text = resp.text().await.unwrap_or_default();
+        Err(Error::Store {
+            path: rel.to_string(),
+            source: object_store::Error::Generic {
+                store: "S3 Object Lock",
+                source: format!("PutObjectRetention answered {status}: {text}").into(),
+            },
+        })
     }
 
     /// Requests made so far through this location and its clones.
@@ -136,7 +283,13 @@ impl Location {
                 let prefix = parsed.path().trim_matches('/').to_string();
                 let store: Arc<dyn ObjectStore> = match s {
                     "s3" | "s3a" => {
-                        Arc::new(s3_builder_from_env().with_url(url).build().map_err(bad)?)
+                        let builder = s3_builder_from_env().with_url(url);
+                        let region = builder
+                            .get_config_value(&object_store::aws::AmazonS3ConfigKey::Region)
+                            .unwrap_or_else(|| "us-east-1".to_string());
+                        let s3 = builder.build().map_err(bad)?;
+                        return Ok(Location::new(Arc::new(s3.clone()), prefix)
+                            .with_s3_object_lock(s3, region));
                     }
                     "az" | "azure" | "abfs" | "abfss" | "adl" => Arc::new(
                         object_store::azure::MicrosoftAzureBuilder::from_env()

@@ -151,7 +151,24 @@ fn location(svc: &Service) -> Location {
         .with_virtual_hosted_style_request(false)
         .build()
         .unwrap();
-    Location::new(Arc::new(store), "repo")
+    Location::new(Arc::new(store.clone()), "repo").with_s3_object_lock(store, REGION)
+}
+
+async fn retained_until(svc: &Service, key: &str) -> chrono::DateTime<chrono::FixedOffset> {
+    let r = s3(
+        svc,
+        http::Method::HEAD,
+        &format!("/{BUCKET}/{key}"),
+        &[],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "HEAD {key}");
+    r.headers
+        .get("x-amz-object-lock-retain-until-date")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| chrono::DateTime::parse_from_rfc3339(v).ok())
+        .unwrap_or_else(|| panic!("{key} has a retain-until date"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,6 +213,13 @@ async fn object_lock_on_s3() {
         parent = Some(id.clone());
         ids.push(id);
     }
+    let data_keys = |v: Vec<(String, String, bool)>| -> Vec<String> {
+        v.into_iter()
+            .filter(|(k, _, m)| !m && k.contains("/data/"))
+            .map(|(k, _, _)| k)
+            .collect()
+    };
+    let committed_packs = data_keys(versions(&svc, "repo/").await);
     // Garbage: a writer that uploads packs and is then abandoned.
     {
         let w = acct.begin_snapshot(None).await.unwrap();
@@ -205,6 +229,10 @@ async fn object_lock_on_s3() {
         drop(w);
     }
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let abandoned_pack = data_keys(versions(&svc, "repo/").await)
+        .into_iter()
+        .find(|k| !committed_packs.contains(k))
+        .expect("the abandoned writer uploaded a pack");
 
     // (a) Every object version the vault wrote is locked in COMPLIANCE mode
     // until at least `days` after now-ish, and a delete of that version is
@@ -287,7 +315,25 @@ async fn object_lock_on_s3() {
     assert_eq!(acct.snapshots().await.unwrap().len(), 3);
 
     // (c) gc neither condemns nor deletes locked packs, and does not fail.
+    // It extends the retention of what the snapshots still use, so data
+    // the newest snapshot shares with older ones stays locked for the
+    // full retention from now.
+    let oldest_pack = committed_packs[0].clone();
+    let until_before = retained_until(&svc, &oldest_pack).await;
+    let garbage_until_before = retained_until(&svc, &abandoned_pack).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let r1 = acct.gc().await.unwrap();
+    assert!(r1.retention_extended > 6, "{r1:?}");
+    let until_after = retained_until(&svc, &oldest_pack).await;
+    assert!(
+        until_after > until_before,
+        "retention of {oldest_pack} extended: {until_before} -> {until_after}"
+    );
+    assert_eq!(
+        retained_until(&svc, &abandoned_pack).await,
+        garbage_until_before,
+        "garbage is not kept longer"
+    );
     let r2 = acct.gc().await.unwrap();
     assert!(
         r1.locked > 0,
