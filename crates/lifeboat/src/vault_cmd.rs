@@ -167,6 +167,16 @@ enum VaultCmd {
         #[arg(long, default_value_t = 3600)]
         grace_secs: u64,
     },
+    /// Merge the account's small index objects (one per pack) into a few
+    /// large ones, so opening the account reads a handful of objects. Writers
+    /// and gc also do this on their own; this runs it now.
+    CompactIndex {
+        #[command(flatten)]
+        common: Common,
+        /// Compact only if at least this many small index objects exist.
+        #[arg(long, default_value_t = 2)]
+        min_objects: usize,
+    },
 }
 
 /// Run a vault command.
@@ -382,13 +392,33 @@ pub async fn run(args: VaultArgs) -> Result<()> {
             print_gc(&acct.gc().await?);
             Ok(())
         }
+        VaultCmd::CompactIndex {
+            common,
+            min_objects,
+        } => {
+            let r = open(&common).await?.compact_index(min_objects).await?;
+            println!(
+                "index: {} objects before, {} after ({} merged objects written describing {} packs, {} superseded objects deleted)",
+                r.objects_before, r.objects_after, r.written, r.packs, r.deleted
+            );
+            Ok(())
+        }
     }
 }
 
 fn print_gc(r: &vault::GcReport) {
     println!(
-        "gc: deleted {} packs ({} bytes), condemned {} (deleted by a later gc after the grace period), {} rescued, {} lists waiting, {} partly used packs kept",
-        r.deleted_packs, r.deleted_bytes, r.condemned, r.rescued, r.waiting, r.partly_used
+        "gc: deleted {} packs ({} bytes), condemned {} (deleted by a later gc after the grace period), {} rescued, {} lists waiting, {} partly used packs kept, {} packs under object-lock retention kept, {} objects' retention extended, index objects {} -> {}",
+        r.deleted_packs,
+        r.deleted_bytes,
+        r.condemned,
+        r.rescued,
+        r.waiting,
+        r.partly_used,
+        r.locked,
+        r.retention_extended,
+        r.index.objects_before,
+        r.index.objects_after
     );
 }
 

@@ -71,6 +71,11 @@ pub enum Error {
     /// The snapshot is under Object Lock retention.
     #[error("snapshot {0} is under object-lock retention until {1}")]
     Retained(String, String),
+    /// Another gc or index compaction of the account is running (they run
+    /// one at a time). Retry later; a lock left by a killed process stops
+    /// counting after the lock stale time (30 minutes by default).
+    #[error("another gc or index compaction is running ({0}); retry later")]
+    Busy(String),
     /// A background task panicked or was cancelled.
     #[error("internal task failed: {0}")]
     Task(String),
@@ -98,7 +103,7 @@ impl Error {
     pub fn is_temporary(&self) -> bool {
         matches!(
             self,
-            Error::Store { .. } | Error::Task(_) | Error::LockExpired
+            Error::Store { .. } | Error::Task(_) | Error::LockExpired | Error::Busy(_)
         )
     }
 }

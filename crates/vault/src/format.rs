@@ -26,6 +26,8 @@ pub enum Kind {
     Lock = b'L',
     /// A gc condemnation list.
     Condemned = b'G',
+    /// A merged index: the indexes of many packs.
+    MergedIndex = b'M',
 }
 
 /// Current format version of each kind.
@@ -37,7 +39,8 @@ pub fn current_version(kind: Kind) -> u16 {
         | Kind::Index
         | Kind::Snapshot
         | Kind::Lock
-        | Kind::Condemned => 1,
+        | Kind::Condemned
+        | Kind::MergedIndex => 1,
     }
 }
 

@@ -107,7 +107,17 @@ pub struct GcReport {
     pub repacked: usize,
     /// Bytes of live chunks copied by repacking.
     pub repacked_bytes: u64,
+    /// Packs left alone because they are under Object Lock retention.
+    pub locked: usize,
+    /// Objects whose Object Lock retention was extended to N days from now
+    /// (packs still used, their index objects, key files, config).
+    pub retention_extended: usize,
+    /// The index compaction gc ran at its end.
+    pub index: crate::compact::CompactReport,
 }
+
+/// Small index objects that make gc compact the index.
+const GC_COMPACT_AT: usize = 16;
 
 #[derive(Serialize, Deserialize)]
 struct Condemned {
@@ -183,7 +193,7 @@ impl Account {
     /// with concurrent writers.
     pub async fn gc(&self) -> Result<GcReport> {
         let mut report = GcReport::default();
-        let lock = self.acquire_lock("gc").await?;
+        let lock = self.acquire_maintenance_lock("gc").await?;
         let result = self.gc_locked(&lock, &mut report).await;
         lock.release().await?;
         result.map(|_| report)
@@ -218,31 +228,36 @@ impl Account {
                 condemned_anywhere.extend(c.packs);
             }
         }
+        // Index first, then the packs: a pack uploaded in between shows up
+        // as unindexed (condemned, and rescued at the sweep if it is then
+        // indexed and used), never the reverse.
+        let listing = self.load_index_objects(false).await?;
         self.refresh_index().await?;
         let reachable = self.reachable().await?;
         // Pack contents come from the index objects themselves (the in-memory
         // map keeps one location per chunk, so a duplicate chunk would hide).
-        let mut contents: HashMap<PackId, PackIndex> = HashMap::new();
+        let contents: &HashMap<PackId, PackIndex> = &listing.packs;
         let packs_listed = self.inner.loc.list(&self.rel("data")).await?;
         let mut sizes: HashMap<PackId, u64> = HashMap::new();
+        let mut written_at: HashMap<PackId, DateTime<Utc>> = HashMap::new();
         for (name, meta) in &packs_listed {
             if let Some(p) = name.rsplit('/').next().and_then(PackId::from_hex) {
                 sizes.insert(p, meta.size);
+                written_at.insert(p, meta.last_modified);
             }
         }
-        let indexed: Vec<PackId> = self.inner.index.read().packs.clone();
-        for p in indexed {
-            match self.load_pack_index(p).await {
-                Ok(pi) => {
-                    contents.insert(p, pi);
-                }
-                Err(Error::NotFound(_)) => {}
-                Err(e) => return Err(e),
+        // Object Lock: a pack younger than the bucket's default retention
+        // cannot be deleted (S3 would only hide it behind a delete marker),
+        // so gc neither condemns nor repacks it, and a sweep skips it.
+        let locked = |p: &PackId| -> bool {
+            match (self.inner.config.object_lock_days, written_at.get(p)) {
+                (Some(days), Some(t)) => *t + chrono::Duration::days(days as i64) + margin > now,
+                _ => false,
             }
-        }
+        };
         // Which packs hold each chunk, and the bytes of each pack still used.
         let mut holders: HashMap<u128, Vec<PackId>> = HashMap::new();
-        for (p, pi) in &contents {
+        for (p, pi) in contents.iter() {
             for b in &pi.blobs {
                 holders.entry(b.id.short()).or_default().push(*p);
             }
@@ -267,9 +282,11 @@ impl Account {
             .iter()
             .flat_map(|(_, ps)| ps.iter().copied())
             .collect();
-        for (name, packs) in sweep {
+        let mut delete: Vec<PackId> = Vec::new();
+        let mut delete_set: HashSet<PackId> = HashSet::new();
+        for (_, packs) in &sweep {
             for p in packs {
-                let needed = contents.get(&p).is_some_and(|pi| {
+                let needed = contents.get(p).is_some_and(|pi| {
                     pi.blobs.iter().any(|b| {
                         reachable.contains(&b.id.short())
                             && !holders
@@ -279,15 +296,41 @@ impl Account {
                 });
                 if needed {
                     report.rescued += 1;
-                    continue;
+                } else if locked(p) {
+                    report.locked += 1;
+                } else if delete_set.insert(*p) {
+                    delete.push(*p);
                 }
-                self.inner.loc.delete(&self.index_name(&p)).await?;
-                self.inner.loc.delete(&self.pack_name(&p)).await?;
-                report.deleted_packs += 1;
-                report.deleted_bytes += sizes.get(&p).copied().unwrap_or(0);
-                sizes.remove(&p);
             }
-            self.inner.loc.delete(&name).await?;
+        }
+        // Index objects first, then packs, then the lists: merged index
+        // objects that describe a doomed pack are rewritten without it
+        // (the new object written before the old one is deleted).
+        for (name, ps) in &listing.merged {
+            if !ps.iter().any(|p| delete_set.contains(p)) {
+                continue;
+            }
+            let keep: Vec<PackIndex> = ps
+                .iter()
+                .filter(|p| !delete_set.contains(p))
+                .filter_map(|p| contents.get(p).cloned())
+                .collect();
+            if !keep.is_empty() {
+                self.write_merged(keep).await?;
+            }
+            self.inner.loc.delete(name).await?;
+        }
+        for p in &delete {
+            self.inner.loc.delete(&self.index_name(p)).await?;
+        }
+        for p in &delete {
+            self.inner.loc.delete(&self.pack_name(p)).await?;
+            report.deleted_packs += 1;
+            report.deleted_bytes += sizes.get(p).copied().unwrap_or(0);
+            sizes.remove(p);
+        }
+        for (name, _) in &sweep {
+            self.inner.loc.delete(name).await?;
         }
         // Phase 1: condemn unreferenced packs (indexed or orphaned), and
         // repack packs that are less than half used.
@@ -295,6 +338,10 @@ impl Account {
         let mut repack = Vec::new();
         for p in sizes.keys() {
             if condemned_anywhere.contains(p) || doomed.contains(p) {
+                continue;
+            }
+            if locked(p) {
+                report.locked += 1;
                 continue;
             }
             let (u, total) = used_bytes(p);
@@ -307,7 +354,7 @@ impl Account {
             }
         }
         if !repack.is_empty() {
-            let moved = self.repack(&repack, &contents, &reachable, report).await?;
+            let moved = self.repack(&repack, contents, &reachable, report).await?;
             condemn.extend(moved);
         }
         if !condemn.is_empty() {
@@ -322,12 +369,75 @@ impl Account {
                 .put(&name, self.seal(Kind::Condemned, &name, &body))
                 .await?;
         }
+        // Object Lock: keep everything the remaining snapshots need locked
+        // for the full retention from now, not just from its upload.
+        if let Some(days) = self.inner.config.object_lock_days
+            && self.inner.loc.can_extend_retention()
+        {
+            let mut objects: Vec<String> = vec!["config".to_string()];
+            for (name, _) in self.inner.loc.list(&self.rel("keys")).await? {
+                objects.push(name);
+            }
+            let live: HashSet<PackId> = contents
+                .iter()
+                .filter(|(p, pi)| {
+                    !delete_set.contains(p)
+                        && pi.blobs.iter().any(|b| reachable.contains(&b.id.short()))
+                })
+                .map(|(p, _)| *p)
+                .collect();
+            for p in &live {
+                objects.push(self.pack_name(p));
+            }
+            for p in &listing.singles {
+                if live.contains(p) {
+                    objects.push(self.index_name(p));
+                }
+            }
+            for (name, ps) in &listing.merged {
+                if !ps.iter().any(|p| delete_set.contains(p)) {
+                    objects.push(name.clone());
+                }
+            }
+            report.retention_extended = self
+                .extend_retention(objects, now + chrono::Duration::days(days as i64))
+                .await?;
+        }
+        // Merge small index objects (gc already runs alone).
+        report.index = self.compact_locked(GC_COMPACT_AT).await?;
         self.refresh_index().await?;
         Ok(())
     }
 }
 
 impl Account {
+    /// Extend the retention of `objects` to `until`, in the mode the
+    /// bucket's default retention gave the repository's config object.
+    async fn extend_retention(&self, objects: Vec<String>, until: DateTime<Utc>) -> Result<usize> {
+        use futures::StreamExt;
+        let Some(mode) = self.inner.loc.retention_mode("config").await? else {
+            // The bucket has no default retention: nothing to extend.
+            return Ok(0);
+        };
+        let mode = &mode;
+        let done: Vec<Result<bool>> = futures::stream::iter(objects)
+            .map(|name| async move {
+                match self.inner.loc.extend_retention(&name, mode, until).await {
+                    Ok(()) => Ok(true),
+                    Err(Error::NotFound(_)) => Ok(false),
+                    Err(e) => Err(e),
+                }
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        let mut n = 0;
+        for d in done {
+            n += usize::from(d?);
+        }
+        Ok(n)
+    }
+
     /// Copy the reachable chunks of `packs` into new packs (sealed bytes are
     /// copied after authenticating them; nothing is re-encrypted). Returns
     /// the packs that were fully copied and can be condemned.

@@ -16,6 +16,12 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Lock kinds of operations that must not run concurrently with each other.
+pub(crate) const MAINTENANCE_KINDS: [&str; 2] = ["gc", "compact"];
+
+/// How long a gc waits for a running index compaction.
+const COMPACTION_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
 #[derive(Serialize, Deserialize)]
 pub(crate) struct LockBody {
     pub kind: String,
@@ -37,6 +43,8 @@ pub(crate) struct LockHandle {
 /// A lock as seen by gc.
 pub(crate) struct LockInfo {
     pub name: String,
+    /// "writer", "gc" or "compact" ("" if unreadable).
+    pub kind: String,
     pub started: DateTime<Utc>,
     pub refreshed: DateTime<Utc>,
 }
@@ -95,27 +103,73 @@ impl Account {
         })
     }
 
+    /// A lock for gc or index compaction, which run one at a time: both
+    /// rewrite or delete index objects. Taken like any lock, then every
+    /// other live maintenance lock is looked for; if there is one, ours is
+    /// released and [`Error::Busy`](crate::Error::Busy) returned. Two
+    /// processes racing both write before they list, so at least one sees
+    /// the other (S3, Azure and GCS list consistently after a write). A gc
+    /// first waits (up to a minute) for a running compaction, which is
+    /// short, instead of failing.
+    pub(crate) async fn acquire_maintenance_lock(&self, kind: &str) -> Result<LockHandle> {
+        let stale = chrono::Duration::from_std(self.inner.timing.lock_stale)
+            .unwrap_or(chrono::Duration::MAX);
+        let patience = self.inner.timing.lock_stale.min(COMPACTION_PATIENCE);
+        let deadline = Instant::now() + patience;
+        loop {
+            let lock = self.acquire_lock(kind).await?;
+            let other = match self.list_locks().await {
+                Ok(locks) => locks.into_iter().find(|l| {
+                    l.name != lock.name
+                        && MAINTENANCE_KINDS.contains(&l.kind.as_str())
+                        && lock.started - l.refreshed <= stale
+                }),
+                Err(e) => {
+                    lock.release().await?;
+                    return Err(e);
+                }
+            };
+            let Some(other) = other else {
+                return Ok(lock);
+            };
+            lock.release().await?;
+            if kind == "gc" && other.kind == "compact" && Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                continue;
+            }
+            return Err(crate::Error::Busy(format!(
+                "a {} started at {} holds {}",
+                other.kind, other.started, other.name
+            )));
+        }
+    }
+
     /// All locks with their start and refresh times (store clock).
     pub(crate) async fn list_locks(&self) -> Result<Vec<LockInfo>> {
         let mut out = Vec::new();
         for (name, meta) in self.inner.loc.list(&self.rel("locks")).await? {
-            let started = match self.inner.loc.get(&name).await {
+            let (started, kind) = match self.inner.loc.get(&name).await {
                 Ok(bytes) => match self
                     .open(Kind::Lock, &name, &bytes)
                     .ok()
                     .and_then(|b| serde_json::from_slice::<LockBody>(&b).ok())
                 {
                     // Never refreshed: its last-modified time is its start.
-                    Some(LockBody { started: None, .. }) => Some(meta.last_modified),
-                    Some(b) => b.started,
+                    Some(LockBody {
+                        started: None,
+                        kind,
+                        ..
+                    }) => (Some(meta.last_modified), kind),
+                    Some(b) => (b.started, b.kind),
                     // Unreadable: treat as started long ago (safe direction).
-                    None => None,
+                    None => (None, String::new()),
                 },
                 Err(crate::Error::NotFound(_)) => continue,
                 Err(e) => return Err(e),
             };
             out.push(LockInfo {
                 name,
+                kind,
                 started: started.unwrap_or(DateTime::<Utc>::MIN_UTC),
                 refreshed: meta.last_modified,
             });

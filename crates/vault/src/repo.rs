@@ -281,6 +281,7 @@ impl Repository {
                 timing,
                 index: parking_lot::RwLock::new(Index::default()),
                 trees: TreeCache::new(4096),
+                compact_at: crate::compact::DEFAULT_COMPACT_AT,
             }),
         }
     }
@@ -367,6 +368,9 @@ pub(crate) struct AccountInner {
     pub timing: Timing,
     pub index: parking_lot::RwLock<Index>,
     pub trees: TreeCache,
+    /// Single index objects that make a writer compact after its commit
+    /// (0: never).
+    pub compact_at: usize,
 }
 
 impl Account {
@@ -380,9 +384,33 @@ impl Account {
             timing: arc.timing.clone(),
             index: parking_lot::RwLock::new(Index::default()),
             trees: TreeCache::new(4096),
+            compact_at: arc.compact_at,
         });
         Account {
             inner: Arc::new(AccountInner { timing, ..inner }),
+        }
+    }
+
+    /// Compact the index after a commit once this many single (one-pack)
+    /// index objects exist; 0 turns automatic compaction off
+    /// ([`Account::compact_index`] and gc still compact). Default
+    /// [`DEFAULT_COMPACT_AT`](crate::DEFAULT_COMPACT_AT).
+    pub fn with_index_compaction(self, at: usize) -> Self {
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|arc| AccountInner {
+            loc: arc.loc.clone(),
+            dir: arc.dir.clone(),
+            keys: arc.keys.clone(),
+            config: arc.config.clone(),
+            timing: arc.timing.clone(),
+            index: parking_lot::RwLock::new(Index::default()),
+            trees: TreeCache::new(4096),
+            compact_at: arc.compact_at,
+        });
+        Account {
+            inner: Arc::new(AccountInner {
+                compact_at: at,
+                ..inner
+            }),
         }
     }
 

@@ -523,6 +523,8 @@ impl SnapshotWriter {
             }
         }
         lock.release().await?;
+        account.inner.index.write().singles += written.len();
+        account.maybe_compact().await;
         Ok(info.id)
     }
 

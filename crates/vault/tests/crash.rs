@@ -8,12 +8,25 @@ use vault::{Location, NoProgress, Node, Repository};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_random_points() {
+    kill_9_rounds(6, &[]).await;
+}
+
+/// The same with the index compacted after every commit, so kills land
+/// inside compactions (between writing a merged index object and deleting
+/// what it supersedes) as well as in writes and gc.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_index_compaction() {
+    kill_9_rounds(5, &["compact"]).await;
+}
+
+async fn kill_9_rounds(rounds: u64, args: &[&str]) {
     let (dir, loc, _repo) = local_repo().await;
     let exe = env!("CARGO_BIN_EXE_vault-torture");
     let mut total_commits = 0;
-    for round in 0..6u64 {
+    for round in 0..rounds {
         let mut child = std::process::Command::new(exe)
             .arg(dir.path())
+            .args(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -88,6 +101,14 @@ async fn kill_9_at_random_points() {
         total_commits > 0,
         "the writer never committed: the test would prove nothing"
     );
+    if args.contains(&"compact") {
+        assert!(
+            all_files(dir.path())
+                .iter()
+                .any(|(n, _)| n.contains("/index/m-")),
+            "the writers compacted the index"
+        );
+    }
 
     // The next write completes, and gc cleans up what the dead writers left
     // (their locks go stale after `lock_stale`).
