@@ -33,4 +33,5 @@ mod entities;
 mod isolation;
 mod jobs;
 mod runs;
+mod schedule;
 mod tasks;
