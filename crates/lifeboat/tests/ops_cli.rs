@@ -81,9 +81,22 @@ impl Cli {
         let graph = sim.graph_url();
         let secret = self.secret_file.display().to_string();
         let mut args = vec![
-            "task", "create", "--service", "exchange", "--graph-url", &graph, "--login-url",
-            &sim.url, "--tenant", &sim.sim.cfg.tenant_id, "--client-id", &sim.sim.cfg.client_id,
-            "--client-secret-file", &secret, "--name", "Mail",
+            "task",
+            "create",
+            "--service",
+            "exchange",
+            "--graph-url",
+            &graph,
+            "--login-url",
+            &sim.url,
+            "--tenant",
+            &sim.sim.cfg.tenant_id,
+            "--client-id",
+            &sim.sim.cfg.client_id,
+            "--client-secret-file",
+            &secret,
+            "--name",
+            "Mail",
         ];
         args.extend_from_slice(extra);
         self.ok(account, &args).trim().to_string()
@@ -134,24 +147,40 @@ async fn task_entity_backup_run_and_snapshot_commands() {
     cli.ok("default", &["entity", "activate", "--task", &task, &email]);
     let summary = cli.json(
         "default",
-        &["backup", "run", "--task", &task, "--entity", &email, "--wait", "--json"],
+        &[
+            "backup", "run", "--task", &task, "--entity", &email, "--wait", "--json",
+        ],
     );
     let entry = &summary["entities"][0];
     assert_eq!(entry["job_status"], "succeeded", "{summary}");
     assert_eq!(entry["summary"]["outcome"], "success");
-    let snapshot = entry["summary"]["snapshot_id"].as_str().expect("snapshot id").to_string();
-    assert_eq!(entry["summary"]["parts"].as_array().expect("parts").len(), 4);
+    let snapshot = entry["summary"]["snapshot_id"]
+        .as_str()
+        .expect("snapshot id")
+        .to_string();
+    assert_eq!(
+        entry["summary"]["parts"].as_array().expect("parts").len(),
+        4
+    );
 
     let snaps = cli.json(
         "default",
-        &["snapshot", "list", "--task", &task, "--entity", &email, "--json"],
+        &[
+            "snapshot", "list", "--task", &task, "--entity", &email, "--json",
+        ],
     );
     assert_eq!(snaps.as_array().expect("array").len(), 1);
     assert_eq!(snaps[0]["id"], snapshot.as_str());
-    let runs = cli.json("default", &["run", "list", "--task", &task, "--entity", &email, "--json"]);
+    let runs = cli.json(
+        "default",
+        &["run", "list", "--task", &task, "--entity", &email, "--json"],
+    );
     let runs = runs.as_array().expect("array");
     assert_eq!(runs.len(), 4);
-    assert!(runs.iter().all(|r| r["snapshot_id"] == snapshot.as_str() && r["outcome"] == "success"));
+    assert!(
+        runs.iter()
+            .all(|r| r["snapshot_id"] == snapshot.as_str() && r["outcome"] == "success")
+    );
     let listed = cli.json("default", &["entity", "list", "--task", &task, "--json"]);
     let me = listed
         .as_array()
@@ -165,7 +194,13 @@ async fn task_entity_backup_run_and_snapshot_commands() {
     cli.ok("default", &["entity", "pause", "--task", &task, &email]);
     cli.ok("default", &["discover", "--task", &task]);
     let listed = cli.json("default", &["entity", "list", "--task", &task, "--json"]);
-    assert!(listed.as_array().expect("array").iter().any(|e| e["status"] == "paused"));
+    assert!(
+        listed
+            .as_array()
+            .expect("array")
+            .iter()
+            .any(|e| e["status"] == "paused")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,22 +210,35 @@ async fn accounts_never_see_each_other_and_bad_input_is_an_error() {
     let task = cli.create_task("a", &sim, &["--auto-activate"]);
     let entities = cli.json("a", &["entity", "list", "--task", &task, "--json"]);
     let email = a_user(&entities);
-    cli.json("a", &["backup", "run", "--task", &task, "--entity", &email, "--wait", "--json"]);
+    cli.json(
+        "a",
+        &[
+            "backup", "run", "--task", &task, "--entity", &email, "--wait", "--json",
+        ],
+    );
 
-    assert_eq!(cli.json("b", &["task", "list", "--json"]), Value::Array(vec![]));
+    assert_eq!(
+        cli.json("b", &["task", "list", "--json"]),
+        Value::Array(vec![])
+    );
     for args in [
         vec!["entity", "list", "--task", &task],
         vec!["entity", "activate", "--task", &task, "--all"],
         vec!["discover", "--task", &task],
         vec!["backup", "run", "--task", &task, "--wait"],
-        vec!["snapshot", "list", "--task", &task, "--entity", &email, "--json"],
+        vec![
+            "snapshot", "list", "--task", &task, "--entity", &email, "--json",
+        ],
         vec!["run", "list", "--task", &task],
     ] {
         let err = cli.fails("b", &args);
         assert!(err.contains("not found in account 'b'"), "{args:?}: {err}");
     }
     // Bad input in the owner's account.
-    let err = cli.fails("a", &["entity", "activate", "--task", &task, "nobody@nowhere.test"]);
+    let err = cli.fails(
+        "a",
+        &["entity", "activate", "--task", &task, "nobody@nowhere.test"],
+    );
     assert!(err.contains("nobody@nowhere.test"), "{err}");
     let err = cli.fails("a", &["entity", "list", "--task", "not-a-uuid"]);
     assert!(err.contains("not a task id"), "{err}");
@@ -199,16 +247,42 @@ async fn accounts_never_see_each_other_and_bad_input_is_an_error() {
     // The secret is never taken from the command line.
     let err = cli.fails(
         "a",
-        &["task", "create", "--tenant", "t", "--client-id", "c", "--client-secret", "s", "--name", "n"],
+        &[
+            "task",
+            "create",
+            "--tenant",
+            "t",
+            "--client-id",
+            "c",
+            "--client-secret",
+            "s",
+            "--name",
+            "n",
+        ],
     );
     assert!(err.contains("--client-secret"), "{err}");
-    let err = cli.fails("a", &["task", "create", "--tenant", "t", "--client-id", "c", "--name", "n"]);
+    let err = cli.fails(
+        "a",
+        &[
+            "task",
+            "create",
+            "--tenant",
+            "t",
+            "--client-id",
+            "c",
+            "--name",
+            "n",
+        ],
+    );
     assert!(err.contains("LIFEBOAT_CLIENT_SECRET"), "{err}");
     // The master key file is private.
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(cli.data.join("master.key")).expect("key").permissions().mode();
+        let mode = std::fs::metadata(cli.data.join("master.key"))
+            .expect("key")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o077, 0, "master.key must not be readable by others");
     }
 }
@@ -237,7 +311,9 @@ async fn a_worker_killed_mid_backup_loses_nothing() {
     cli.ok("default", &["entity", "activate", "--task", &task, &email]);
 
     let fast = ["--lease-secs", "3", "--reclaim-secs", "1"];
-    let mut args = vec!["backup", "run", "--task", &task, "--entity", &email, "--wait"];
+    let mut args = vec![
+        "backup", "run", "--task", &task, "--entity", &email, "--wait",
+    ];
     args.extend_from_slice(&fast);
     let mut first = cli
         .cmd("default", &args)
@@ -252,7 +328,10 @@ async fn a_worker_killed_mid_backup_loses_nothing() {
     // Kill it once it has made progress.
     let started = Instant::now();
     let job_id = loop {
-        assert!(started.elapsed() < Duration::from_secs(120), "the backup never made progress");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the backup never made progress"
+        );
         let jobs = rt
             .catalog
             .list_jobs(account, &Default::default())
@@ -264,13 +343,19 @@ async fn a_worker_killed_mid_backup_loses_nothing() {
         {
             break j.id;
         }
-        assert!(first.try_wait().expect("wait").is_none(), "the backup ended before it could be killed");
+        assert!(
+            first.try_wait().expect("wait").is_none(),
+            "the backup ended before it could be killed"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     first.kill().expect("SIGKILL");
     let _ = first.wait();
     let vault = rt.vault_account(account).await.expect("vault");
-    assert!(vault.snapshots().await.expect("snapshots").is_empty(), "nothing committed yet");
+    assert!(
+        vault.snapshots().await.expect("snapshots").is_empty(),
+        "nothing committed yet"
+    );
 
     // A worker starts; the dead worker's lease runs out and the job runs again.
     let mut wargs = vec!["worker", "--concurrency", "2", "--no-scheduler"];
@@ -282,11 +367,16 @@ async fn a_worker_killed_mid_backup_loses_nothing() {
         .spawn()
         .expect("spawn worker");
     let job = loop {
-        assert!(started.elapsed() < Duration::from_secs(300), "the job never completed");
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "the job never completed"
+        );
         let j = rt.catalog.get_job(account, job_id).await.expect("job");
         if matches!(
             j.status,
-            catalog::JobStatus::Succeeded | catalog::JobStatus::Failed | catalog::JobStatus::Cancelled
+            catalog::JobStatus::Succeeded
+                | catalog::JobStatus::Failed
+                | catalog::JobStatus::Cancelled
         ) {
             break j;
         }
@@ -304,7 +394,10 @@ async fn a_worker_killed_mid_backup_loses_nothing() {
     let summary: worker::BackupSummary =
         serde_json::from_value(job.result.clone().expect("result")).expect("summary");
     assert_eq!(summary.outcome, catalog::RunOutcome::Success);
-    let report = vault.verify(true, &vault::NoProgress).await.expect("verify");
+    let report = vault
+        .verify(true, &vault::NoProgress)
+        .await
+        .expect("verify");
     assert!(report.ok(), "{:?}", report.problems);
     let snaps = vault.snapshots().await.expect("snapshots");
     assert_eq!(snaps.len(), 1);
@@ -317,18 +410,25 @@ async fn a_worker_killed_mid_backup_loses_nothing() {
     let runs = cli.json("default", &["run", "list", "--task", &task, "--json"]);
     let runs = runs.as_array().expect("runs");
     assert!(runs.iter().all(|r| !r["outcome"].is_null()));
-    assert!(runs.iter().any(|r| r["error_summary"]
-        .as_str()
-        .is_some_and(|s| s.contains("interrupted"))));
+    assert!(runs.iter().any(|r| {
+        r["error_summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("interrupted"))
+    }));
 
     let clean = Cli::new();
     let t2 = clean.create_task("default", &sim, &[]);
     clean.ok("default", &["entity", "activate", "--task", &t2, &email]);
     let fresh = clean.json(
         "default",
-        &["backup", "run", "--task", &t2, "--entity", &email, "--wait", "--json"],
+        &[
+            "backup", "run", "--task", &t2, "--entity", &email, "--wait", "--json",
+        ],
     );
-    let fresh_parts = fresh["entities"][0]["summary"]["parts"].as_array().expect("parts").clone();
+    let fresh_parts = fresh["entities"][0]["summary"]["parts"]
+        .as_array()
+        .expect("parts")
+        .clone();
     for p in &fresh_parts {
         let sub = p["sub_service"].as_str().expect("name");
         let ours = parts

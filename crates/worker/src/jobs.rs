@@ -84,7 +84,10 @@ pub struct PartSummary {
 pub(crate) enum JobEnd {
     Completed(Value),
     Cancelled,
-    Failed { error: String, retryable: bool },
+    Failed {
+        error: String,
+        retryable: bool,
+    },
     /// The lease was lost: another attempt owns the job; record nothing.
     Released,
 }
@@ -317,8 +320,11 @@ async fn backup_entity(
         note: None,
     };
     if entity.status == EntityStatus::Archived {
-        summary.note = Some("the mailbox was deleted in Microsoft 365; its backups are kept".into());
-        return Ok(JobEnd::Completed(serde_json::to_value(&summary).unwrap_or(Value::Null)));
+        summary.note =
+            Some("the mailbox was deleted in Microsoft 365; its backups are kept".into());
+        return Ok(JobEnd::Completed(
+            serde_json::to_value(&summary).unwrap_or(Value::Null),
+        ));
     }
     let parent = rt
         .catalog
@@ -378,16 +384,28 @@ async fn backup_entity(
             return stopped(rt, claimed, &task, &entity, &runs, status_before, signals).await;
         }
         Err(engine::EngineError::EntityGone(what)) => {
-            let note = format!("{what} no longer exists in Microsoft 365; it is archived and its backups are kept");
+            let note = format!(
+                "{what} no longer exists in Microsoft 365; it is archived and its backups are kept"
+            );
             finish_open_runs(rt, account, &runs, RunOutcome::Failed, &note).await?;
             rt.catalog
                 .mark_entity_deleted_in_tenant(account, entity_id)
                 .await?;
-            log_entity_activity(rt, claimed, &task, &entity, None, ActivityStatus::Failed, json!({ "note": note }))
-                .await?;
+            log_entity_activity(
+                rt,
+                claimed,
+                &task,
+                &entity,
+                None,
+                ActivityStatus::Failed,
+                json!({ "note": note }),
+            )
+            .await?;
             summary.outcome = RunOutcome::Failed;
             summary.note = Some(note);
-            return Ok(JobEnd::Completed(serde_json::to_value(&summary).unwrap_or(Value::Null)));
+            return Ok(JobEnd::Completed(
+                serde_json::to_value(&summary).unwrap_or(Value::Null),
+            ));
         }
         Err(e) => {
             let message = e.to_string();
@@ -401,8 +419,16 @@ async fn backup_entity(
                     entity.backup_size_bytes,
                 )
                 .await?;
-            log_entity_activity(rt, claimed, &task, &entity, None, ActivityStatus::Failed, json!({ "error": message }))
-                .await?;
+            log_entity_activity(
+                rt,
+                claimed,
+                &task,
+                &entity,
+                None,
+                ActivityStatus::Failed,
+                json!({ "error": message }),
+            )
+            .await?;
             return Ok(JobEnd::Failed {
                 retryable: e.is_retryable(),
                 error: message,
@@ -410,7 +436,9 @@ async fn backup_entity(
         }
     };
     record_report(rt, claimed, &task, &entity, &runs, &report, &mut summary).await?;
-    Ok(JobEnd::Completed(serde_json::to_value(&summary).unwrap_or(Value::Null)))
+    Ok(JobEnd::Completed(
+        serde_json::to_value(&summary).unwrap_or(Value::Null),
+    ))
 }
 
 /// Runs left open by a worker that died mid-backup are closed as failed, so
@@ -418,12 +446,17 @@ async fn backup_entity(
 async fn close_interrupted_runs(rt: &Runtime, account: AccountId, entity: EntityId) -> Result<()> {
     let from = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
     let to = rt.catalog.now() + chrono::Duration::days(1);
-    for run in rt.catalog.runs_for_entity(account, entity, from, to).await? {
+    for run in rt
+        .catalog
+        .runs_for_entity(account, entity, from, to)
+        .await?
+    {
         if run.outcome.is_none() {
             let finish = RunFinish {
                 outcome: Some(RunOutcome::Failed),
                 error_summary: Some(
-                    "interrupted: the worker stopped before the backup finished; it ran again".into(),
+                    "interrupted: the worker stopped before the backup finished; it ran again"
+                        .into(),
                 ),
                 ..Default::default()
             };
@@ -477,8 +510,16 @@ async fn stopped(
     rt.catalog
         .set_entity_status(account, entity.id, status_before)
         .await?;
-    log_entity_activity(rt, claimed, task, entity, None, ActivityStatus::Cancelled, json!({ "note": why }))
-        .await?;
+    log_entity_activity(
+        rt,
+        claimed,
+        task,
+        entity,
+        None,
+        ActivityStatus::Cancelled,
+        json!({ "note": why }),
+    )
+    .await?;
     Ok(match reason {
         Some(StopReason::Shutdown) => JobEnd::Failed {
             error: why.into(),
@@ -611,7 +652,9 @@ async fn log_entity_activity(
     );
     entry.job_id = Some(claimed.job.id);
     entry.details = details;
-    rt.catalog.log_activity(claimed.job.account_id, entry).await?;
+    rt.catalog
+        .log_activity(claimed.job.account_id, entry)
+        .await?;
     Ok(())
 }
 

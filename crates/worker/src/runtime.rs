@@ -116,9 +116,8 @@ impl Runtime {
     ) -> Result<Arc<Runtime>> {
         let (database_url, vault_url, key) = match storage {
             Storage::Embedded { data_dir } => {
-                std::fs::create_dir_all(data_dir).map_err(|e| {
-                    WorkerError::io(format!("creating {}", data_dir.display()), e)
-                })?;
+                std::fs::create_dir_all(data_dir)
+                    .map_err(|e| WorkerError::io(format!("creating {}", data_dir.display()), e))?;
                 let key = key.unwrap_or_else(|| KeySource::File(data_dir.join(MASTER_KEY_FILE)));
                 if let KeySource::File(p) = &key
                     && p == &data_dir.join(MASTER_KEY_FILE)
@@ -172,7 +171,9 @@ impl Runtime {
     pub async fn account_by_name(&self, name: &str) -> Result<AccountId> {
         let name = name.trim();
         if name.is_empty() {
-            return Err(WorkerError::Config("the account name must not be empty".into()));
+            return Err(WorkerError::Config(
+                "the account name must not be empty".into(),
+            ));
         }
         if let Some(a) = self
             .catalog
@@ -297,8 +298,8 @@ fn password_key(password: &str, kdf: &vault::KdfParams) -> Result<[u8; 32]> {
     let params = argon2::Params::new(kdf.m_kib, kdf.t, kdf.p, Some(32))
         .map_err(|e| WorkerError::Config(format!("vault kdf parameters: {e}")))?;
     let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-    let salt =
-        hex::decode(&kdf.salt).map_err(|_| WorkerError::Config("vault kdf salt is not hex".into()))?;
+    let salt = hex::decode(&kdf.salt)
+        .map_err(|_| WorkerError::Config("vault kdf salt is not hex".into()))?;
     let mut out = [0u8; 32];
     argon
         .hash_password_into(password.as_bytes(), &salt, &mut out)

@@ -69,11 +69,18 @@ impl Scheduler {
         Ok(report)
     }
 
-    async fn tick_task(&self, task: &Task, now: DateTime<Utc>, report: &mut TickReport) -> Result<()> {
+    async fn tick_task(
+        &self,
+        task: &Task,
+        now: DateTime<Utc>,
+        report: &mut TickReport,
+    ) -> Result<()> {
         let catalog = &self.rt.catalog;
         let account = task.account_id;
         let hour = u32::from(task.settings.backup_hour_utc);
-        let last = catalog.last_schedule_slot(account, task.id, DISCOVERY_SLOT).await?;
+        let last = catalog
+            .last_schedule_slot(account, task.id, DISCOVERY_SLOT)
+            .await?;
         if let Some(slot) = is_due(Frequency::Daily, hour, last, now)
             && catalog
                 .claim_schedule_slot(account, task.id, DISCOVERY_SLOT, slot)
@@ -92,13 +99,17 @@ impl Scheduler {
             }
         }
         let freq = frequency(task.settings.frequency);
-        let last = catalog.last_schedule_slot(account, task.id, BACKUP_SLOT).await?;
+        let last = catalog
+            .last_schedule_slot(account, task.id, BACKUP_SLOT)
+            .await?;
         if let Some(slot) = is_due(freq, hour, last, now)
             && catalog
                 .claim_schedule_slot(account, task.id, BACKUP_SLOT, slot)
                 .await?
         {
-            report.backups += enqueue_backups(&self.rt, task, None, "schedule", Some(slot)).await?.created;
+            report.backups += enqueue_backups(&self.rt, task, None, "schedule", Some(slot))
+                .await?
+                .created;
         }
         Ok(())
     }
@@ -109,7 +120,11 @@ impl Scheduler {
         loop {
             match self.tick(self.rt.catalog.now()).await {
                 Ok(r) if r != TickReport::default() => {
-                    tracing::info!(backups = r.backups, discoveries = r.discoveries, "scheduled")
+                    tracing::info!(
+                        backups = r.backups,
+                        discoveries = r.discoveries,
+                        "scheduled"
+                    )
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "scheduler tick failed"),

@@ -60,12 +60,19 @@ impl Worker {
                 last_reclaim = Some(Instant::now());
                 match self.rt.catalog.reclaim_expired_leases().await {
                     Ok(0) => {}
-                    Ok(n) => tracing::info!(jobs = n, "returned jobs of stopped workers to the queue"),
+                    Ok(n) => {
+                        tracing::info!(jobs = n, "returned jobs of stopped workers to the queue")
+                    }
                     Err(e) => tracing::warn!(error = %e, "reclaiming expired leases failed"),
                 }
             }
             while set.len() < concurrency {
-                match self.rt.catalog.claim_job(&self.id, opts.lease, &JOB_KINDS).await {
+                match self
+                    .rt
+                    .catalog
+                    .claim_job(&self.id, opts.lease, &JOB_KINDS)
+                    .await
+                {
                     Ok(Some(claimed)) => {
                         let signals = Arc::new(JobSignals::default());
                         self.running.lock().insert(claimed.job.id, signals.clone());
@@ -122,9 +129,11 @@ pub async fn execute(rt: Arc<Runtime>, claimed: Claimed, signals: Arc<JobSignals
     let recorded = match &end {
         JobEnd::Completed(result) => rt.catalog.complete_job(lease, result).await.map(|_| ()),
         JobEnd::Cancelled => rt.catalog.finish_cancelled(lease).await.map(|_| ()),
-        JobEnd::Failed { error, retryable } => {
-            rt.catalog.fail_job(lease, error, *retryable).await.map(|_| ())
-        }
+        JobEnd::Failed { error, retryable } => rt
+            .catalog
+            .fail_job(lease, error, *retryable)
+            .await
+            .map(|_| ()),
         JobEnd::Released => Ok(()),
     };
     match recorded {
@@ -132,6 +141,8 @@ pub async fn execute(rt: Arc<Runtime>, claimed: Claimed, signals: Arc<JobSignals
         Err(catalog::Error::LeaseLost) => {
             tracing::warn!(job = %lease.job_id, "the job's lease ran out before it finished; another attempt owns it")
         }
-        Err(e) => tracing::error!(job = %lease.job_id, error = %e, "recording the end of a job failed"),
+        Err(e) => {
+            tracing::error!(job = %lease.job_id, error = %e, "recording the end of a job failed")
+        }
     }
 }

@@ -86,10 +86,15 @@ pub async fn run_worker(ctx: &Ctx, concurrency: usize, with_scheduler: bool) -> 
         let _ = rx.wait_for(|v| *v).await;
     };
     let sched = with_scheduler.then(|| {
-        tokio::spawn(Scheduler::new(ctx.rt.clone()).run(Duration::from_secs(60), stopped(rx.clone())))
+        tokio::spawn(
+            Scheduler::new(ctx.rt.clone()).run(Duration::from_secs(60), stopped(rx.clone())),
+        )
     });
     let w = Worker::new(ctx.rt.clone());
-    eprintln!("worker {} running (concurrency {concurrency}); ctrl-c or SIGTERM stops it", w.id());
+    eprintln!(
+        "worker {} running (concurrency {concurrency}); ctrl-c or SIGTERM stops it",
+        w.id()
+    );
     let job = tokio::spawn(w.run(concurrency, stopped(rx)));
     shutdown_signal().await;
     eprintln!("stopping: running jobs go back to the queue");
@@ -164,7 +169,12 @@ pub async fn run_backup(ctx: &Ctx, cmd: BackupCmd) -> Result<()> {
         }
         let finished = jobs
             .iter()
-            .filter(|j| matches!(j.status, JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled))
+            .filter(|j| {
+                matches!(
+                    j.status,
+                    JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled
+                )
+            })
             .count();
         if let Some(b) = &bar {
             b.set_position(finished as u64);
@@ -203,14 +213,21 @@ pub async fn run_backup(ctx: &Ctx, cmd: BackupCmd) -> Result<()> {
         if !json {
             match &summary {
                 Some(s) => {
-                    let items: u64 = s.parts.iter().map(|p| p.counts.new + p.counts.changed).sum();
+                    let items: u64 = s
+                        .parts
+                        .iter()
+                        .map(|p| p.counts.new + p.counts.changed)
+                        .sum();
                     println!(
                         "{:<40}  {:<9}  snapshot {}  {} new/changed items{}",
                         s.email.as_deref().unwrap_or(&s.name),
                         s.outcome,
                         s.snapshot_id.as_deref().unwrap_or("-"),
                         items,
-                        s.note.as_deref().map(|n| format!("  ({n})")).unwrap_or_default()
+                        s.note
+                            .as_deref()
+                            .map(|n| format!("  ({n})"))
+                            .unwrap_or_default()
                     );
                 }
                 None => println!(
@@ -223,7 +240,10 @@ pub async fn run_backup(ctx: &Ctx, cmd: BackupCmd) -> Result<()> {
         }
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&json!({ "entities": out }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "entities": out }))?
+        );
     }
     if any_failed {
         bail!("some backups failed");
@@ -266,7 +286,9 @@ pub async fn run_snapshot(ctx: &Ctx, cmd: SnapshotCmd) -> Result<()> {
                 s.id,
                 s.time.format("%Y-%m-%d %H:%M:%S UTC"),
                 s.stats.items,
-                s.parent.map(|p| p.to_string()).unwrap_or_else(|| "-".into())
+                s.parent
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| "-".into())
             );
         }
     }
@@ -284,7 +306,12 @@ pub async fn run_runs(ctx: &Ctx, cmd: RunCmd) -> Result<()> {
     let to = ctx.rt.catalog.now() + chrono::Duration::days(1);
     let mut runs = Vec::new();
     for e in &entities {
-        runs.extend(ctx.rt.catalog.runs_for_entity(ctx.account, e.id, from, to).await?);
+        runs.extend(
+            ctx.rt
+                .catalog
+                .runs_for_entity(ctx.account, e.id, from, to)
+                .await?,
+        );
     }
     runs.sort_by_key(|r| r.started_at);
     if json {
@@ -301,7 +328,9 @@ pub async fn run_runs(ctx: &Ctx, cmd: RunCmd) -> Result<()> {
                 r.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
                 r.entity_id,
                 r.sub_service,
-                r.outcome.map(|o| o.to_string()).unwrap_or_else(|| "running".into()),
+                r.outcome
+                    .map(|o| o.to_string())
+                    .unwrap_or_else(|| "running".into()),
                 c.items_new,
                 c.items_changed,
                 c.items_deleted,

@@ -167,10 +167,9 @@ impl Ctx {
             .map_err(|_| anyhow::anyhow!("'{id}' is not a task id"))?;
         match self.rt.catalog.get_task(self.account, tid).await {
             Ok(t) => Ok(t),
-            Err(catalog::Error::NotFound(_)) => bail!(
-                "task {id} not found in account '{}'",
-                self.account_name
-            ),
+            Err(catalog::Error::NotFound(_)) => {
+                bail!("task {id} not found in account '{}'", self.account_name)
+            }
             Err(e) => Err(e.into()),
         }
     }

@@ -15,7 +15,12 @@ use worker::{KeySource, Runtime, RuntimeOptions, Storage};
 pub struct StoreArgs {
     /// Data directory of the embedded setup (SQLite catalog, local vault,
     /// generated master key).
-    #[arg(long, global = true, env = "LIFEBOAT_DATA", default_value = "./lifeboat-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "LIFEBOAT_DATA",
+        default_value = "./lifeboat-data"
+    )]
     pub data: PathBuf,
     /// Catalog database URL (postgres://... or sqlite://...), with --vault.
     #[arg(long, global = true, env = "LIFEBOAT_DATABASE_URL", requires = "vault")]
@@ -24,7 +29,12 @@ pub struct StoreArgs {
     #[arg(long, global = true, env = "LIFEBOAT_VAULT", requires = "database_url")]
     pub vault: Option<String>,
     /// The account every command is scoped to (created on first use).
-    #[arg(long, global = true, env = "LIFEBOAT_ACCOUNT", default_value = "default")]
+    #[arg(
+        long,
+        global = true,
+        env = "LIFEBOAT_ACCOUNT",
+        default_value = "default"
+    )]
     pub account: String,
     /// Job lease in seconds (how soon another worker takes over the jobs of
     /// a worker that died).

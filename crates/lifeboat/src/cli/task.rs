@@ -190,14 +190,20 @@ pub async fn run_task(ctx: &Ctx, cmd: TaskCmd) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&tasks)?);
             } else {
-                println!("{:<36}  {:<10}  {:<8}  {:<18}  name", "id", "service", "status", "schedule");
+                println!(
+                    "{:<36}  {:<10}  {:<8}  {:<18}  name",
+                    "id", "service", "status", "schedule"
+                );
                 for t in tasks {
                     println!(
                         "{:<36}  {:<10}  {:<8}  {:<18}  {}",
                         t.id,
                         t.service,
                         t.status,
-                        format!("{} {:02}:00 UTC", t.settings.frequency, t.settings.backup_hour_utc),
+                        format!(
+                            "{} {:02}:00 UTC",
+                            t.settings.frequency, t.settings.backup_hour_utc
+                        ),
                         t.name
                     );
                 }
@@ -215,7 +221,10 @@ pub async fn run_entity(ctx: &Ctx, cmd: EntityCmd) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&entities)?);
             } else {
-                println!("{:<28}  {:<40}  {:<7}  {:<12}  last backup", "name", "email", "type", "status");
+                println!(
+                    "{:<28}  {:<40}  {:<7}  {:<12}  last backup",
+                    "name", "email", "type", "status"
+                );
                 for e in entities {
                     println!(
                         "{:<28}  {:<40}  {:<7}  {:<12}  {}",

@@ -29,7 +29,11 @@ async fn one_mailbox(env: &crate::common::Env) -> (catalog::Task, catalog::Entit
     (task, e)
 }
 
-async fn backup(env: &crate::common::Env, task: &catalog::Task, e: &catalog::Entity) -> catalog::Job {
+async fn backup(
+    env: &crate::common::Env,
+    task: &catalog::Task,
+    e: &catalog::Entity,
+) -> catalog::Job {
     let enq = worker::enqueue_backups(&env.rt, task, Some(&[e.id]), "test", None)
         .await
         .expect("enqueue");
@@ -161,7 +165,12 @@ async fn cancel_mid_backup_records_cancelled_and_commits_nothing() {
         for _ in 0..300 {
             let j = env.rt.catalog.get_job(env.account, id).await.expect("job");
             if j.status == JobStatus::Running {
-                let ent = env.rt.catalog.get_entity(env.account, e.id).await.expect("entity");
+                let ent = env
+                    .rt
+                    .catalog
+                    .get_entity(env.account, e.id)
+                    .await
+                    .expect("entity");
                 assert_eq!(ent.status, EntityStatus::InProcess);
                 seen_running = true;
                 break;
@@ -169,7 +178,11 @@ async fn cancel_mid_backup_records_cancelled_and_commits_nothing() {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         assert!(seen_running);
-        env.rt.catalog.request_cancel(env.account, id).await.expect("cancel");
+        env.rt
+            .catalog
+            .request_cancel(env.account, id)
+            .await
+            .expect("cancel");
         let job = env.wait_jobs(&[id]).await.remove(0);
         let _ = tx.send(true);
         handle.await.expect("worker");
@@ -183,10 +196,21 @@ async fn cancel_mid_backup_records_cancelled_and_commits_nothing() {
             .await
             .expect("runs");
         assert_eq!(runs.len(), 4);
-        assert!(runs.iter().all(|r| r.outcome == Some(RunOutcome::Cancelled) && r.snapshot_id.is_none()));
+        assert!(
+            runs.iter()
+                .all(|r| r.outcome == Some(RunOutcome::Cancelled) && r.snapshot_id.is_none())
+        );
         let vault = env.rt.vault_account(env.account).await.expect("vault");
-        assert!(vault.snapshots().await.expect("snapshots").is_empty(), "nothing committed");
-        let ent = env.rt.catalog.get_entity(env.account, e.id).await.expect("entity");
+        assert!(
+            vault.snapshots().await.expect("snapshots").is_empty(),
+            "nothing committed"
+        );
+        let ent = env
+            .rt
+            .catalog
+            .get_entity(env.account, e.id)
+            .await
+            .expect("entity");
         assert_eq!(ent.status, EntityStatus::Scheduled);
     })
     .await;

@@ -71,7 +71,11 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     let dir = tempfile::tempdir().expect("temp dir");
-    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 10, 12, 0, 0).single().expect("time"));
+    let clock = ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 3, 10, 12, 0, 0)
+            .single()
+            .expect("time"),
+    );
     let sim = graph_sim::start(cfg, "127.0.0.1:0".parse().expect("addr"), false)
         .await
         .expect("simulator starts");
@@ -93,7 +97,10 @@ where
                 .execute(format!("CREATE DATABASE {name}").as_str())
                 .await
                 .expect("create database");
-            let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+            let base = admin_url
+                .rsplit_once('/')
+                .map(|(b, _)| b)
+                .unwrap_or(&admin_url);
             let key_file = dir.path().join("key");
             std::fs::write(&key_file, "ab".repeat(32)).expect("key file");
             (
@@ -106,7 +113,9 @@ where
             )
         }
     };
-    let rt = Runtime::open(&storage, key, options(&clock)).await.expect("runtime");
+    let rt = Runtime::open(&storage, key, options(&clock))
+        .await
+        .expect("runtime");
     let account = rt.account_by_name("test").await.expect("account");
     let outcome = tokio::spawn(body(Env {
         rt: rt.clone(),
@@ -188,7 +197,13 @@ impl Env {
         for _ in 0..1200 {
             let mut jobs = Vec::new();
             for id in ids {
-                jobs.push(self.rt.catalog.get_job(self.account, *id).await.expect("job"));
+                jobs.push(
+                    self.rt
+                        .catalog
+                        .get_job(self.account, *id)
+                        .await
+                        .expect("job"),
+                );
             }
             if jobs.iter().all(|j| {
                 matches!(
