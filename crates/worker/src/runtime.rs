@@ -187,6 +187,38 @@ impl Runtime {
         Ok(self.catalog.create_account(name, "local").await?.id)
     }
 
+    /// The account's connection to a tenant: created, or (an account has one
+    /// connection per tenant) the existing one with the new credentials.
+    pub async fn connect(
+        &self,
+        account: AccountId,
+        new: catalog::NewConnection,
+    ) -> Result<catalog::Connection> {
+        let existing = self
+            .catalog
+            .list_connections(account)
+            .await?
+            .into_iter()
+            .find(|c| c.tenant_id == new.tenant_id.trim());
+        match existing {
+            None => Ok(self.catalog.create_connection(account, new).await?),
+            Some(c) => {
+                let same =
+                    |a: &str, b: &str| a.trim_end_matches('/') == b.trim().trim_end_matches('/');
+                if !same(&c.graph_url, &new.graph_url) || !same(&c.login_url, &new.login_url) {
+                    return Err(WorkerError::Config(format!(
+                        "this account is already connected to tenant {} through {} and {}",
+                        c.tenant_id, c.graph_url, c.login_url
+                    )));
+                }
+                Ok(self
+                    .catalog
+                    .reauthorize_connection(account, c.id, &new.client_id, &new.client_secret)
+                    .await?)
+            }
+        }
+    }
+
     /// The account's vault (opened, or created on first use).
     pub async fn vault_account(&self, account: AccountId) -> Result<vault::Account> {
         let mut cache = self.vaults.lock().await;

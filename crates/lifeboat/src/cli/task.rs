@@ -147,8 +147,7 @@ pub async fn run_task(ctx: &Ctx, cmd: TaskCmd) -> Result<()> {
             let secret = read_secret(client_secret_file.as_ref())?;
             let conn = ctx
                 .rt
-                .catalog
-                .create_connection(
+                .connect(
                     ctx.account,
                     NewConnection {
                         tenant_id: tenant,

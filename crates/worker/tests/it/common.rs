@@ -146,8 +146,7 @@ impl Env {
         let cfg = self.sim.sim.cfg.clone();
         let conn = self
             .rt
-            .catalog
-            .create_connection(
+            .connect(
                 account,
                 NewConnection {
                     tenant_id: cfg.tenant_id.clone(),
