@@ -302,7 +302,7 @@ async fn open_runtime(data: &Path) -> std::sync::Arc<worker::Runtime> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_backup_loses_nothing() {
     let mut cfg = sim_config();
-    cfg.latency_ms = 40;
+    cfg.latency_ms = 100;
     let sim = start_sim(cfg).await;
     let cli = Cli::new();
     let task = cli.create_task("default", &sim, &[]);

@@ -148,7 +148,7 @@ worker_test!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_mid_backup_records_cancelled_and_commits_nothing() {
     let mut cfg = crate::common::sim_config();
-    cfg.latency_ms = 40;
+    cfg.latency_ms = 80;
     crate::common::run_with(crate::common::Db::Sqlite, cfg, |env| async move {
         let (task, e) = one_mailbox(&env).await;
         let enq = worker::enqueue_backups(&env.rt, &task, Some(&[e.id]), "test", None)
