@@ -19,6 +19,7 @@ mod error;
 mod jobs;
 mod rules;
 mod runs;
+mod schedule;
 mod tags;
 mod tasks;
 mod types;

@@ -1,6 +1,7 @@
 //! The `lifeboat` binary: one executable for every role (simulator, vault
 //! operator commands, and later server and worker).
 
+mod cli;
 mod sim_cmd;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +25,8 @@ enum Command {
     Sim(sim_cmd::SimArgs),
     /// Vault operator commands: init, backup, restore, snapshots, verify, forget, gc.
     Vault(vault_cmd::VaultArgs),
+    #[command(flatten)]
+    Ops(cli::OpsCommand),
 }
 
 #[tokio::main]
@@ -39,5 +42,6 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Sim(args) => sim_cmd::run(args).await,
         Command::Vault(args) => vault_cmd::run(args).await,
+        Command::Ops(cmd) => cli::run(cmd).await,
     }
 }

@@ -33,5 +33,6 @@ mod entities;
 mod isolation;
 mod jobs;
 mod runs;
+mod schedule;
 mod tasks;
 mod users;
