@@ -88,7 +88,11 @@ async fn run_all(
 }
 
 fn items(r: &BackupReport) -> (u64, u64) {
-    let changed: u64 = r.parts.iter().map(|p| p.counts.new + p.counts.changed).sum();
+    let changed: u64 = r
+        .parts
+        .iter()
+        .map(|p| p.counts.new + p.counts.changed)
+        .sum();
     let total: u64 = r.parts.iter().map(|p| p.counts.total).sum();
     (changed, total)
 }
@@ -156,7 +160,10 @@ async fn main() {
     .await
     .expect("repository");
     let key = vault::MasterKey::from_bytes([1; 32]).account_key("bench");
-    let account = repo.open_or_init_account("bench", &key).await.expect("account");
+    let account = repo
+        .open_or_init_account("bench", &key)
+        .await
+        .expect("account");
     let mailboxes = discover_mailboxes(&graph, &DiscoveryOptions::default())
         .await
         .expect("discovery");
@@ -176,7 +183,10 @@ async fn main() {
 
     // A simulated day for all but one mailbox, which stays unchanged.
     let quiet = users[0].0.clone();
-    let active: Vec<String> = users[1..].iter().map(|(u, _)| format!("user:{u}")).collect();
+    let active: Vec<String> = users[1..]
+        .iter()
+        .map(|(u, _)| format!("user:{u}"))
+        .collect();
     let http = reqwest::Client::new();
     let report: Value = http
         .post(format!("{}/_sim/activity", sim.url))
@@ -199,10 +209,26 @@ async fn main() {
             .snapshot(r.snapshot_id.as_ref().expect("snapshot"))
             .await
             .expect("snapshot");
-        let folders = account.list_folder(&snap, "mail").await.map(|f| f.len()).unwrap_or(0);
-        let lists = account.list_folder(&snap, "tasks").await.map(|f| f.len()).unwrap_or(0);
-        let cfolders = account.list_folder(&snap, "contacts").await.map(|f| f.len()).unwrap_or(0);
-        let cals = account.list_folder(&snap, "calendar").await.map(|f| f.len()).unwrap_or(0);
+        let folders = account
+            .list_folder(&snap, "mail")
+            .await
+            .map(|f| f.len())
+            .unwrap_or(0);
+        let lists = account
+            .list_folder(&snap, "tasks")
+            .await
+            .map(|f| f.len())
+            .unwrap_or(0);
+        let cfolders = account
+            .list_folder(&snap, "contacts")
+            .await
+            .map(|f| f.len())
+            .unwrap_or(0);
+        let cals = account
+            .list_folder(&snap, "calendar")
+            .await
+            .map(|f| f.len())
+            .unwrap_or(0);
         println!(
             "unchanged mailbox: {} requests for {} mail folders, {} contact folders, {} calendars, {} task lists \
              ({} folders in all)",

@@ -2,6 +2,7 @@
 //! the worker. Every command is scoped to one account (`--account`).
 
 mod backup;
+mod demo;
 mod store;
 mod task;
 
@@ -99,6 +100,11 @@ pub enum OpsCommand {
     Run(RunArgs),
     /// Run jobs and the scheduler until SIGTERM or ctrl-c.
     Worker(WorkerArgs),
+    /// Run the API server (with a worker and the scheduler unless --no-worker).
+    Serve(demo::ServeArgs),
+    /// Try Lifeboat: a simulated 25-user tenant, the API server and a worker on
+    /// embedded defaults, a demo account and Exchange task, and a first backup.
+    Demo(demo::DemoArgs),
 }
 
 /// Run an operator command.
@@ -131,6 +137,8 @@ pub async fn run(cmd: OpsCommand) -> Result<()> {
             let ctx = Ctx::open(&a.store).await?;
             backup::run_runs(&ctx, a.cmd).await
         }
+        OpsCommand::Serve(a) => demo::run_serve(a).await,
+        OpsCommand::Demo(a) => demo::run_demo(a).await,
         OpsCommand::Worker(a) => {
             let ctx = Ctx::open(&a.store).await?;
             backup::run_worker(&ctx, a.concurrency, !a.no_scheduler).await
