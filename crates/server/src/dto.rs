@@ -222,6 +222,9 @@ pub struct TaskView {
     pub created_at: DateTime<Utc>,
     /// Last changed.
     pub updated_at: DateTime<Utc>,
+    /// What an administrator should know about what this task can and
+    /// cannot protect (e.g. why Exchange public folders are not offered).
+    pub notices: Vec<String>,
 }
 
 impl TaskView {
@@ -237,6 +240,12 @@ impl TaskView {
             deletion_requested_at: t.deletion_requested_at,
             created_at: t.created_at,
             updated_at: t.updated_at,
+            notices: match t.service {
+                catalog::Service::Exchange => {
+                    vec![engine::exchange::PUBLIC_FOLDERS_NOTICE.to_string()]
+                }
+                _ => Vec::new(),
+            },
         }
     }
 }

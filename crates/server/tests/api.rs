@@ -237,6 +237,12 @@ api_test!(
         let created = created.expect(201);
         let task = created["id"].as_str().expect("id").to_string();
         assert_eq!(created["service"], "exchange");
+        assert!(
+            created["notices"][0]
+                .as_str()
+                .is_some_and(|n| n.contains("Public folders")),
+            "an Exchange task says why public folders are not offered: {created}"
+        );
         assert_eq!(created["status"], "active");
         assert_eq!(created["settings"]["backup_hour_utc"], 3);
         assert_eq!(created["connection"]["tenant"], "tenant-1");
