@@ -34,6 +34,10 @@ async fn backup(
     task: &catalog::Task,
     e: &catalog::Entity,
 ) -> catalog::Job {
+    // Backups of one entity happen one after another: time moves on
+    // between them (the manual clock would otherwise give two runs the same
+    // start, and "the latest" would be a coin toss).
+    env.clock.advance(chrono::Duration::minutes(1));
     let enq = worker::enqueue_backups(&env.rt, task, Some(&[e.id]), "test", None)
         .await
         .expect("enqueue");
