@@ -328,20 +328,7 @@ pub async fn activate_entities(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(sel): ApiJson<EntitySelection>,
 ) -> ApiResult<ApiJson<ChangedView>> {
-    principal.require_write()?;
-    let task = state
-        .catalog
-        .get_task(principal.account_id, TaskId(id))
-        .await?;
-    let ids = selection_ids(&state, &principal, task.id, &sel).await?;
-    let mut changed = 0;
-    for chunk in ids.chunks(MAX_SELECTION) {
-        changed += state
-            .catalog
-            .activate_entities(principal.account_id, chunk)
-            .await?;
-    }
-    Ok(ApiJson(ChangedView { changed }))
+    set_protection(&state, &principal, id, &sel, true).await
 }
 
 /// Pause entities: no backups until activated again.
@@ -358,18 +345,36 @@ pub async fn pause_entities(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(sel): ApiJson<EntitySelection>,
 ) -> ApiResult<ApiJson<ChangedView>> {
+    set_protection(&state, &principal, id, &sel, false).await
+}
+
+/// Activates (or pauses) the selected entities of a task of the caller's account.
+async fn set_protection(
+    state: &AppState,
+    principal: &Principal,
+    id: Uuid,
+    sel: &EntitySelection,
+    activate: bool,
+) -> ApiResult<ApiJson<ChangedView>> {
     principal.require_write()?;
     let task = state
         .catalog
         .get_task(principal.account_id, TaskId(id))
         .await?;
-    let ids = selection_ids(&state, &principal, task.id, &sel).await?;
+    let ids = selection_ids(state, principal, task.id, sel).await?;
     let mut changed = 0;
     for chunk in ids.chunks(MAX_SELECTION) {
-        changed += state
-            .catalog
-            .pause_entities(principal.account_id, chunk)
-            .await?;
+        changed += if activate {
+            state
+                .catalog
+                .activate_entities(principal.account_id, chunk)
+                .await?
+        } else {
+            state
+                .catalog
+                .pause_entities(principal.account_id, chunk)
+                .await?
+        };
     }
     Ok(ApiJson(ChangedView { changed }))
 }

@@ -724,22 +724,18 @@ async fn backup_contacts(
     for fid in folders {
         ctx.cancel.check()?;
         let fresh = format!("/users/{u}/contactFolders/{fid}/contacts/delta");
-        let round = match ctx
-            .round(&fresh, prev_links.get(&fid).map(String::as_str), DELTA_PAGE)
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                if let Some(l) = prev_links.get(&fid) {
-                    links.insert(fid.clone(), json!(l));
-                }
-                bus.item_failed(
-                    &fid,
-                    format!("contacts/{fid}"),
-                    format!("folder could not be read: {e}"),
-                );
-                continue;
-            }
+        let Some(round) = folder_round(
+            ctx,
+            &fresh,
+            &format!("contacts/{fid}"),
+            &fid,
+            &prev_links,
+            &mut links,
+            bus,
+        )
+        .await
+        else {
+            continue;
         };
         apply_json_round(
             ctx,
@@ -753,6 +749,31 @@ async fn backup_contacts(
         .map(|link| links.insert(fid.clone(), json!(link)))?;
     }
     Ok(json!({"folders": folders_link, "contacts": links}))
+}
+
+/// One container's delta round. When it cannot be read, its previous link is
+/// kept (the next run picks it up where it was), the failure is recorded,
+/// and `None` is returned.
+async fn folder_round(
+    ctx: &Ctx<'_>,
+    fresh: &str,
+    path: &str,
+    id: &str,
+    prev_links: &HashMap<String, String>,
+    links: &mut Map<String, Value>,
+    bus: &mut FaultBus,
+) -> Option<Round> {
+    let prev = prev_links.get(id);
+    match ctx.round(fresh, prev.map(String::as_str), DELTA_PAGE).await {
+        Ok(r) => Some(r),
+        Err(e) => {
+            if let Some(l) = prev {
+                links.insert(id.to_string(), json!(l));
+            }
+            bus.item_failed(id, path, format!("could not be read: {e}"));
+            None
+        }
+    }
 }
 
 /// Applies a delta round of JSON items (contacts, tasks) to `folder`:
@@ -1001,22 +1022,18 @@ async fn backup_tasks(
     for lid in lists {
         ctx.cancel.check()?;
         let fresh = format!("/users/{u}/todo/lists/{lid}/tasks/delta");
-        let round = match ctx
-            .round(&fresh, prev_links.get(&lid).map(String::as_str), DELTA_PAGE)
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                if let Some(l) = prev_links.get(&lid) {
-                    links.insert(lid.clone(), json!(l));
-                }
-                bus.item_failed(
-                    &lid,
-                    format!("tasks/{lid}"),
-                    format!("list could not be read: {e}"),
-                );
-                continue;
-            }
+        let Some(round) = folder_round(
+            ctx,
+            &fresh,
+            &format!("tasks/{lid}"),
+            &lid,
+            &prev_links,
+            &mut links,
+            bus,
+        )
+        .await
+        else {
+            continue;
         };
         let lid2 = lid.clone();
         let link = apply_json_round(ctx, &format!("tasks/{lid}"), round, bus, counts, |v| {
