@@ -9,11 +9,15 @@
 //! outcome (SPEC F-D6), and backup scheduling (SPEC F-B3).
 
 pub mod cancel;
+pub mod drive;
 pub mod error;
 pub mod exchange;
 pub mod faults;
 pub mod progress;
+pub mod report;
+pub mod run;
 pub mod schedule;
 
 pub use cancel::Cancel;
 pub use error::{EngineError, Result};
+pub use report::{BackupReport, ItemCounts, SubService, SubServiceReport};

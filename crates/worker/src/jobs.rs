@@ -10,7 +10,7 @@ use catalog::{
     RunFinish, RunOutcome, Service, SubService, Task, TaskId,
 };
 use engine::exchange::{
-    BackupOptions, BackupReport, DiscoveryOptions, ExchangeSubService, MailboxBackup, MailboxKind,
+    BackupOptions, BackupReport, DiscoveryOptions, MailboxBackup, MailboxKind,
     PUBLIC_FOLDERS_NOTICE, SubServiceReport,
 };
 use engine::faults::Outcome;
@@ -92,12 +92,17 @@ pub(crate) enum JobEnd {
     Released,
 }
 
-fn sub_service(s: ExchangeSubService) -> SubService {
-    match s {
-        ExchangeSubService::Mail => SubService::Mail,
-        ExchangeSubService::Contacts => SubService::Contacts,
-        ExchangeSubService::Calendar => SubService::Calendar,
-        ExchangeSubService::Tasks => SubService::Tasks,
+fn sub_service(s: impl Into<engine::SubService>) -> SubService {
+    match s.into() {
+        engine::SubService::Mail => SubService::Mail,
+        engine::SubService::Contacts => SubService::Contacts,
+        engine::SubService::Calendar => SubService::Calendar,
+        engine::SubService::Tasks => SubService::Tasks,
+        engine::SubService::Drive => SubService::Drive,
+        engine::SubService::Site => SubService::Site,
+        engine::SubService::Conversations => SubService::Conversations,
+        engine::SubService::Channels => SubService::Channels,
+        engine::SubService::Metadata => SubService::Metadata,
     }
 }
 
@@ -283,7 +288,7 @@ pub(crate) async fn run_backup_job(
 }
 
 struct OpenRun {
-    sub: ExchangeSubService,
+    sub: engine::SubService,
     id: catalog::RunId,
 }
 
@@ -357,7 +362,7 @@ async fn backup_entity(
             .start_run(account, entity_id, sub_service(*sub))
             .await?;
         runs.push(OpenRun {
-            sub: *sub,
+            sub: (*sub).into(),
             id: run.id,
         });
     }

@@ -2,16 +2,17 @@
 //! applies what changed (see the module docs of [`super`] for the layout).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::{StreamExt, TryStreamExt};
-use graph::{BatchItem, DeltaChange, GraphClient, GraphError, Request};
+use graph::{BatchItem, DeltaChange, GraphClient, Request};
 use serde_json::{Map, Value, json};
 use vault::{Node, SnapshotInfo, SnapshotWriter};
 
-use super::{BackupReport, ExchangeSubService, ItemCounts, MailboxBackup, SubServiceReport};
+use super::{ExchangeSubService, MailboxBackup};
 use crate::error::{EngineError, Result};
 use crate::faults::FaultBus;
+use crate::report::{BackupReport, ItemCounts};
+use crate::run::{self, Ledger, Requests, Round, id_of, meta_json, seg, strip_annotations};
 
 /// Metadata of messages asked from delta: everything a listing shows, plus
 /// what tells us whether the MIME changed (see [`MIME_FINGERPRINT`]).
@@ -64,45 +65,7 @@ struct Ctx<'a> {
     progress: &'a dyn crate::progress::Progress,
     cancel: &'a crate::Cancel,
     concurrency: usize,
-    requests: AtomicU64,
-}
-
-/// One delta round's outcome.
-struct Round {
-    changes: Vec<DeltaChange>,
-    link: String,
-    /// The previous link had expired: this round enumerated everything.
-    resynced: bool,
-}
-
-fn strip_annotations(v: &mut Value) {
-    if let Value::Object(m) = v {
-        m.retain(|k, _| !k.starts_with("@odata."));
-    }
-}
-
-fn id_of(v: &Value) -> Option<&str> {
-    v.get("id")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-}
-
-/// A Graph id as a vault path segment (they never contain '/', but a
-/// hostile or broken answer must not be able to escape its folder).
-fn seg(id: &str) -> Result<&str> {
-    if id.is_empty() || id.contains('/') || id == "." || id == ".." {
-        return Err(EngineError::Invalid(format!(
-            "Microsoft Graph returned an unusable id {id:?}"
-        )));
-    }
-    Ok(id)
-}
-
-fn meta_json(node: &Node) -> Option<Value> {
-    let meta = match node {
-        Node::Item { meta, .. } | Node::Folder { meta, .. } => meta,
-    };
-    serde_json::from_slice(meta).ok()
+    requests: Requests,
 }
 
 fn same_fingerprint(old: &Value, new: &Value) -> bool {
@@ -114,7 +77,7 @@ fn same_fingerprint(old: &Value, new: &Value) -> bool {
 
 impl Ctx<'_> {
     fn counted(&self, n: u64) {
-        self.requests.fetch_add(n, Ordering::Relaxed);
+        self.requests.add(n);
     }
 
     /// A whole delta round from `prev` (or from `fresh` without one, or
@@ -125,42 +88,12 @@ impl Ctx<'_> {
                 .header(IMMUTABLE_IDS.0, IMMUTABLE_IDS.1)
                 .page_size(page)
         };
-        if let Some(link) = prev {
-            match self.graph.delta_round(req(link)).await {
-                Ok(r) => {
-                    self.counted(r.pages as u64);
-                    return Ok(Round {
-                        changes: r.changes,
-                        link: r.delta_link,
-                        resynced: false,
-                    });
-                }
-                Err(GraphError::DeltaExpired { .. }) => {
-                    self.counted(1);
-                    tracing::info!(user = self.user, "delta token expired; enumerating again");
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        let r = self.graph.delta_round(req(fresh)).await?;
-        self.counted(r.pages as u64);
-        Ok(Round {
-            changes: r.changes,
-            link: r.delta_link,
-            resynced: prev.is_some(),
-        })
+        run::delta_round(self.graph, &self.requests, req, fresh, prev).await
     }
 
     /// The entries of a folder of the parent snapshot (empty without one).
     async fn parent_entries(&self, path: &str) -> Result<Vec<vault::Entry>> {
-        let Some(parent) = self.parent else {
-            return Ok(Vec::new());
-        };
-        match self.vault.list_folder(parent, path).await {
-            Ok(e) => Ok(e),
-            Err(vault::Error::NoSuchEntry(_)) => Ok(Vec::new()),
-            Err(e) => Err(e.into()),
-        }
+        run::parent_entries(self.vault, self.parent, path).await
     }
 
     async fn parent_node(&self, path: &str) -> Result<Option<Node>> {
@@ -224,19 +157,7 @@ impl Ctx<'_> {
 
     /// Every item of a collection, counting the pages as requests.
     async fn get_all(&self, first: Request) -> Result<Vec<Value>> {
-        let headers = first.headers.clone();
-        let mut out = Vec::new();
-        let mut req = Some(first);
-        while let Some(r) = req.take() {
-            self.counted(1);
-            let page = self.graph.page(r).await?;
-            out.extend(page.items);
-            req = page.next_link.map(|n| Request {
-                headers: headers.clone(),
-                ..Request::get(n)
-            });
-        }
-        Ok(out)
+        run::get_all(self.graph, &self.requests, first).await
     }
 }
 
@@ -249,18 +170,7 @@ enum Fetch {
 }
 
 pub async fn backup_mailbox(job: MailboxBackup<'_>) -> Result<BackupReport> {
-    let parent_info = match job.parent {
-        Some(id) => Some(job.vault.snapshot(id).await?),
-        None => None,
-    };
-    let prev_state = parent_info
-        .as_ref()
-        .and_then(|p| p.meta.get("delta").cloned())
-        .unwrap_or_else(|| json!({}));
-    let writer = job.vault.begin_snapshot(job.parent).await?;
-    if parent_info.is_some() {
-        writer.keep_from_parent("").await?;
-    }
+    let (writer, parent_info) = run::begin(job.vault, job.parent).await?;
     let ctx = Ctx {
         graph: job.graph,
         vault: job.vault,
@@ -270,32 +180,13 @@ pub async fn backup_mailbox(job: MailboxBackup<'_>) -> Result<BackupReport> {
         progress: job.progress,
         cancel: job.cancel,
         concurrency: job.options.concurrency.max(1),
-        requests: AtomicU64::new(0),
+        requests: Requests::default(),
     };
-    let mut state = match prev_state {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    };
-    let parent_totals: HashMap<String, u64> = parent_info
-        .as_ref()
-        .and_then(|p| p.meta.get("parts"))
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|p| {
-                    Some((
-                        p.get("subService")?.as_str()?.to_string(),
-                        p.get("items")?.as_u64()?,
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut parts = Vec::new();
+    let mut ledger = Ledger::new(parent_info.as_ref());
     for sub in &job.options.sub_services {
         let sub = *sub;
         job.progress.set_stage(sub.as_str());
-        let prev = state.get(sub.as_str()).cloned().unwrap_or(Value::Null);
+        let prev = ledger.prev_state(sub.into());
         let mut bus = FaultBus::default();
         let mut counts = ItemCounts::default();
         let result = match sub {
@@ -306,97 +197,33 @@ pub async fn backup_mailbox(job: MailboxBackup<'_>) -> Result<BackupReport> {
             ExchangeSubService::Calendar => backup_calendar(&ctx, &mut bus, &mut counts).await,
             ExchangeSubService::Tasks => backup_tasks(&ctx, &prev, &mut bus, &mut counts).await,
         };
-        let mut error = None;
-        match result {
-            Ok(new_state) => {
-                state.insert(sub.as_str().into(), new_state);
-            }
-            Err(EngineError::Cancelled) => {
-                return Ok(cancelled_report(parts, sub, counts, &ctx));
-            }
-            Err(e) if parts.is_empty() && is_gone(&e) => {
-                if user_gone(&ctx).await {
-                    return Err(EngineError::EntityGone(format!(
-                        "mailbox {}",
-                        job.mailbox_id
-                    )));
-                }
-                error = Some(e.to_string());
-                bus.fail(e.to_string());
-            }
-            Err(e) => {
-                error = Some(e.to_string());
-                bus.fail(e.to_string());
-            }
+        if let Err(e) = &result
+            && ledger.is_first()
+            && is_gone(e)
+            && user_gone(&ctx).await
+        {
+            return Err(EngineError::EntityGone(format!(
+                "mailbox {}",
+                job.mailbox_id
+            )));
         }
-        counts.failed = bus.item_failures.len() as u64;
-        counts.total = (parent_totals.get(sub.as_str()).copied().unwrap_or(0) + counts.new)
-            .saturating_sub(counts.deleted);
-        let done = counts.new + counts.changed + counts.deleted;
-        parts.push(SubServiceReport {
-            sub_service: sub,
-            outcome: bus.outcome(done.max(u64::from(error.is_none()))),
-            counts,
-            failures: bus.item_failures,
-            notes: bus.recovered,
-            error,
-        });
+        if let Err(EngineError::Cancelled) = ledger.record(sub.into(), result, bus, counts) {
+            return Ok(ledger.cancelled(ctx.requests.get()));
+        }
     }
     job.cancel.check().map_err(|_| EngineError::Cancelled)?;
-    let delta_state = Value::Object(state);
-    let mut meta = json!({
-        "kind": "exchange-mailbox",
-        "mailbox": job.mailbox_id,
-        "delta": delta_state,
-        "parts": parts.iter().map(|p| json!({
-            "subService": p.sub_service.as_str(),
-            "outcome": p.outcome,
-            "items": p.counts.total,
-        })).collect::<Vec<_>>(),
-    });
-    if let (Value::Object(m), Value::Object(extra)) = (&mut meta, &job.meta) {
-        for (k, v) in extra {
-            m.entry(k.clone()).or_insert(v.clone());
-        }
-    }
-    let stored = writer.stats().stored_bytes;
-    let requests = ctx.requests.load(Ordering::Relaxed);
-    let _ = ctx;
-    let id = writer.commit(meta).await?;
-    job.progress.finish();
-    Ok(BackupReport {
-        snapshot_id: Some(id),
-        parts,
-        delta_state,
-        bytes_stored: stored,
-        requests,
-    })
-}
-
-fn cancelled_report(
-    mut parts: Vec<SubServiceReport>,
-    sub: ExchangeSubService,
-    counts: ItemCounts,
-    ctx: &Ctx<'_>,
-) -> BackupReport {
-    parts.push(SubServiceReport {
-        sub_service: sub,
-        outcome: crate::faults::Outcome::Cancelled,
-        counts,
-        failures: Vec::new(),
-        notes: Vec::new(),
-        error: None,
-    });
-    for p in &mut parts {
-        p.outcome = crate::faults::Outcome::Cancelled;
-    }
-    BackupReport {
-        snapshot_id: None,
-        parts,
-        delta_state: Value::Null,
-        bytes_stored: 0,
-        requests: ctx.requests.load(Ordering::Relaxed),
-    }
+    let requests = ctx.requests.get();
+    drop(ctx);
+    ledger
+        .commit(
+            writer,
+            "exchange-mailbox",
+            json!({ "mailbox": job.mailbox_id }),
+            &job.meta,
+            requests,
+            job.progress,
+        )
+        .await
 }
 
 fn is_gone(e: &EngineError) -> bool {

@@ -27,10 +27,11 @@ mod discovery;
 pub use backup::backup_mailbox;
 pub use discovery::discover_mailboxes;
 
+pub use crate::report::{BackupReport, ItemCounts, SubServiceReport};
+
 use serde::{Deserialize, Serialize};
 
 use crate::Cancel;
-use crate::faults::{ItemFailure, Outcome};
 use crate::progress::Progress;
 
 /// What the product tells an administrator looking for public folders.
@@ -148,69 +149,13 @@ pub struct MailboxBackup<'a> {
     pub meta: serde_json::Value,
 }
 
-/// Counts of one sub-service of a backup.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ItemCounts {
-    /// Items seen for the first time.
-    pub new: u64,
-    /// Items whose content or metadata changed.
-    pub changed: u64,
-    /// Items gone since the parent snapshot.
-    pub deleted: u64,
-    /// Items that could not be backed up.
-    pub failed: u64,
-    /// Items in the snapshot (after the backup).
-    pub total: u64,
-    /// Bytes downloaded from Microsoft 365.
-    pub bytes_read: u64,
-}
-
-/// What one sub-service of a backup did.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SubServiceReport {
-    /// Which sub-service.
-    pub sub_service: ExchangeSubService,
-    /// Its outcome (SPEC F-D6).
-    pub outcome: Outcome,
-    /// Counts.
-    pub counts: ItemCounts,
-    /// Items that failed, with reasons a person understands.
-    pub failures: Vec<ItemFailure>,
-    /// Recovered trouble worth showing (an expired delta token, say).
-    pub notes: Vec<String>,
-    /// Why it stopped, when it did.
-    pub error: Option<String>,
-}
-
-/// What a mailbox backup did.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BackupReport {
-    /// The snapshot written (always, unless the backup was cancelled or
-    /// failed before anything could be committed).
-    pub snapshot_id: Option<vault::SnapshotId>,
-    /// One report per sub-service.
-    pub parts: Vec<SubServiceReport>,
-    /// The delta state stored with the snapshot.
-    pub delta_state: serde_json::Value,
-    /// Bytes the vault stored for this snapshot (after dedup and compression).
-    pub bytes_stored: u64,
-    /// Graph requests this backup made.
-    pub requests: u64,
-}
-
-impl BackupReport {
-    /// The worst outcome of its parts.
-    pub fn outcome(&self) -> Outcome {
-        let rank = |o: Outcome| match o {
-            Outcome::Success => 0,
-            Outcome::Partial => 1,
-            Outcome::Failed => 2,
-            Outcome::Cancelled => 3,
-        };
-        self.parts
-            .iter()
-            .map(|p| p.outcome)
-            .max_by_key(|o| rank(*o))
-            .unwrap_or(Outcome::Success)
+impl From<ExchangeSubService> for crate::report::SubService {
+    fn from(s: ExchangeSubService) -> Self {
+        match s {
+            ExchangeSubService::Mail => Self::Mail,
+            ExchangeSubService::Contacts => Self::Contacts,
+            ExchangeSubService::Calendar => Self::Calendar,
+            ExchangeSubService::Tasks => Self::Tasks,
+        }
     }
 }
