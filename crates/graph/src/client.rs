@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use rand::Rng;
+use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -112,45 +113,62 @@ struct CachedToken {
     refresh_at: Instant,
 }
 
-/// Budget of one mailbox: a concurrency limit and a sliding window of request times.
-struct MailboxBudget {
-    slots: Arc<Semaphore>,
+/// A request budget: an optional concurrency limit and a sliding window of
+/// what was spent (requests, or SharePoint resource units), with a pause
+/// that a 429 or 503 imposes on everything sharing the budget.
+struct Budget {
+    slots: Option<Arc<Semaphore>>,
+    window: Duration,
     state: Mutex<BudgetState>,
 }
 
 #[derive(Default)]
 struct BudgetState {
-    sent: VecDeque<Instant>,
-    paused_until: Option<Instant>,
+    spent: VecDeque<(tokio::time::Instant, u32)>,
+    in_window: u64,
+    paused_until: Option<tokio::time::Instant>,
 }
 
-const WINDOW: Duration = Duration::from_secs(600);
+const MAILBOX_WINDOW: Duration = Duration::from_secs(600);
+const SHAREPOINT_WINDOW: Duration = Duration::from_secs(60);
+const TEAMS_WINDOW: Duration = Duration::from_secs(1);
 
-impl MailboxBudget {
-    /// Waits until one more request fits the 10-minute window and any pause has passed.
-    async fn admit(&self, limit: usize, count: usize) {
+impl Budget {
+    fn new(window: Duration, concurrency: Option<usize>) -> Self {
+        Self {
+            slots: concurrency.map(|n| Arc::new(Semaphore::new(n.max(1)))),
+            window,
+            state: Mutex::new(BudgetState::default()),
+        }
+    }
+
+    /// Waits until `cost` more fits the window and any pause has passed.
+    /// A cost above the whole limit is admitted alone in an empty window
+    /// rather than never.
+    async fn admit(&self, limit: u64, cost: u32) {
         loop {
             let wait = {
                 let mut st = self.state.lock();
-                let now = Instant::now();
-                while st
-                    .sent
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) >= WINDOW)
-                {
-                    st.sent.pop_front();
+                let now = tokio::time::Instant::now();
+                while let Some((t, c)) = st.spent.front().copied() {
+                    if now.duration_since(t) < self.window {
+                        break;
+                    }
+                    st.spent.pop_front();
+                    st.in_window -= u64::from(c);
                 }
                 if let Some(until) = st.paused_until.filter(|u| *u > now) {
                     Some(until - now)
-                } else if st.sent.len() + count <= limit {
-                    st.sent.extend(std::iter::repeat_n(now, count));
+                } else if st.in_window + u64::from(cost) <= limit.max(1) || st.spent.is_empty() {
+                    st.spent.push_back((now, cost));
+                    st.in_window += u64::from(cost);
                     None
                 } else {
-                    let oldest = st.sent.front().copied().unwrap_or(now);
+                    let oldest = st.spent.front().map(|(t, _)| *t).unwrap_or(now);
                     Some(
-                        (oldest + WINDOW)
+                        (oldest + self.window)
                             .saturating_duration_since(now)
-                            .max(Duration::from_millis(10)),
+                            .max(Duration::from_millis(5)),
                     )
                 }
             };
@@ -163,9 +181,40 @@ impl MailboxBudget {
 
     fn pause(&self, d: Duration) {
         let mut st = self.state.lock();
-        let until = Instant::now() + d;
+        let until = tokio::time::Instant::now() + d;
         if st.paused_until.is_none_or(|u| u < until) {
             st.paused_until = Some(until);
+        }
+    }
+}
+
+/// The budgets one request counts against.
+#[derive(Default)]
+struct Admission {
+    budgets: Vec<(Arc<Budget>, u64, u32)>,
+}
+
+impl Admission {
+    async fn admit(&self) -> GraphResult<Vec<tokio::sync::OwnedSemaphorePermit>> {
+        let mut permits = Vec::new();
+        for (b, limit, cost) in &self.budgets {
+            if let Some(slots) = &b.slots {
+                permits.push(
+                    slots
+                        .clone()
+                        .acquire_owned()
+                        .await
+                        .map_err(|e| GraphError::Config(e.to_string()))?,
+                );
+            }
+            b.admit(*limit, *cost).await;
+        }
+        Ok(permits)
+    }
+
+    fn pause(&self, d: Duration) {
+        for (b, _, _) in &self.budgets {
+            b.pause(d);
         }
     }
 }
@@ -174,7 +223,13 @@ struct Inner {
     cfg: GraphConfig,
     http: reqwest::Client,
     token: tokio::sync::Mutex<Option<CachedToken>>,
-    mailboxes: Mutex<HashMap<String, Arc<MailboxBudget>>>,
+    mailboxes: Mutex<HashMap<String, Arc<Budget>>>,
+    /// SharePoint and OneDrive: resource units per minute, per app and tenant.
+    sharepoint: Arc<Budget>,
+    /// Teams: requests per second on one team or channel.
+    teams_scopes: Mutex<HashMap<String, Arc<Budget>>>,
+    /// Teams: requests per second per app and tenant, by class.
+    teams_classes: [Arc<Budget>; 3],
     in_flight: Semaphore,
     counters: Counters,
 }
@@ -217,6 +272,112 @@ pub fn mailbox_of(url: &str) -> Option<String> {
         .unwrap_or_default();
     ((kind == "users" || kind == "groups") && OUTLOOK_SEGMENTS.contains(&sub.as_str()))
         .then(|| segs[1].to_ascii_lowercase())
+}
+
+/// The service limits a request counts against, as Microsoft publishes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Service {
+    /// Outlook (mail, contacts, calendars, tasks, group conversations): per
+    /// app and mailbox.
+    Outlook { mailbox: String },
+    /// SharePoint and OneDrive: resource units per app and tenant.
+    SharePoint { cost: u32 },
+    /// Teams: per app and tenant by class, and per team or channel.
+    Teams { scope: String, class: TeamsClass },
+    /// Directory and the rest: no client-side budget.
+    Other,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TeamsClass {
+    GetMessage,
+    PostMessage,
+    Other,
+}
+
+/// Collections whose listing costs 2 resource units.
+const MULTI_ITEM_SEGMENTS: &[&str] = &[
+    "children",
+    "items",
+    "lists",
+    "versions",
+    "columns",
+    "sites",
+    "drives",
+    "delta",
+    "search",
+    "getallsites",
+    "pages",
+    "contenttypes",
+    "attachments",
+    "thumbnails",
+];
+
+fn service_of(method: &Method, url: &str) -> Service {
+    if let Some(mailbox) = mailbox_of(url) {
+        return Service::Outlook { mailbox };
+    }
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let after = path
+        .split("/v1.0/")
+        .nth(1)
+        .unwrap_or(path.trim_start_matches('/'));
+    let segs: Vec<String> = after
+        .trim_matches('/')
+        .split('/')
+        .map(|s| s.split('(').next().unwrap_or(s).to_ascii_lowercase())
+        .collect();
+    let seg = |i: usize| segs.get(i).map(String::as_str).unwrap_or("");
+    let sharepoint = matches!(seg(0), "drives" | "sites" | "shares")
+        || (matches!(seg(0), "users" | "groups") && matches!(seg(2), "drive" | "drives" | "sites"));
+    if sharepoint {
+        return Service::SharePoint {
+            cost: resource_units(method, &segs, query),
+        };
+    }
+    if seg(0) == "teams" {
+        let is_message = segs.iter().any(|s| s == "messages" || s == "replies");
+        let scope = if seg(2) == "channels" && !seg(3).is_empty() {
+            format!("{}/{}", seg(1), seg(3))
+        } else {
+            seg(1).to_string()
+        };
+        let class = match (*method == Method::GET, *method == Method::POST, is_message) {
+            (true, _, true) => TeamsClass::GetMessage,
+            (_, true, true) => TeamsClass::PostMessage,
+            _ => TeamsClass::Other,
+        };
+        return Service::Teams { scope, class };
+    }
+    Service::Other
+}
+
+/// What a SharePoint or OneDrive request costs in resource units: 1 for a
+/// single item, a download or a delta with a token; 2 for a listing, a
+/// delta without a token or a write; 5 for permissions.
+fn resource_units(method: &Method, segs: &[String], query: &str) -> u32 {
+    let q = query.to_ascii_lowercase();
+    if segs.iter().any(|s| s == "permissions" || s == "invite") || q.contains("expand=permissions")
+    {
+        return 5;
+    }
+    if *method != Method::GET && *method != Method::HEAD {
+        return 2;
+    }
+    let last = segs.last().map(String::as_str).unwrap_or("");
+    if last == "delta" {
+        let with_token =
+            q.contains("token=") || q.contains("deltatoken") || q.contains("skiptoken");
+        return if with_token { 1 } else { 2 };
+    }
+    if last == "content" || last == "$value" {
+        return 1;
+    }
+    if MULTI_ITEM_SEGMENTS.contains(&last) {
+        2
+    } else {
+        1
+    }
 }
 
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
@@ -313,6 +474,9 @@ impl GraphClient {
                 http,
                 token: tokio::sync::Mutex::new(None),
                 mailboxes: Mutex::new(HashMap::new()),
+                sharepoint: Arc::new(Budget::new(SHAREPOINT_WINDOW, None)),
+                teams_scopes: Mutex::new(HashMap::new()),
+                teams_classes: std::array::from_fn(|_| Arc::new(Budget::new(TEAMS_WINDOW, None))),
                 in_flight,
                 counters: Counters::default(),
             }),
@@ -333,16 +497,54 @@ impl GraphClient {
         }
     }
 
-    fn mailbox(&self, key: &str) -> Arc<MailboxBudget> {
+    fn mailbox(&self, key: &str) -> Arc<Budget> {
         let mut map = self.inner.mailboxes.lock();
         map.entry(key.to_string())
             .or_insert_with(|| {
-                Arc::new(MailboxBudget {
-                    slots: Arc::new(Semaphore::new(self.inner.cfg.mailbox_concurrency.max(1))),
-                    state: Mutex::new(BudgetState::default()),
-                })
+                Arc::new(Budget::new(
+                    MAILBOX_WINDOW,
+                    Some(self.inner.cfg.mailbox_concurrency),
+                ))
             })
             .clone()
+    }
+
+    /// The budgets a request to `url` counts against (see [`Service`]).
+    fn admission(&self, method: &Method, url: &str) -> Admission {
+        let cfg = &self.inner.cfg;
+        let mut a = Admission::default();
+        match service_of(method, url) {
+            Service::Outlook { mailbox } => a.budgets.push((
+                self.mailbox(&mailbox),
+                cfg.mailbox_requests_per_10_min as u64,
+                1,
+            )),
+            Service::SharePoint { cost } => a.budgets.push((
+                self.inner.sharepoint.clone(),
+                u64::from(cfg.sharepoint_resource_units_per_min),
+                cost,
+            )),
+            Service::Teams { scope, class } => {
+                let scoped = self
+                    .inner
+                    .teams_scopes
+                    .lock()
+                    .entry(scope)
+                    .or_insert_with(|| Arc::new(Budget::new(TEAMS_WINDOW, None)))
+                    .clone();
+                let (i, limit) = match class {
+                    TeamsClass::GetMessage => (0, cfg.teams_get_messages_per_sec),
+                    TeamsClass::PostMessage => (1, cfg.teams_post_messages_per_sec),
+                    TeamsClass::Other => (2, cfg.teams_other_per_sec),
+                };
+                a.budgets
+                    .push((self.inner.teams_classes[i].clone(), u64::from(limit), 1));
+                a.budgets
+                    .push((scoped, u64::from(cfg.teams_per_scope_per_sec), 1));
+            }
+            Service::Other => {}
+        }
+        a
     }
 
     /// A valid access token, fetched or refreshed (5 minutes before expiry) as needed.
@@ -454,7 +656,7 @@ impl GraphClient {
     ) -> GraphResult<(u16, HeaderMap, reqwest::Response)> {
         let cfg = &self.inner.cfg;
         let url = cfg.url_for(&req.url);
-        let mailbox = mailbox_of(&url).map(|m| self.mailbox(&m));
+        let admission = self.admission(&req.method, &url);
         let mut attempt: u32 = 0;
         let mut throttle_waited = Duration::ZERO;
         let mut refreshed = false;
@@ -465,19 +667,7 @@ impl GraphClient {
                 .acquire()
                 .await
                 .map_err(|e| GraphError::Config(e.to_string()))?;
-            let _slot = match &mailbox {
-                Some(m) => {
-                    let permit = m
-                        .slots
-                        .clone()
-                        .acquire_owned()
-                        .await
-                        .map_err(|e| GraphError::Config(e.to_string()))?;
-                    m.admit(cfg.mailbox_requests_per_10_min, 1).await;
-                    Some(permit)
-                }
-                None => None,
-            };
+            let _slot = admission.admit().await?;
             let token = self.access_token().await?;
             let mut builder = self
                 .inner
@@ -543,10 +733,10 @@ impl GraphClient {
                         .counters
                         .throttled
                         .fetch_add(1, Ordering::Relaxed);
-                    if let Some(m) = &mailbox {
-                        // The whole mailbox waits, not just this request.
-                        m.pause(wait);
-                    }
+                    // Everything sharing the budget waits (the mailbox, the
+                    // tenant's SharePoint traffic, the channel), not just
+                    // this request.
+                    admission.pause(wait);
                     drop(_slot);
                     tracing::debug!(
                         request = label,
@@ -580,9 +770,15 @@ impl GraphClient {
     ) -> Option<tokio::sync::OwnedSemaphorePermit> {
         let m = self.mailbox(mailbox);
         let permits = count.min(self.inner.cfg.mailbox_concurrency).max(1) as u32;
-        let permit = m.slots.clone().acquire_many_owned(permits).await.ok();
-        m.admit(self.inner.cfg.mailbox_requests_per_10_min, count)
-            .await;
+        let permit = match &m.slots {
+            Some(slots) => slots.clone().acquire_many_owned(permits).await.ok(),
+            None => None,
+        };
+        m.admit(
+            self.inner.cfg.mailbox_requests_per_10_min as u64,
+            u32::try_from(count).unwrap_or(u32::MAX),
+        )
+        .await;
         permit
     }
 
@@ -612,6 +808,80 @@ mod tests {
     }
 
     #[test]
+    fn sharepoint_and_teams_requests_are_classified_with_their_cost() {
+        let get = Method::GET;
+        assert_eq!(
+            service_of(&get, "https://g/v1.0/drives/d/items/i/content"),
+            Service::SharePoint { cost: 1 }
+        );
+        assert_eq!(
+            service_of(&get, "/drives/d/root/delta"),
+            Service::SharePoint { cost: 2 }
+        );
+        assert_eq!(
+            service_of(&get, "/drives/d/root/delta?token=abc"),
+            Service::SharePoint { cost: 1 }
+        );
+        assert_eq!(
+            service_of(&get, "/users/u/drive/items/i/permissions"),
+            Service::SharePoint { cost: 5 }
+        );
+        assert_eq!(
+            service_of(&Method::PUT, "/sites/s/drive/items/i/content"),
+            Service::SharePoint { cost: 2 }
+        );
+        assert_eq!(
+            service_of(&get, "/groups/g/drives"),
+            Service::SharePoint { cost: 2 }
+        );
+        assert_eq!(
+            service_of(&get, "/teams/t/channels/c/messages/delta"),
+            Service::Teams {
+                scope: "t/c".into(),
+                class: TeamsClass::GetMessage
+            }
+        );
+        assert_eq!(
+            service_of(&get, "/teams/t/members"),
+            Service::Teams {
+                scope: "t".into(),
+                class: TeamsClass::Other
+            }
+        );
+        assert_eq!(service_of(&get, "/users?$top=999"), Service::Other);
+        assert!(matches!(
+            service_of(&get, "/groups/g/threads"),
+            Service::Outlook { .. }
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_budget_holds_spending_to_its_window() {
+        let b = Budget::new(Duration::from_secs(60), None);
+        let start = tokio::time::Instant::now();
+        // 10 RU per minute: five 2-RU listings fit, the sixth waits for the
+        // first to leave the window.
+        for _ in 0..5 {
+            b.admit(10, 2).await;
+        }
+        assert!(start.elapsed() < Duration::from_secs(1));
+        b.admit(10, 2).await;
+        assert!(
+            start.elapsed() >= Duration::from_secs(59),
+            "{:?}",
+            start.elapsed()
+        );
+        // A cost above the whole limit still goes through, alone.
+        let b = Budget::new(Duration::from_secs(1), None);
+        b.admit(3, 5).await;
+        // A pause holds everything sharing the budget.
+        b.pause(Duration::from_secs(30));
+        let before = tokio::time::Instant::now();
+        b.admit(100, 1).await;
+        assert!(before.elapsed() >= Duration::from_secs(29));
+    }
+
+    #[test]
     fn retry_after_in_seconds_or_as_a_date() {
         let mut h = HeaderMap::new();
         h.insert(reqwest::header::RETRY_AFTER, HeaderValue::from_static("7"));
@@ -627,10 +897,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_window_holds_requests_beyond_the_budget() {
-        let b = MailboxBudget {
-            slots: Arc::new(Semaphore::new(4)),
-            state: Mutex::new(BudgetState::default()),
-        };
+        let b = Budget::new(MAILBOX_WINDOW, Some(4));
         b.admit(3, 3).await;
         let late = tokio::time::timeout(Duration::from_millis(50), b.admit(3, 1)).await;
         assert!(late.is_err(), "a fourth request in the window must wait");

@@ -45,6 +45,18 @@ pub struct GraphConfig {
     pub mailbox_concurrency: usize,
     /// Outlook allows 10,000 requests per app and mailbox per 10 minutes.
     pub mailbox_requests_per_10_min: usize,
+    /// SharePoint and OneDrive resource units per minute, per app and
+    /// tenant. Microsoft grants 1,250 up to 1,000 licences, 2,500 up to
+    /// 5,000, 3,750 up to 15,000, 5,000 up to 50,000 and 6,250 above.
+    pub sharepoint_resource_units_per_min: u32,
+    /// Teams: GET channel messages per second, per app and tenant (20).
+    pub teams_get_messages_per_sec: u32,
+    /// Teams: POST channel messages per second, per app and tenant (50).
+    pub teams_post_messages_per_sec: u32,
+    /// Teams: other calls per second, per app and tenant (30).
+    pub teams_other_per_sec: u32,
+    /// Teams: requests per second on one team or channel (4).
+    pub teams_per_scope_per_sec: u32,
     /// Requests in flight across the whole tenant.
     pub max_in_flight: usize,
     /// Attempts for transient failures (5xx, dropped connections).
@@ -88,6 +100,11 @@ impl GraphConfig {
             user_agent: format!("ISV|Lifeboat|Lifeboat/{}", env!("CARGO_PKG_VERSION")),
             mailbox_concurrency: 4,
             mailbox_requests_per_10_min: 10_000,
+            sharepoint_resource_units_per_min: 1_250,
+            teams_get_messages_per_sec: 20,
+            teams_post_messages_per_sec: 50,
+            teams_other_per_sec: 30,
+            teams_per_scope_per_sec: 4,
             max_in_flight: 64,
             max_attempts: 6,
             max_throttle_wait_secs: 1800,
