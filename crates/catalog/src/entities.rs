@@ -482,4 +482,102 @@ impl Catalog {
         self.update_entities(account, ids, "deletion_requested_at = NULL", args![], "")
             .await
     }
+
+    /// Settles which task protects an entity two tasks cover (SPEC F-C2
+    /// "Backed up in another task"): the same Microsoft 365 object (same
+    /// kind and Graph id, through a connection to the same tenant), or a
+    /// group-connected site whose group a Teams & Groups task protects.
+    /// Active entities of `task` covered by another task's protected entity
+    /// become Backed up in another task; those no longer covered become
+    /// Scheduled again. Returns (now covered elsewhere, released).
+    pub async fn refresh_coverage(&self, account: AccountId, task: TaskId) -> Result<(u64, u64)> {
+        let me = self.get_task(account, task).await?;
+        // One connection per tenant and account (a UNIQUE constraint), so
+        // "the same tenant" is "the same connection".
+        let others: Vec<TaskId> = self
+            .list_tasks(account, None)
+            .await?
+            .into_iter()
+            .filter(|t| {
+                t.id != task
+                    && t.connection_id == me.connection_id
+                    && t.deletion_requested_at.is_none()
+            })
+            .map(|t| t.id)
+            .collect();
+        // The other task's entity must itself be protected (not paused,
+        // archived, pending deletion or covered in turn), so coverage never
+        // chains: the first task to protect an object keeps it.
+        let mut protected_elsewhere: std::collections::HashSet<(EntityKind, String)> =
+            Default::default();
+        for other in others {
+            let mut sql = Sql::new(&format!(
+                "SELECT {COLS} FROM entities e WHERE e.account_id = "
+            ));
+            sql.bind(account.to_string());
+            sql.push_bind(" AND e.task_id = ", other.to_string());
+            sql.push(
+                " AND e.active = 1 AND e.deletion_requested_at IS NULL \
+                 AND e.status NOT IN ('paused', 'archived', 'not_active', 'backed_up_in_another_task')",
+            );
+            for r in sql.query().fetch_all(&self.pool).await? {
+                let e = entity_from_row(&r)?;
+                protected_elsewhere.insert((e.kind, e.external_id));
+            }
+        }
+        let mut sql = Sql::new(&format!(
+            "SELECT {COLS} FROM entities e WHERE e.account_id = "
+        ));
+        sql.bind(account.to_string());
+        sql.push_bind(" AND e.task_id = ", task.to_string());
+        sql.push(" AND e.active = 1");
+        let mine = sql
+            .query()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(entity_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        let covered_elsewhere = |e: &Entity| {
+            protected_elsewhere.contains(&(e.kind, e.external_id.clone()))
+                || (e.kind == EntityKind::Site
+                    && e.properties
+                        .get("groupId")
+                        .and_then(serde_json::Value::as_str)
+                        .is_some_and(|g| {
+                            protected_elsewhere.contains(&(EntityKind::Group, g.to_string()))
+                                || protected_elsewhere.contains(&(EntityKind::Team, g.to_string()))
+                        }))
+        };
+        let mut now_covered = Vec::new();
+        let mut released = Vec::new();
+        for e in &mine {
+            let covered = covered_elsewhere(e);
+            match e.status {
+                EntityStatus::Scheduled
+                | EntityStatus::Success
+                | EntityStatus::Partial
+                | EntityStatus::Failed
+                    if covered =>
+                {
+                    now_covered.push(e.id)
+                }
+                EntityStatus::BackedUpInAnotherTask if !covered => released.push(e.id),
+                _ => {}
+            }
+        }
+        let a = self
+            .update_entities(
+                account,
+                &now_covered,
+                "status = 'backed_up_in_another_task'",
+                args![],
+                "",
+            )
+            .await?;
+        let b = self
+            .update_entities(account, &released, "status = 'scheduled'", args![], "")
+            .await?;
+        Ok((a, b))
+    }
 }

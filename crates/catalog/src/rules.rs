@@ -285,4 +285,67 @@ impl Catalog {
         }
         Ok(())
     }
+
+    /// Remember that `rule` activated these entities (or still matches them).
+    pub async fn record_rule_matches(
+        &self,
+        account: AccountId,
+        rule: RuleId,
+        entities: &[crate::types::EntityId],
+    ) -> Result<()> {
+        let now = micros(self.now());
+        let mut tx = self.begin_write().await?;
+        for e in entities {
+            q(
+                "INSERT INTO rule_entities (account_id, rule_id, entity_id, matched_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (account_id, rule_id, entity_id) DO UPDATE SET matched_at = $4",
+                args![account.to_string(), rule.to_string(), e.to_string(), now],
+            )
+            .query()
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match Error::from(e) {
+                Error::NotFound(_) => Error::NotFound("entity"),
+                other => other,
+            })?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The entities `rule` has activated and that still matched it when it
+    /// was last evaluated.
+    pub async fn rule_matches(
+        &self,
+        account: AccountId,
+        rule: RuleId,
+    ) -> Result<Vec<crate::types::EntityId>> {
+        let rows = q(
+            "SELECT entity_id FROM rule_entities WHERE account_id = $1 AND rule_id = $2 ORDER BY entity_id",
+            args![account.to_string(), rule.to_string()],
+        )
+        .query()
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| r.parse("entity_id")).collect()
+    }
+
+    /// Forget that `rule` matched these entities (they left its scope).
+    pub async fn forget_rule_matches(
+        &self,
+        account: AccountId,
+        rule: RuleId,
+        entities: &[crate::types::EntityId],
+    ) -> Result<()> {
+        if entities.is_empty() {
+            return Ok(());
+        }
+        let mut sql = Sql::new("DELETE FROM rule_entities WHERE account_id = ");
+        sql.bind(account.to_string());
+        sql.push_bind(" AND rule_id = ", rule.to_string());
+        sql.push(" AND entity_id IN ")
+            .bind_list(entities.iter().map(|e| e.to_string()));
+        sql.query().execute(&self.pool).await?;
+        Ok(())
+    }
 }

@@ -12,6 +12,7 @@ db_test!(
             "tags",
             "entity_tags",
             "activation_rules",
+            "rule_entities",
             "backup_runs",
             "backup_run_failures",
             "activity",

@@ -128,3 +128,119 @@ db_test!(
         assert!(new[0].active);
     }
 );
+
+db_test!(
+    async fn two_tasks_covering_one_object_back_it_up_once(db) {
+        let c = &db.catalog;
+        let acc = db.account("Contoso").await;
+        let sites = db.task(acc, Service::SharePoint).await;
+        // A second task on the same tenant connection, and a Teams task.
+        let second = c
+            .create_task(
+                acc,
+                catalog::NewTask {
+                    connection_id: sites.connection_id,
+                    service: Service::SharePoint,
+                    name: "Sites again".into(),
+                    settings: Default::default(),
+                },
+            )
+            .await
+            .expect("task");
+        let teams = c
+            .create_task(
+                acc,
+                catalog::NewTask {
+                    connection_id: sites.connection_id,
+                    service: Service::Teams,
+                    name: "Teams".into(),
+                    settings: Default::default(),
+                },
+            )
+            .await
+            .expect("task");
+        let site = |id: &str, group: Option<&str>| DiscoveredEntity {
+            kind: EntityKind::Site,
+            external_id: id.into(),
+            name: id.into(),
+            email_or_url: Some(format!("https://contoso.sharepoint.com/sites/{id}")),
+            entity_type: EntityType::Site,
+            properties: match group {
+                Some(g) => serde_json::json!({ "groupId": g }),
+                None => serde_json::json!({}),
+            },
+        };
+        let first = c.upsert_entities(acc, sites.id, &[site("hr", None), site("sales", Some("g-sales"))], true).await.expect("upsert");
+        assert_eq!(c.refresh_coverage(acc, sites.id).await.expect("coverage"), (0, 0));
+        // The second task activates the same site: it is backed up in the first.
+        let dup = c.upsert_entities(acc, second.id, &[site("hr", None)], true).await.expect("upsert");
+        assert_eq!(c.refresh_coverage(acc, second.id).await.expect("coverage"), (1, 0));
+        assert_eq!(c.get_entity(acc, dup[0].id).await.expect("get").status, EntityStatus::BackedUpInAnotherTask);
+        // The first task's own entity is untouched (first come, first kept).
+        assert_eq!(c.refresh_coverage(acc, sites.id).await.expect("coverage"), (0, 0));
+        assert_eq!(c.get_entity(acc, first[0].id).await.expect("get").status, EntityStatus::Scheduled);
+        // A Teams task protecting the site's group covers the group site.
+        c.upsert_entities(
+            acc,
+            teams.id,
+            &[DiscoveredEntity {
+                kind: EntityKind::Team,
+                external_id: "g-sales".into(),
+                name: "Sales".into(),
+                email_or_url: Some("sales@contoso.test".into()),
+                entity_type: EntityType::Team,
+                properties: serde_json::json!({}),
+            }],
+            true,
+        )
+        .await
+        .expect("upsert");
+        assert_eq!(c.refresh_coverage(acc, sites.id).await.expect("coverage"), (1, 0));
+        assert_eq!(c.get_entity(acc, first[1].id).await.expect("get").status, EntityStatus::BackedUpInAnotherTask);
+        // Pausing the first task's site releases the second task's copy.
+        c.pause_entities(acc, &[first[0].id]).await.expect("pause");
+        assert_eq!(c.refresh_coverage(acc, second.id).await.expect("coverage"), (0, 1));
+        assert_eq!(c.get_entity(acc, dup[0].id).await.expect("get").status, EntityStatus::Scheduled);
+        // Another account's tasks never cover this account's entities.
+        let other = db.account("Fabrikam").await;
+        let other_task = db.task(other, Service::SharePoint).await;
+        c.upsert_entities(other, other_task.id, &[site("hr", None)], true).await.expect("upsert");
+        assert_eq!(c.refresh_coverage(other, other_task.id).await.expect("coverage"), (0, 0));
+        assert!(matches!(c.refresh_coverage(other, sites.id).await, Err(Error::NotFound(_))));
+    }
+);
+
+db_test!(
+    async fn rules_remember_what_they_activated(db) {
+        let c = &db.catalog;
+        let acc = db.account("Contoso").await;
+        let task = db.task(acc, Service::Exchange).await;
+        let es = db.mailboxes(acc, &task, &["Alice Adams", "Bob Brown"]).await;
+        let rule = c
+            .create_rule(
+                acc,
+                catalog::NewRule {
+                    task_id: task.id,
+                    definition: catalog::RuleDefinition::Group { group_id: "g1".into(), group_name: "Sales".into() },
+                    mode: catalog::RuleMode::Recurring,
+                    deactivation: catalog::Deactivation::Pause,
+                },
+            )
+            .await
+            .expect("rule");
+        c.record_rule_matches(acc, rule.id, &[es[0].id, es[1].id]).await.expect("record");
+        c.record_rule_matches(acc, rule.id, &[es[0].id]).await.expect("record again");
+        let mut want = vec![es[0].id, es[1].id];
+        want.sort_by_key(|e| e.to_string());
+        assert_eq!(c.rule_matches(acc, rule.id).await.expect("matches"), want);
+        c.forget_rule_matches(acc, rule.id, &[es[1].id]).await.expect("forget");
+        assert_eq!(c.rule_matches(acc, rule.id).await.expect("matches"), vec![es[0].id]);
+        // Scoped to the account.
+        let other = db.account("Fabrikam").await;
+        assert!(c.rule_matches(other, rule.id).await.expect("matches").is_empty());
+        assert!(c.record_rule_matches(other, rule.id, &[es[0].id]).await.is_err());
+        // Deleting the rule forgets its matches.
+        c.delete_rule(acc, rule.id).await.expect("delete");
+        assert!(c.rule_matches(acc, rule.id).await.expect("matches").is_empty());
+    }
+);
