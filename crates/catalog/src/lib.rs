@@ -38,7 +38,8 @@ pub use jobs::{
     MAX_JOB_PAGE, NewJob, backup_dedupe_key,
 };
 pub use rules::{
-    ActivationRule, Deactivation, NewRule, RuleDefinition, RuleKind, RuleMode, UrlMatch,
+    ActivationRule, CsvProblem, Deactivation, NewRule, RuleDefinition, RuleKind, RuleMode,
+    UrlMatch, parse_account_csv,
 };
 pub use runs::{BackupRun, DailyItems, ItemFailure, RunCounts, RunFinish};
 pub use tags::Tag;

@@ -349,3 +349,134 @@ impl Catalog {
         Ok(())
     }
 }
+
+/// A row of an imported CSV that could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CsvProblem {
+    /// 1-based line number in the file (the header is line 1).
+    pub line: u64,
+    /// What was wrong, for a person.
+    pub reason: String,
+}
+
+/// The "Account Email" column of an imported CSV. Every row that is not
+/// used is reported with its line and why; none is silently dropped.
+/// Fails only when the file has no such column or is not CSV at all.
+pub fn parse_account_csv(text: &str) -> Result<(Vec<String>, Vec<CsvProblem>)> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| Error::InvalidInput(format!("the CSV cannot be read: {e}")))?
+        .clone();
+    let column = headers
+        .iter()
+        .position(|h| h.eq_ignore_ascii_case("Account Email"))
+        .ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "the CSV needs an \"Account Email\" column; its header is \"{}\"",
+                headers.iter().collect::<Vec<_>>().join(",")
+            ))
+        })?;
+    let mut emails = Vec::new();
+    let mut problems = Vec::new();
+    let mut seen: std::collections::HashMap<String, u64> = Default::default();
+    for record in reader.records() {
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                problems.push(CsvProblem {
+                    line,
+                    reason: format!("not valid CSV: {e}"),
+                });
+                continue;
+            }
+        };
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        if record.iter().all(str::is_empty) {
+            problems.push(CsvProblem {
+                line,
+                reason: "empty row".into(),
+            });
+            continue;
+        }
+        let Some(email) = record.get(column).filter(|s| !s.is_empty()) else {
+            problems.push(CsvProblem {
+                line,
+                reason: "no Account Email on this row".into(),
+            });
+            continue;
+        };
+        if !looks_like_email(email) {
+            problems.push(CsvProblem {
+                line,
+                reason: format!("\"{email}\" is not an email address"),
+            });
+            continue;
+        }
+        let key = email.to_ascii_lowercase();
+        if let Some(first) = seen.get(&key) {
+            problems.push(CsvProblem {
+                line,
+                reason: format!("{email} repeats line {first}"),
+            });
+            continue;
+        }
+        seen.insert(key.clone(), line);
+        emails.push(key);
+    }
+    Ok((emails, problems))
+}
+
+fn looks_like_email(s: &str) -> bool {
+    let mut parts = s.split('@');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(local), Some(domain), None) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !s.chars().any(|c| c.is_whitespace() || c == ',' || c == ';')
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_rows_are_used_or_reported_never_dropped() {
+        let text = "\u{feff}Name,Account Email\n\
+                    Alice,alice@contoso.test\n\
+                    Bob,  BOB@Contoso.test \n\
+                    Empty,\n\
+                    ,\n\
+                    Carol,carol-at-contoso\n\
+                    Again,Alice@contoso.test\n\
+                    Dan,dan@contoso.test,extra\n";
+        let (emails, problems) = parse_account_csv(text).unwrap();
+        assert_eq!(
+            emails,
+            vec!["alice@contoso.test", "bob@contoso.test", "dan@contoso.test"]
+        );
+        let lines: Vec<u64> = problems.iter().map(|p| p.line).collect();
+        assert_eq!(lines, vec![4, 5, 6, 7], "{problems:?}");
+        assert!(problems[2].reason.contains("not an email"));
+        assert!(problems[3].reason.contains("repeats line 2"));
+        // 7 data rows: 3 used + 4 reported.
+        assert_eq!(emails.len() + problems.len(), 7);
+    }
+
+    #[test]
+    fn a_csv_without_the_column_is_refused_with_its_header() {
+        let e = parse_account_csv("Name,Mail\nA,a@b.c\n").unwrap_err();
+        assert!(e.to_string().contains("Account Email"), "{e}");
+        assert!(e.to_string().contains("Name,Mail"), "{e}");
+    }
+}

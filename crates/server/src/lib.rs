@@ -30,6 +30,7 @@ pub mod auth;
 pub mod dto;
 pub mod error;
 pub mod jobs;
+pub mod rules;
 pub mod tasks;
 
 pub use auth::{Actor, CSRF_HEADER, Principal, SESSION_COOKIE};
@@ -158,6 +159,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(tasks::backup))
         .routes(routes!(tasks::list_runs))
         .routes(routes!(tasks::list_snapshots))
+        .routes(routes!(rules::list_rules, rules::create_rule))
+        .routes(routes!(rules::delete_rule))
         .routes(routes!(jobs::list_jobs))
         .routes(routes!(jobs::get_job))
         .routes(routes!(jobs::cancel_job))

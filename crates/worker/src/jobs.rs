@@ -32,7 +32,14 @@ pub struct DiscoverySummary {
     pub activated: usize,
     /// Entities no longer in the tenant, now Archived.
     pub archived: usize,
-    /// Why public folders are not offered.
+    /// Entities of the task now backed up in another task of the tenant.
+    #[serde(default)]
+    pub backed_up_elsewhere: u64,
+    /// What the task's recurring activation rules did.
+    #[serde(default)]
+    pub rules: Vec<crate::rules::RuleOutcome>,
+    /// What an administrator should know about this service (public folders
+    /// are not offered, say).
     pub notice: String,
 }
 
@@ -243,11 +250,15 @@ async fn discover(rt: &Runtime, account: AccountId, task: &Task) -> Result<Disco
             archived += 1;
         }
     }
+    let rules = crate::rules::evaluate_recurring_rules(rt, account, task.id).await?;
+    let (backed_up_elsewhere, _) = rt.catalog.refresh_coverage(account, task.id).await?;
     Ok(DiscoverySummary {
         found: found.len(),
         new,
         activated,
         archived,
+        backed_up_elsewhere,
+        rules,
         notice: PUBLIC_FOLDERS_NOTICE.to_string(),
     })
 }
@@ -263,7 +274,34 @@ pub(crate) async fn run_discovery_job(rt: &Runtime, claimed: &Claimed) -> JobEnd
             retryable: false,
         };
     };
-    match discover_task(rt, job.account_id, task, Some(job.id)).await {
+    let result = async {
+        let mut summary = discover_task(rt, job.account_id, task, Some(job.id)).await?;
+        // A rule just created (through the API) is applied on fresh discovery
+        // results, whether it runs once or recurs.
+        let rule = job
+            .payload
+            .get("rule_id")
+            .and_then(Value::as_str)
+            .map(|r| {
+                r.parse::<catalog::RuleId>()
+                    .map_err(|_| WorkerError::Invalid(format!("'{r}' is not a rule id")))
+            })
+            .transpose()?;
+        if let Some(rule) = rule {
+            let rule = rt.catalog.get_rule(job.account_id, rule).await?;
+            if !summary
+                .rules
+                .iter()
+                .any(|o| o.rule_id == rule.id.to_string())
+            {
+                let outcome = crate::rules::apply_rule(rt, job.account_id, &rule).await?;
+                summary.rules.push(outcome);
+            }
+        }
+        Ok::<_, WorkerError>(summary)
+    }
+    .await;
+    match result {
         Ok(s) => JobEnd::Completed(serde_json::to_value(s).unwrap_or(Value::Null)),
         Err(e) => JobEnd::Failed {
             retryable: e.is_retryable(),

@@ -5,18 +5,21 @@
 //!   clients, opened from a data directory (embedded defaults) or from a
 //!   database URL and a vault URL (production).
 //! - [`jobs`]: what discovery and backup jobs do and record.
+//! - [`rules`]: bulk activation rules, applied once or after every discovery.
 //! - [`Worker`]: claims leased jobs and runs them; reclaims dead workers' jobs.
 //! - [`Scheduler`]: enqueues due backups and the daily discovery.
 
 mod error;
 pub mod jobs;
 pub mod progress;
+pub mod rules;
 mod runtime;
 pub mod scheduler;
 mod worker;
 
 pub use error::{Result, WorkerError};
 pub use jobs::{BackupSummary, DiscoverySummary, PartSummary, discover_task, task_entities};
+pub use rules::{RuleOutcome, apply_rule};
 pub use runtime::{KeySource, MASTER_KEY_FILE, Runtime, RuntimeOptions, Storage};
 pub use scheduler::{EnqueuedBackups, Scheduler, TickReport, enqueue_backups, is_protected};
 pub use worker::{Worker, execute};
