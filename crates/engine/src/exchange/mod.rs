@@ -26,6 +26,7 @@ mod discovery;
 
 pub use backup::backup_mailbox;
 pub use discovery::discover_mailboxes;
+pub(crate) use discovery::directory_properties;
 
 pub use crate::report::{BackupReport, ItemCounts, SubServiceReport};
 
