@@ -68,10 +68,7 @@ pub async fn discover_drives(graph: &GraphClient) -> Result<Vec<DiscoveredDrive>
         }
         items.push(BatchItem::get(
             u.id.clone(),
-            format!(
-                "/users/{}/drive?$select=id,webUrl,driveType,quota",
-                u.id
-            ),
+            format!("/users/{}/drive?$select=id,webUrl,driveType,quota", u.id),
         ));
     }
     let results = if items.is_empty() {
@@ -90,7 +87,9 @@ pub async fn discover_drives(graph: &GraphClient) -> Result<Vec<DiscoveredDrive>
             continue;
         }
         if !r.is_success() {
-            let why = r.body["error"]["message"].as_str().unwrap_or("no reason given");
+            let why = r.body["error"]["message"]
+                .as_str()
+                .unwrap_or("no reason given");
             return Err(EngineError::Invalid(format!(
                 "could not read the OneDrive of {} ({}): {} {why}",
                 u.user_principal_name.as_deref().unwrap_or(&u.id),
@@ -200,28 +199,21 @@ pub async fn backup_onedrive(job: OneDriveBackup<'_>) -> Result<BackupReport> {
     };
     let mut bus = FaultBus::default();
     let mut counts = ItemCounts::default();
-    let result = crate::drive::backup_drive(
-        &ctx,
-        ONEDRIVE_ROOT,
-        &drive_id,
-        &prev,
-        &mut bus,
-        &mut counts,
-    )
-    .await
-    .map(|mut state| {
-        if let Value::Object(m) = &mut state {
-            m.insert("driveId".into(), json!(drive_id));
-        }
-        state
-    });
+    let result =
+        crate::drive::backup_drive(&ctx, ONEDRIVE_ROOT, &drive_id, &prev, &mut bus, &mut counts)
+            .await
+            .map(|mut state| {
+                if let Value::Object(m) = &mut state {
+                    m.insert("driveId".into(), json!(drive_id));
+                }
+                state
+            });
     if let Err(EngineError::Cancelled) = ledger.record(SubService::Drive, result, bus, counts) {
         return Ok(ledger.cancelled(requests.get()));
     }
     if job.cancel.is_cancelled() {
         return Ok(ledger.cancelled(requests.get()));
     }
-    drop(ctx);
     ledger
         .commit(
             writer,

@@ -67,7 +67,7 @@ async fn env(cfg: SimConfig) -> Env {
 
 fn small_tenant(users: u32, seed: u64) -> SimConfig {
     let mut cfg = SimConfig::new(users, seed);
-    cfg.content_scale = 0.15;
+    cfg.content_scale = 1.0;
     cfg
 }
 
@@ -164,10 +164,19 @@ impl Env {
     /// id-keyed layout and content read back and hashed.
     async fn files(&self, id: &SnapshotId) -> Files {
         let snap = self.snap(id).await;
-        let entries = self.account.list_folder(&snap, "drive/items").await.unwrap();
+        let entries = self
+            .account
+            .list_folder(&snap, "drive/items")
+            .await
+            .unwrap();
         let metas: BTreeMap<String, Value> = entries
             .iter()
-            .map(|e| (e.name.clone(), serde_json::from_slice(e.node.meta()).unwrap()))
+            .map(|e| {
+                (
+                    e.name.clone(),
+                    serde_json::from_slice(e.node.meta()).unwrap(),
+                )
+            })
             .collect();
         let mut out = Files::new();
         for e in &entries {
@@ -226,14 +235,20 @@ fn drive_part(r: &BackupReport) -> &engine::SubServiceReport {
     r.part(SubService::Drive).expect("a drive part")
 }
 
-/// A user whose OneDrive has files, and its drive id.
+/// A user whose OneDrive has files.
 async fn some_drive(e: &Env) -> DiscoveredDrive {
+    drive_where(e, |_| true).await
+}
+
+/// A user whose OneDrive has files and passes `want`.
+async fn drive_where(e: &Env, want: impl Fn(&Files) -> bool) -> DiscoveredDrive {
     for d in e.drives().await {
-        if !e.truth(&d.user_id).await.is_empty() {
+        let t = e.truth(&d.user_id).await;
+        if !t.is_empty() && want(&t) {
             return d;
         }
     }
-    panic!("no OneDrive with files in the tenant");
+    panic!("no such OneDrive in the tenant");
 }
 
 #[tokio::test]
@@ -250,12 +265,21 @@ async fn discovery_lists_every_user_with_a_onedrive() {
             .send(Request::get(format!("/users/{uid}/drive")))
             .await
             .ok()
-            .map(|r| r.json::<Value>().unwrap()["id"].as_str().unwrap().to_string());
+            .map(|r| {
+                r.json::<Value>().unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            });
         let found = drives.iter().find(|d| d.user_id == uid);
         assert_eq!(found.map(|d| d.drive_id.clone()), has, "user {uid}");
     }
     let d = &drives[0];
-    assert!(d.web_url.as_deref().is_some_and(|u| u.starts_with("https://")));
+    assert!(
+        d.web_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+    );
     assert!(d.user_principal_name.is_some() && d.email.is_some());
     assert!(d.properties.get("licensed").is_some());
     assert!(
@@ -266,8 +290,9 @@ async fn discovery_lists_every_user_with_a_onedrive() {
 
 #[tokio::test]
 async fn first_backup_then_incrementals_match_the_truth_and_cost_what_changed() {
-    let e = env(small_tenant(6, 62)).await;
-    let d = some_drive(&e).await;
+    let e = env(small_tenant(12, 62)).await;
+    // One with OneNote notebooks (their sections are .one files).
+    let d = drive_where(&e, |t| t.values().any(|f| f.0.ends_with(".one"))).await;
     let user = d.user_id.as_str();
 
     let first = e.backup(user, None).await;
@@ -319,12 +344,14 @@ async fn first_backup_then_incrementals_match_the_truth_and_cost_what_changed() 
     let items = e.account.list_folder(&snap1, "drive/items").await.unwrap();
     let shared: Vec<String> = items
         .iter()
-        .filter(|i| {
-            serde_json::from_slice::<Value>(i.node.meta()).unwrap()["shared"].is_object()
-        })
+        .filter(|i| serde_json::from_slice::<Value>(i.node.meta()).unwrap()["shared"].is_object())
         .map(|i| i.name.clone())
         .collect();
-    let perms = e.account.list_folder(&snap1, "drive/permissions").await.unwrap();
+    let perms = e
+        .account
+        .list_folder(&snap1, "drive/permissions")
+        .await
+        .unwrap();
     assert!(!shared.is_empty());
     assert_eq!(
         perms.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
@@ -342,7 +369,10 @@ async fn first_backup_then_incrementals_match_the_truth_and_cost_what_changed() 
             .unwrap(),
     )
     .unwrap();
-    assert!(p0.as_array().is_some_and(|a| !a.is_empty() && a[0]["roles"].is_array()));
+    assert!(
+        p0.as_array()
+            .is_some_and(|a| !a.is_empty() && a[0]["roles"].is_array())
+    );
     assert!(
         items.iter().any(|i| {
             serde_json::from_slice::<Value>(i.node.meta()).unwrap()["package"]["type"] == "oneNote"
@@ -371,6 +401,13 @@ async fn first_backup_then_incrementals_match_the_truth_and_cost_what_changed() 
         "an incremental costs far less than the first backup ({} vs {})",
         second.requests,
         first.requests
+    );
+    println!(
+        "{} files: first backup {} requests, incremental after activity {} ({:?})",
+        truth1.len(),
+        first.requests,
+        second.requests,
+        drive_part(&second).counts
     );
     // The first snapshot still holds what was there then.
     assert_eq!(e.files(&s1).await, truth1);
@@ -413,7 +450,10 @@ async fn after_ransomware_the_new_snapshot_has_the_encrypted_files_and_the_old_o
     let originals = e.assert_matches_truth(user, &s1).await;
 
     let r = e
-        .control(&format!("/_sim/drives/{}/ransomware", d.drive_id), json!({}))
+        .control(
+            &format!("/_sim/drives/{}/ransomware", d.drive_id),
+            json!({}),
+        )
         .await;
     assert_eq!(r["encrypted"].as_u64().unwrap(), originals.len() as u64);
     let second = e.backup(user, Some(&s1)).await;
@@ -439,7 +479,10 @@ async fn after_ransomware_the_new_snapshot_has_the_encrypted_files_and_the_old_o
                 found |= e.hash(content).await == (*size, hash.clone());
             }
         }
-        assert!(found, "the original of {id} is a version in the new snapshot");
+        assert!(
+            found,
+            "the original of {id} is a version in the new snapshot"
+        );
     }
 }
 
@@ -532,7 +575,10 @@ async fn an_expired_delta_token_enumerates_again_and_finds_deletions() {
         "{:?}",
         part.counts
     );
-    assert_eq!(part.counts.bytes_read, 0, "nothing else changed: no download");
+    assert_eq!(
+        part.counts.bytes_read, 0,
+        "nothing else changed: no download"
+    );
     let snap2 = e.snap(&s2).await;
     assert!(
         e.account
@@ -574,7 +620,21 @@ async fn with_five_percent_faults_nothing_is_lost() {
         .backup(user, Some(first.snapshot_id.as_ref().unwrap()))
         .await;
     e.sim.sim.set_faults(0.0, Vec::new());
-    // Whatever failed under faults is tried again by the next run.
+    let stats = e.sim.sim.stats.snapshot();
+    let injected: u64 = stats
+        .by_key
+        .iter()
+        .filter(|(k, _)| k.starts_with("fault:"))
+        .map(|(_, v)| v)
+        .sum();
+    assert!(injected > 0, "faults were injected: {:?}", stats.by_key);
+    // Retries absorb the faults; an item that still failed is named, and
+    // the next run (without faults) tries it again.
+    assert!(
+        matches!(second.outcome(), Outcome::Success | Outcome::Partial),
+        "{:?}",
+        second.parts
+    );
     let third = e
         .backup(user, Some(second.snapshot_id.as_ref().unwrap()))
         .await;
@@ -586,7 +646,7 @@ async fn with_five_percent_faults_nothing_is_lost() {
             .await;
     }
     println!(
-        "failures under 5% faults: first {failed_first}, second {}",
+        "{injected} faults injected; item failures: first {failed_first}, second {}",
         drive_part(&second).failures.len()
     );
 }
@@ -635,7 +695,10 @@ async fn a_cancelled_backup_commits_nothing_and_a_deleted_user_is_gone() {
         .backup_with(user, None, &Cancel::new(), &NoProgress)
         .await
         .unwrap_err();
-    assert!(matches!(&err, EngineError::EntityGone(w) if w.contains(user)), "{err}");
+    assert!(
+        matches!(&err, EngineError::EntityGone(w) if w.contains(user)),
+        "{err}"
+    );
     assert!(e.account.snapshots().await.unwrap().is_empty());
 }
 
@@ -655,5 +718,8 @@ async fn a_user_without_a_onedrive_is_reported_gone_not_failed() {
         .backup_with(&without, None, &Cancel::new(), &NoProgress)
         .await
         .unwrap_err();
-    assert!(matches!(&err, EngineError::EntityGone(w) if w.contains("OneDrive")), "{err}");
+    assert!(
+        matches!(&err, EngineError::EntityGone(w) if w.contains("OneDrive")),
+        "{err}"
+    );
 }

@@ -149,8 +149,7 @@ pub(super) async fn run_plans(
         futures::stream::iter(plans)
             .map(|p| async move {
                 let r = back_up_item(ctx, root, drive_id, &p).await;
-                ctx.progress
-                    .advance(1, r.as_ref().map(|b| *b).unwrap_or(0));
+                ctx.progress.advance(1, r.as_ref().map(|b| *b).unwrap_or(0));
                 (p.id, p.old, r)
             })
             .buffer_unordered(DOWNLOADS_IN_FLIGHT)
@@ -277,7 +276,9 @@ async fn back_up_item(
             )
             .await?;
     } else if p.drop_permissions {
-        ctx.writer.remove(&format!("{root}/permissions/{id}")).await?;
+        ctx.writer
+            .remove(&format!("{root}/permissions/{id}"))
+            .await?;
     }
     Ok(bytes)
 }
@@ -452,7 +453,8 @@ mod tests {
     fn content_is_compared_by_hash_then_ctag() {
         let a = json!({"size": 3, "cTag": "c1", "file": {"hashes": {"quickXorHash": "q1"}}});
         let renamed = json!({"size": 3, "cTag": "c1", "name": "b", "file": {"hashes": {"quickXorHash": "q1"}}});
-        let rewritten = json!({"size": 3, "cTag": "c2", "file": {"hashes": {"quickXorHash": "q2"}}});
+        let rewritten =
+            json!({"size": 3, "cTag": "c2", "file": {"hashes": {"quickXorHash": "q2"}}});
         let no_hash = json!({"size": 3, "cTag": "c1", "file": {}});
         let no_hash_changed = json!({"size": 3, "cTag": "c2", "file": {}});
         let resized = json!({"size": 4, "cTag": "c1", "file": {"hashes": {"quickXorHash": "q1"}}});

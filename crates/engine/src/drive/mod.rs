@@ -77,8 +77,7 @@ const DELTA_PAGE: usize = 500;
 /// Delta preferences: report deletions as `deleted` facets, include items
 /// below permission gaps, and flag sharing changes so that permissions are
 /// re-read exactly when they changed.
-const DELTA_PREFER: &str =
-    "deltashowremovedasdeleted, deltatraversepermissiongaps, deltashowsharingchanges, hierarchicalsharing";
+const DELTA_PREFER: &str = "deltashowremovedasdeleted, deltatraversepermissiongaps, deltashowsharingchanges, hierarchicalsharing";
 
 /// Attempts at a whole delta round when the connection drops mid-answer
 /// (the pipeline retries 429/503 by itself, but not a body cut short).
@@ -308,13 +307,16 @@ async fn delta_round(ctx: &PartCtx<'_>, drive_id: &str, prev: Option<&str>) -> R
 async fn remove_item(ctx: &PartCtx<'_>, root: &str, id: &str) -> Result<()> {
     ctx.writer.remove(&format!("{root}/items/{id}")).await?;
     ctx.writer.remove(&format!("{root}/versions/{id}")).await?;
-    ctx.writer.remove(&format!("{root}/permissions/{id}")).await?;
+    ctx.writer
+        .remove(&format!("{root}/permissions/{id}"))
+        .await?;
     Ok(())
 }
 
 /// Whether stored or listed driveItem JSON is a file (has content).
 fn is_file(meta: Option<&Value>) -> bool {
-    meta.and_then(|m| m.get("file")).is_some_and(Value::is_object)
+    meta.and_then(|m| m.get("file"))
+        .is_some_and(Value::is_object)
 }
 
 /// The id of an item's parent, from its `parentReference`.
