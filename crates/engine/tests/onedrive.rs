@@ -486,6 +486,85 @@ async fn after_ransomware_the_new_snapshot_has_the_encrypted_files_and_the_old_o
     }
 }
 
+/// The permissions a snapshot holds for an item (None when it has none).
+async fn stored_permissions(e: &Env, id: &SnapshotId, item: &str) -> Option<Value> {
+    let snap = e.snap(id).await;
+    let bytes = e
+        .account
+        .read_item_bytes(&snap, &format!("drive/permissions/{item}"))
+        .await
+        .ok()?;
+    Some(serde_json::from_slice(&bytes).unwrap())
+}
+
+#[tokio::test]
+async fn sharing_changes_reread_the_permissions_of_those_items_only() {
+    let e = env(small_tenant(6, 69)).await;
+    let d = some_drive(&e).await;
+    let user = d.user_id.as_str();
+    let first = e.backup(user, None).await;
+    let s1 = first.snapshot_id.clone().unwrap();
+    e.assert_matches_truth(user, &s1).await;
+    let snap1 = e.snap(&s1).await;
+    let items = e.account.list_folder(&snap1, "drive/items").await.unwrap();
+    let meta = |i: &vault::Entry| serde_json::from_slice::<Value>(i.node.meta()).unwrap();
+    let unshared = items
+        .iter()
+        .find(|i| meta(i)["file"].is_object() && meta(i).get("shared").is_none())
+        .unwrap()
+        .name
+        .clone();
+    assert!(stored_permissions(&e, &s1, &unshared).await.is_none());
+    // A file shared with a colleague.
+    let colleague = e
+        .drives()
+        .await
+        .into_iter()
+        .find(|x| x.user_id != user)
+        .unwrap();
+    e.graph
+        .send(Request::json(
+            reqwest::Method::POST,
+            format!("/drives/{}/items/{unshared}/invite", d.drive_id),
+            &json!({"recipients": [{"objectId": colleague.user_id}], "roles": ["write"],
+                    "requireSignIn": true, "sendInvitation": false}),
+        ))
+        .await
+        .unwrap();
+    let second = e.backup(user, Some(&s1)).await;
+    assert_eq!(second.outcome(), Outcome::Success, "{:?}", second.parts);
+    let s2 = second.snapshot_id.clone().unwrap();
+    let perms = stored_permissions(&e, &s2, &unshared)
+        .await
+        .expect("the new grant is backed up");
+    assert_eq!(perms.as_array().unwrap().len(), 1, "{perms}");
+    assert_eq!(perms[0]["roles"], json!(["write"]));
+    assert_eq!(
+        perms[0]["grantedToV2"]["user"]["id"],
+        json!(colleague.user_id),
+        "{perms}"
+    );
+    assert_eq!(drive_part(&second).counts.bytes_read, 0, "no download");
+    // The drive, one delta page, the permissions of that one item, the
+    // drive lookup.
+    assert!(second.requests <= 4, "{} requests", second.requests);
+
+    // The grant withdrawn: the item is no longer shared.
+    let pid = perms[0]["id"].as_str().unwrap();
+    e.graph
+        .send(Request::delete(format!(
+            "/drives/{}/items/{unshared}/permissions/{pid}",
+            d.drive_id
+        )))
+        .await
+        .unwrap();
+    let third = e.backup(user, Some(&s2)).await;
+    let s3 = third.snapshot_id.clone().unwrap();
+    assert!(stored_permissions(&e, &s3, &unshared).await.is_none());
+    assert!(stored_permissions(&e, &s2, &unshared).await.is_some());
+    e.assert_matches_truth(user, &s3).await;
+}
+
 fn peak_rss_bytes() -> u64 {
     // SAFETY: getrusage only writes into the struct we hand it.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
