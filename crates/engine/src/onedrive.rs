@@ -232,34 +232,40 @@ async fn user_drive_id(
     requests: &Requests,
     user: &str,
 ) -> Result<Option<String>> {
-    requests.add(1);
-    match graph
-        .send(Request::get(format!("/users/{user}/drive?$select=id")))
-        .await
-    {
-        Ok(r) => {
-            let v: Value = r.json()?;
-            match v.get("id").and_then(Value::as_str) {
-                Some(id) => Ok(Some(seg(id)?.to_string())),
-                None => Err(EngineError::Invalid(format!(
-                    "Microsoft Graph described the OneDrive of user {user} without an id"
-                ))),
-            }
-        }
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e.into()),
+    let url = format!("/users/{user}/drive?$select=id");
+    let read = crate::drive::with_retry(|| async {
+        requests.add(1);
+        Ok(graph
+            .send(Request::get(url.as_str()))
+            .await?
+            .json::<Value>()?)
+    })
+    .await;
+    match read {
+        Ok(v) => match v.get("id").and_then(Value::as_str) {
+            Some(id) => Ok(Some(seg(id)?.to_string())),
+            None => Err(EngineError::Invalid(format!(
+                "Microsoft Graph described the OneDrive of user {user} without an id"
+            ))),
+        },
+        Err(EngineError::Graph(e)) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
     }
 }
-
 /// Whether the user still exists in the directory.
 async fn user_exists(graph: &GraphClient, requests: &Requests, user: &str) -> Result<bool> {
-    requests.add(1);
-    match graph
-        .send(Request::get(format!("/users/{user}?$select=id")))
-        .await
-    {
+    let url = format!("/users/{user}?$select=id");
+    let read = crate::drive::with_retry(|| async {
+        requests.add(1);
+        Ok(graph
+            .send(Request::get(url.as_str()))
+            .await?
+            .json::<Value>()?)
+    })
+    .await;
+    match read {
         Ok(_) => Ok(true),
-        Err(e) if e.is_not_found() => Ok(false),
-        Err(e) => Err(e.into()),
+        Err(EngineError::Graph(e)) if e.is_not_found() => Ok(false),
+        Err(e) => Err(e),
     }
 }

@@ -680,6 +680,7 @@ async fn with_five_percent_faults_nothing_is_lost() {
             FaultKind::Throttled,
             FaultKind::Unavailable,
             FaultKind::Drop,
+            FaultKind::Malformed,
         ],
     );
     let first = e.backup(user, None).await;

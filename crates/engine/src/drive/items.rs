@@ -4,22 +4,19 @@
 //! straight into the vault.
 
 use std::collections::HashSet;
-use std::future::Future;
 
 use futures::{StreamExt, TryStreamExt};
 use graph::{GraphError, Request};
 use serde_json::{Value, json};
 use vault::{Content, Node};
 
-use super::{DOWNLOADS_IN_FLIGHT, is_file, to_vec};
+use super::{DOWNLOADS_IN_FLIGHT, is_file, to_vec, with_retry};
 use crate::error::{EngineError, Result};
 use crate::faults::FaultBus;
 use crate::report::ItemCounts;
 use crate::run::{PartCtx, id_of, meta_json, seg, strip_annotations};
 
-/// Attempts at one download or listing when the connection breaks off or
-/// the answer is cut short (the pipeline retries 429/503 by itself).
-const ATTEMPTS: u32 = 3;
+use super::ATTEMPTS;
 
 /// Hashes Graph gives for file content, strongest first. Any one that both
 /// the stored and the listed metadata have decides whether the content changed.
@@ -27,6 +24,8 @@ const CONTENT_HASHES: &[&str] = &["sha256Hash", "quickXorHash", "sha1Hash", "crc
 
 /// What to do with the content of one changed item.
 pub(super) enum PlanKind {
+    /// Exactly as the parent snapshot has it (listed again by a resync).
+    Unchanged,
     /// A folder, a package (OneNote notebook) or the root: metadata only.
     Container,
     /// A file whose content is unchanged: new metadata, stored content.
@@ -42,8 +41,8 @@ pub(super) struct Plan {
     pub meta: Value,
     pub kind: PlanKind,
     pub is_file: bool,
-    /// Content size Graph reports (files).
-    pub size: u64,
+    /// Content size Graph reports (files), checked against what is downloaded.
+    pub size: Option<u64>,
     /// The parent snapshot's node of the item, put back if this run fails
     /// to back the item up (so that the next run tries again).
     old: Option<Node>,
@@ -97,16 +96,18 @@ pub(super) async fn plan(
     }
     let old_meta = old.as_ref().and_then(meta_json);
     let file = is_file(Some(&v));
-    let size = v.get("size").and_then(Value::as_u64).unwrap_or(0);
+    let size = v.get("size").and_then(Value::as_u64);
     let kind = match (&old, &old_meta) {
+        // A resync lists every item: most are as the parent has them.
+        (Some(Node::Item { .. }), Some(m)) if *m == v => PlanKind::Unchanged,
         _ if !file => PlanKind::Container,
         (Some(Node::Item { content, .. }), Some(m)) if is_file(Some(m)) && same_content(m, &v) => {
             PlanKind::Reuse(content.clone())
         }
         _ => PlanKind::Download,
     };
-    if file {
-        if old.is_some() {
+    if file && !matches!(kind, PlanKind::Unchanged) {
+        if is_file(old_meta.as_ref()) {
             counts.changed += 1;
         } else {
             counts.new += 1;
@@ -216,6 +217,7 @@ async fn back_up_item(
     let meta = to_vec(&p.meta);
     let mut bytes = 0;
     match &p.kind {
+        PlanKind::Unchanged => {}
         PlanKind::Container => {
             ctx.writer
                 .put_node(
@@ -240,7 +242,7 @@ async fn back_up_item(
         }
         PlanKind::Download => {
             let url = format!("/drives/{drive_id}/items/{id}/content");
-            let content = match download(ctx, &url, Some(p.size)).await {
+            let content = match download(ctx, &url, p.size).await {
                 Ok(c) => c,
                 Err(Download::Gone) => {
                     // Deleted since the delta round: the next round says so.
@@ -422,27 +424,6 @@ async fn download(
         tracing::debug!(url, reason, "download failed; trying again");
         attempt += 1;
     }
-}
-
-/// Runs a Graph read again when it failed for a transient reason (a
-/// dropped connection, an answer cut short).
-async fn with_retry<T, F, Fut>(mut f: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T>>,
-{
-    let mut attempt = 1;
-    loop {
-        match f().await {
-            Err(e) if attempt < ATTEMPTS && retryable_read(&e) => attempt += 1,
-            other => return other,
-        }
-    }
-}
-
-/// Transient trouble, or a JSON answer cut short by a broken connection.
-fn retryable_read(e: &EngineError) -> bool {
-    matches!(e, EngineError::Graph(GraphError::Decode { .. })) || e.is_retryable()
 }
 
 #[cfg(test)]

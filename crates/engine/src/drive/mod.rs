@@ -56,11 +56,12 @@
 mod items;
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 
-use graph::{DeltaChange, Request};
+use graph::{DeltaChange, GraphError, Request};
 use serde_json::{Value, json};
 
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::faults::FaultBus;
 use crate::report::ItemCounts;
 use crate::run::{PartCtx, Round, id_of, meta_json, seg, strip_annotations};
@@ -79,9 +80,10 @@ const DELTA_PAGE: usize = 500;
 /// re-read exactly when they changed.
 const DELTA_PREFER: &str = "deltashowremovedasdeleted, deltatraversepermissiongaps, deltashowsharingchanges, hierarchicalsharing";
 
-/// Attempts at a whole delta round when the connection drops mid-answer
-/// (the pipeline retries 429/503 by itself, but not a body cut short).
-const ROUND_ATTEMPTS: u32 = 3;
+/// Attempts at a Graph read (a delta round, a listing, a download) when the
+/// connection drops mid-answer or the answer is cut short (the pipeline
+/// retries 429/503 by itself, but not a body that breaks off).
+const ATTEMPTS: u32 = 3;
 
 /// Backs up the drive `drive_id` into the snapshot folder `root` (e.g.
 /// `drives/<drive id>`), starting from `prev`, the delta state this
@@ -98,12 +100,7 @@ pub async fn backup_drive(
     let drive_id = seg(drive_id)?;
     ctx.check_cancel()?;
     // The drive itself: name, owner, quota, web URL.
-    ctx.requests.add(1);
-    let mut drive: Value = ctx
-        .graph
-        .send(Request::get(format!("/drives/{drive_id}")))
-        .await?
-        .json()?;
+    let mut drive = get_json(ctx, &format!("/drives/{drive_id}")).await?;
     strip_annotations(&mut drive);
     ctx.writer
         .put_bytes(&format!("{root}/drive"), to_vec(&drive), Vec::new())
@@ -142,25 +139,20 @@ pub async fn backup_drive(
             continue;
         }
         ctx.check_cancel()?;
-        ctx.requests.add(1);
-        match ctx
-            .graph
-            .send(Request::get(format!("/drives/{drive_id}/items/{id}")))
-            .await
-            .and_then(|r| r.json::<Value>())
-        {
+        match get_json(ctx, &format!("/drives/{drive_id}/items/{id}")).await {
             Ok(v) if id_of(&v) == Some(id.as_str()) => changes.note(id, Some(v), root, bus),
             Ok(_) => bus.item_failed(
                 id.clone(),
                 format!("{root}/items/{id}"),
                 "Microsoft Graph answered with another item than the one asked for",
             ),
-            Err(e) if e.is_not_found() => changes.note(id, None, root, bus),
-            Err(e) => bus.item_failed(
+            Err(EngineError::Graph(e)) if e.is_not_found() => changes.note(id, None, root, bus),
+            Err(EngineError::Graph(e)) => bus.item_failed(
                 id.clone(),
                 format!("{root}/items/{id}"),
                 format!("{e} ({})", e.guidance()),
             ),
+            Err(e) => return Err(e),
         }
     }
 
@@ -218,7 +210,7 @@ pub async fn backup_drive(
         plans
             .iter()
             .filter(|p| matches!(p.kind, PlanKind::Download))
-            .map(|p| p.size)
+            .filter_map(|p| p.size)
             .sum::<u64>(),
     );
     let failed = items::run_plans(ctx, root, drive_id, plans, bus, counts).await?;
@@ -291,16 +283,37 @@ async fn delta_round(ctx: &PartCtx<'_>, drive_id: &str, prev: Option<&str>) -> R
             .header("Prefer", DELTA_PREFER)
     };
     let fresh = format!("/drives/{drive_id}/root/delta");
+    with_retry(|| ctx.delta_round(make, &fresh, prev)).await
+}
+
+/// One Graph object, read again when the answer broke off.
+pub(crate) async fn get_json(ctx: &PartCtx<'_>, url: &str) -> Result<Value> {
+    with_retry(|| async {
+        ctx.requests.add(1);
+        Ok(ctx.graph.send(Request::get(url)).await?.json::<Value>()?)
+    })
+    .await
+}
+
+/// Runs a Graph read again when it failed for a transient reason (a
+/// dropped connection, an answer cut short).
+pub(crate) async fn with_retry<T, F, Fut>(mut f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
     let mut attempt = 1;
     loop {
-        match ctx.delta_round(make, &fresh, prev).await {
-            Err(e) if attempt < ROUND_ATTEMPTS && e.is_retryable() => {
-                tracing::debug!(drive_id, error = %e, "delta round failed; trying again");
-                attempt += 1;
-            }
+        match f().await {
+            Err(e) if attempt < ATTEMPTS && retryable_read(&e) => attempt += 1,
             other => return other,
         }
     }
+}
+
+/// Transient trouble, or a JSON answer cut short by a broken connection.
+fn retryable_read(e: &EngineError) -> bool {
+    matches!(e, EngineError::Graph(GraphError::Decode { .. })) || e.is_retryable()
 }
 
 /// Forgets an item: its metadata and content, versions and permissions.
@@ -357,4 +370,50 @@ async fn prune_orphans(
 
 fn to_vec(v: &Value) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unusable_ids_from_graph_are_item_failures_not_panics() {
+        let mut bus = FaultBus::default();
+        let mut changes = Changes::default();
+        changes.note(
+            "a/../b".into(),
+            Some(json!({"id": "a/../b"})),
+            "drive",
+            &mut bus,
+        );
+        changes.note("..".into(), None, "drive", &mut bus);
+        changes.note(String::new(), None, "drive", &mut bus);
+        changes.note(
+            "ok1".into(),
+            Some(json!({"id": "ok1", "name": "old"})),
+            "drive",
+            &mut bus,
+        );
+        changes.note(
+            "ok1".into(),
+            Some(json!({"id": "ok1", "name": "new"})),
+            "drive",
+            &mut bus,
+        );
+        assert_eq!(changes.order, vec!["ok1".to_string()]);
+        assert_eq!(
+            changes.latest["ok1"].as_ref().unwrap()["name"],
+            "new",
+            "the last occurrence in a round is the item's state"
+        );
+        assert_eq!(bus.item_failures.len(), 2);
+        assert!(bus.item_failures[0].reason.contains("unusable"));
+    }
+
+    #[test]
+    fn retry_state_reads_only_strings() {
+        let prev = json!({"deltaLink": "x", "retry": ["a", 3, null, "b"]});
+        assert_eq!(retry_ids(&prev), vec!["a".to_string(), "b".to_string()]);
+        assert!(retry_ids(&Value::Null).is_empty());
+    }
 }
