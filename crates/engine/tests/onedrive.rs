@@ -409,6 +409,17 @@ async fn first_backup_then_incrementals_match_the_truth_and_cost_what_changed() 
         second.requests,
         drive_part(&second).counts
     );
+    // The engine's own view of a snapshot gives the same paths.
+    let stored = engine::drive::stored_items(&e.account, &e.snap(&s2).await, "drive")
+        .await
+        .unwrap();
+    let truth2 = e.truth(user).await;
+    let files: Vec<&engine::drive::StoredItem> = stored.iter().filter(|i| i.is_file()).collect();
+    assert_eq!(files.len(), truth2.len());
+    for f in files {
+        assert_eq!(format!("OneDrive/{}", f.path), truth2[&f.id].0);
+        assert_eq!(f.content.size, truth2[&f.id].1);
+    }
     // The first snapshot still holds what was there then.
     assert_eq!(e.files(&s1).await, truth1);
 

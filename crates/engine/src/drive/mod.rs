@@ -372,6 +372,89 @@ fn to_vec(v: &Value) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()
 }
 
+/// A drive item as a snapshot holds it, with its path in the drive.
+#[derive(Debug, Clone)]
+pub struct StoredItem {
+    /// The item's Graph id.
+    pub id: String,
+    /// Names from the drive's root down to the item, joined with '/'
+    /// (empty for the root itself).
+    pub path: String,
+    /// The driveItem JSON.
+    pub meta: Value,
+    /// The file's bytes (empty for folders, packages and the root).
+    pub content: vault::Content,
+}
+
+impl StoredItem {
+    /// Whether the item is a file (has content).
+    pub fn is_file(&self) -> bool {
+        is_file(Some(&self.meta))
+    }
+}
+
+/// Every item of the drive backed up into `root` of a snapshot, with paths
+/// rebuilt from the flat layout (for restore, export and browsing). An item
+/// whose parent chain does not reach the root is reported as an error.
+pub async fn stored_items(
+    vault: &vault::Account,
+    snap: &vault::SnapshotInfo,
+    root: &str,
+) -> Result<Vec<StoredItem>> {
+    let entries = vault.list_folder(snap, &format!("{root}/items")).await?;
+    let mut metas: HashMap<String, (Value, vault::Content)> = HashMap::new();
+    for e in entries {
+        let meta = meta_json(&e.node).ok_or_else(|| {
+            EngineError::Invalid(format!(
+                "{root}/items/{}: stored metadata is not JSON",
+                e.name
+            ))
+        })?;
+        let content = match e.node {
+            vault::Node::Item { content, .. } => content,
+            vault::Node::Folder { .. } => vault::Content::default(),
+        };
+        metas.insert(e.name, (meta, content));
+    }
+    let mut out = Vec::with_capacity(metas.len());
+    for (id, (meta, content)) in &metas {
+        let mut names = Vec::new();
+        let mut cur: Option<(&str, &Value)> = Some((id.as_str(), meta));
+        while let Some((cid, m)) = cur {
+            if m.get("root").is_some() {
+                break;
+            }
+            if names.len() > metas.len() {
+                return Err(EngineError::Invalid(format!(
+                    "{root}/items/{id}: its parents form a loop"
+                )));
+            }
+            names.push(m.get("name").and_then(Value::as_str).unwrap_or(cid));
+            let pid = parent_id(m)
+                .ok_or_else(|| EngineError::Invalid(format!("{root}/items/{cid}: no parent")))?;
+            cur = Some(
+                metas
+                    .get_key_value(pid)
+                    .map(|(k, (m, _))| (k.as_str(), m))
+                    .ok_or_else(|| {
+                        EngineError::Invalid(format!(
+                            "{root}/items/{id}: parent {pid} is not in the snapshot"
+                        ))
+                    })?,
+            );
+        }
+        names.reverse();
+        out.push(StoredItem {
+            id: id.clone(),
+            path: names.join("/"),
+            meta: meta.clone(),
+            content: content.clone(),
+        });
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
