@@ -3,7 +3,7 @@
 //! (a) a drive of many small files, (b) a drive with a few large files and
 //! (c) an incremental of both after a simulated day of activity; peak memory.
 //!
-//! `cargo bench -p engine --bench drive_backup -- --small 2000 --large 4 --large-mib 64 --latency-ms 20`
+//! `cargo bench -p engine --bench drive_backup -- --small 2000 --large 4 --large-mib 64 --latency-ms 20 [--throttle off]`
 
 use std::time::Instant;
 
@@ -21,6 +21,8 @@ struct Args {
     large: u64,
     large_mib: u64,
     latency_ms: u64,
+    /// `realistic` (Microsoft's SharePoint resource-unit limits) or `off`.
+    throttle: ThrottleMode,
 }
 
 fn args() -> Args {
@@ -29,6 +31,7 @@ fn args() -> Args {
         large: 4,
         large_mib: 64,
         latency_ms: 20,
+        throttle: ThrottleMode::Realistic,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -38,6 +41,11 @@ fn args() -> Args {
             "--large" => a.large = val().parse().unwrap_or(a.large),
             "--large-mib" => a.large_mib = val().parse().unwrap_or(a.large_mib),
             "--latency-ms" => a.latency_ms = val().parse().unwrap_or(a.latency_ms),
+            "--throttle" => {
+                if val() == "off" {
+                    a.throttle = ThrottleMode::Off;
+                }
+            }
             _ => {}
         }
     }
@@ -98,7 +106,7 @@ fn print(name: &str, r: &BackupReport, secs: f64) {
 async fn main() {
     let a = args();
     let mut cfg = SimConfig::new(12, 2025);
-    cfg.throttle = ThrottleMode::Realistic;
+    cfg.throttle = a.throttle;
     cfg.latency_ms = a.latency_ms;
     let sim = graph_sim::start(cfg, "127.0.0.1:0".parse().unwrap(), false)
         .await
@@ -135,8 +143,8 @@ async fn main() {
     assert!(drives.len() >= 2, "two OneDrives");
     let (small, large) = (&drives[0], &drives[1]);
     println!(
-        "OneDrive backup: latency {} ms, throttle realistic; {} small files added to one drive, {} x {} MiB to another",
-        a.latency_ms, a.small, a.large, a.large_mib
+        "OneDrive backup: latency {} ms, throttle {:?}; {} small files added to one drive, {} x {} MiB to another",
+        a.latency_ms, a.throttle, a.small, a.large, a.large_mib
     );
 
     // (a) Many small files (1-32 KiB) on top of the generated drive.
