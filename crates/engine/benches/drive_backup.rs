@@ -42,9 +42,11 @@ fn args() -> Args {
             "--large-mib" => a.large_mib = val().parse().unwrap_or(a.large_mib),
             "--latency-ms" => a.latency_ms = val().parse().unwrap_or(a.latency_ms),
             "--throttle" => {
-                if val() == "off" {
-                    a.throttle = ThrottleMode::Off;
+                a.throttle = match val().as_str() {
+                    "off" => ThrottleMode::Off,
+                    _ => ThrottleMode::Realistic,
                 }
+            }
             }
             _ => {}
         }
