@@ -47,7 +47,6 @@ fn args() -> Args {
                     _ => ThrottleMode::Realistic,
                 }
             }
-            }
             _ => {}
         }
     }
