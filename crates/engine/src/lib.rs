@@ -13,6 +13,7 @@ pub mod drive;
 pub mod error;
 pub mod exchange;
 pub mod faults;
+pub mod onedrive;
 pub mod progress;
 pub mod report;
 pub mod run;

@@ -213,7 +213,6 @@ pub async fn backup_mailbox(job: MailboxBackup<'_>) -> Result<BackupReport> {
     }
     job.cancel.check().map_err(|_| EngineError::Cancelled)?;
     let requests = ctx.requests.get();
-    drop(ctx);
     ledger
         .commit(
             writer,

@@ -78,7 +78,9 @@ pub async fn discover_mailboxes(
     Ok(out)
 }
 
-fn directory_properties(u: &User) -> Value {
+/// Directory properties of a user for filters and rules (department,
+/// city, ...), shared by every workload's discovery.
+pub(crate) fn directory_properties(u: &User) -> Value {
     let mut m = Map::new();
     for (k, v) in [
         ("department", &u.department),

@@ -25,6 +25,7 @@ mod backup;
 mod discovery;
 
 pub use backup::backup_mailbox;
+pub(crate) use discovery::directory_properties;
 pub use discovery::discover_mailboxes;
 
 pub use crate::report::{BackupReport, ItemCounts, SubServiceReport};
