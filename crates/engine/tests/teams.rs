@@ -111,22 +111,15 @@ impl Env {
         v["items"].as_array().cloned().unwrap_or_default()
     }
 
-    /// A team and a group without a team, both with people in them.
-    async fn team_and_group(&self) -> (String, String) {
-        let found = discover_groups(&self.graph).await.unwrap();
-        let team = found
-            .iter()
-            .find(|g| g.kind == GroupKind::Team)
-            .expect("the tenant has a team")
+    /// The first discovered group of this kind.
+    async fn first(&self, kind: GroupKind) -> String {
+        discover_groups(&self.graph)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|g| g.kind == kind)
+            .unwrap_or_else(|| panic!("the tenant has a {kind:?}"))
             .graph_id
-            .clone();
-        let group = found
-            .iter()
-            .find(|g| g.kind == GroupKind::Group)
-            .expect("the tenant has a group without a team")
-            .graph_id
-            .clone();
-        (team, group)
     }
 
     async fn backup(
@@ -165,7 +158,12 @@ impl Env {
     }
 
     async fn get(&self, url: &str) -> Value {
-        self.graph.send(Request::get(url)).await.unwrap().json().unwrap()
+        self.graph
+            .send(Request::get(url))
+            .await
+            .unwrap()
+            .json()
+            .unwrap()
     }
 
     async fn json_at(&self, snap: &SnapshotInfo, path: &str) -> Value {
@@ -256,11 +254,17 @@ async fn assert_matches_truth(e: &Env, group: &str, id: &SnapshotId, is_team: bo
                 let stored = e
                     .json_at(
                         &snap,
-                        &format!("{folder}/{}.attachments/{}", p.name, a["id"].as_str().unwrap()),
+                        &format!(
+                            "{folder}/{}.attachments/{}",
+                            p.name,
+                            a["id"].as_str().unwrap()
+                        ),
                     )
                     .await;
                 assert!(
-                    stored["contentBytes"].as_str().is_some_and(|b| !b.is_empty()),
+                    stored["contentBytes"]
+                        .as_str()
+                        .is_some_and(|b| !b.is_empty()),
                     "attachment {} keeps its bytes",
                     a["name"]
                 );
@@ -285,7 +289,11 @@ async fn assert_matches_truth(e: &Env, group: &str, id: &SnapshotId, is_team: bo
     for ev in &stored_events {
         events.insert(ev.name.clone());
         let kept = e.json_at(&snap, &format!("calendar/{}", ev.name)).await;
-        for x in kept["exceptionOccurrences"].as_array().cloned().unwrap_or_default() {
+        for x in kept["exceptionOccurrences"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
             events.insert(x["id"].as_str().unwrap().to_string());
         }
     }
@@ -294,9 +302,16 @@ async fn assert_matches_truth(e: &Env, group: &str, id: &SnapshotId, is_team: bo
     for ev in stored_events.iter().take(10) {
         let kept = e.json_at(&snap, &format!("calendar/{}", ev.name)).await;
         let now = e
-            .get(&format!("/groups/{group}/events/{}?$select=changeKey", ev.name))
+            .get(&format!(
+                "/groups/{group}/events/{}?$select=changeKey",
+                ev.name
+            ))
             .await;
-        assert_eq!(kept["changeKey"], now["changeKey"], "event {} is current", ev.name);
+        assert_eq!(
+            kept["changeKey"], now["changeKey"],
+            "event {} is current",
+            ev.name
+        );
     }
 
     // Metadata: the group and its people.
@@ -305,11 +320,19 @@ async fn assert_matches_truth(e: &Env, group: &str, id: &SnapshotId, is_team: bo
     let members = e.json_at(&snap, "metadata/members").await;
     let owners = e.json_at(&snap, "metadata/owners").await;
     let ids = |v: &Value| -> Vec<Value> {
-        v.as_array().unwrap().iter().map(|m| m["id"].clone()).collect()
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].clone())
+            .collect()
     };
     assert!(!ids(&owners).is_empty(), "owners are kept");
     assert!(
-        members.as_array().unwrap().iter().all(|m| m["userPrincipalName"].is_string()),
+        members
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["userPrincipalName"].is_string()),
         "members are kept with their UPNs"
     );
 
@@ -401,10 +424,13 @@ async fn assert_matches_truth(e: &Env, group: &str, id: &SnapshotId, is_team: bo
         truth_channels.len() > 1 + by_id.len(),
         "the team has messages"
     );
-    assert_eq!(found, truth_channels, "team, channels, messages and replies");
+    assert_eq!(
+        found, truth_channels,
+        "team, channels, messages and replies"
+    );
 }
 
-fn part<'a>(r: &'a BackupReport, sub: SubService) -> &'a engine::teams::SubServiceReport {
+fn part(r: &BackupReport, sub: SubService) -> &engine::teams::SubServiceReport {
     r.part(sub)
         .unwrap_or_else(|| panic!("no {sub} part in {:?}", r.parts))
 }
@@ -416,7 +442,12 @@ async fn discovery_tells_groups_from_teams_and_leaves_security_groups_out() {
     let all = e.graph.get_all("/groups?$top=999").await.unwrap();
     let unified: Vec<&Value> = all
         .iter()
-        .filter(|g| g["groupTypes"].as_array().unwrap().contains(&json!("Unified")))
+        .filter(|g| {
+            g["groupTypes"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("Unified"))
+        })
         .collect();
     assert!(
         unified.len() < all.len(),
@@ -444,8 +475,12 @@ async fn discovery_tells_groups_from_teams_and_leaves_security_groups_out() {
 
 #[tokio::test]
 async fn team_backups_equal_ground_truth_through_activity() {
-    let e = env(tenant(30, 52)).await;
-    let (team, _) = e.team_and_group().await;
+    let mut cfg = tenant(30, 52);
+    // A team with a few months of history, so that a day's changes are a
+    // small part of it.
+    cfg.content_scale = 3.0;
+    let e = env(cfg).await;
+    let team = e.first(GroupKind::Team).await;
     let opts = without_drive();
     let first = e.backup(&team, true, None, &opts).await;
     assert_eq!(first.outcome(), Outcome::Success, "{:?}", first.parts);
@@ -456,22 +491,101 @@ async fn team_backups_equal_ground_truth_through_activity() {
     assert!(part(&first, SubService::Conversations).counts.new > 0);
     assert_matches_truth(&e, &team, &s1, true).await;
 
-    // Three days of posts, replies, edits, deletions and meetings.
+    // Two days of posts, replies, edits, deletions and meetings.
     e.control(
         "/_sim/activity",
-        json!({"days": 3, "entities": [format!("group:{team}")]}),
+        json!({"days": 2, "entities": [format!("group:{team}")]}),
     )
     .await;
+    // A reply deleted and another edited: their message is reported
+    // changed; a channel deleted with its messages.
+    let mut threads = Vec::new();
+    for ch in e.list(&snap1, "channels").await {
+        for m in e.list(&snap1, &format!("channels/{}", ch.name)).await {
+            if m.node.is_folder() {
+                let replies = e
+                    .list(&snap1, &format!("channels/{}/{}", ch.name, m.name))
+                    .await;
+                let mid = m.name.trim_end_matches(".replies").to_string();
+                for r in replies {
+                    threads.push((ch.name.clone(), mid.clone(), r.name));
+                }
+            }
+        }
+    }
+    assert!(threads.len() >= 2, "the team has replies");
+    let (c, m, gone_reply) = &threads[0];
+    e.graph
+        .send(Request::new(
+            reqwest::Method::POST,
+            format!("/teams/{team}/channels/{c}/messages/{m}/replies/{gone_reply}/softDelete"),
+        ))
+        .await
+        .unwrap();
+    let (c2, m2, edited_reply) = threads.last().unwrap();
+    e.graph
+        .send(Request::json(
+            reqwest::Method::PATCH,
+            format!("/teams/{team}/channels/{c2}/messages/{m2}/replies/{edited_reply}"),
+            &json!({"body": {"contentType": "text", "content": "Edited after the first backup"}}),
+        ))
+        .await
+        .unwrap();
+    let general = e.get(&format!("/teams/{team}/primaryChannel")).await["id"].clone();
+    let doomed = e
+        .list(&snap1, "channels")
+        .await
+        .into_iter()
+        .map(|entry| entry.name)
+        .find(|name| json!(name) != general && name != c2 && name != c);
+    eprintln!("channel deleted before the second backup: {doomed:?}");
+    if let Some(d) = &doomed {
+        e.graph
+            .send(Request::delete(format!("/teams/{team}/channels/{d}")))
+            .await
+            .unwrap();
+    }
     let second = e.backup(&team, true, Some(&s1), &opts).await;
     assert_eq!(second.outcome(), Outcome::Success, "{:?}", second.parts);
     let s2 = second.snapshot_id.clone().unwrap();
+    let snap2 = e.account.snapshot(&s2).await.unwrap();
+    assert!(
+        e.list(&snap2, &format!("channels/{c}/{m}.replies"))
+            .await
+            .iter()
+            .all(|r| &r.name != gone_reply),
+        "the deleted reply is gone"
+    );
+    let edited = e
+        .json_at(
+            &snap2,
+            &format!("channels/{c2}/{m2}.replies/{edited_reply}"),
+        )
+        .await;
+    assert_eq!(
+        edited["body"]["content"],
+        json!("Edited after the first backup")
+    );
     let channels = part(&second, SubService::Channels);
+    if let Some(d) = &doomed {
+        assert!(e.list(&snap2, &format!("channels/{d}")).await.is_empty());
+        let had = e.list(&snap1, &format!("channels/{d}")).await.len();
+        assert!(
+            had == 0 || channels.counts.deleted > 0,
+            "the deleted channel's messages are counted: {:?}",
+            channels.counts
+        );
+    }
     assert!(
         channels.counts.new + channels.counts.changed > 0,
         "channel activity is seen: {:?}",
         channels.counts
     );
     assert_matches_truth(&e, &team, &s2, true).await;
+    eprintln!(
+        "requests: first backup {}, incremental after two days {}",
+        first.requests, second.requests
+    );
     assert!(
         second.requests < first.requests,
         "an incremental costs less than a full backup ({} vs {})",
@@ -481,7 +595,11 @@ async fn team_backups_equal_ground_truth_through_activity() {
     // The first snapshot still holds the first moment.
     assert_eq!(
         e.list(&snap1, "channels").await.len(),
-        e.json_at(&snap1, "metadata/channels").await.as_array().unwrap().len()
+        e.json_at(&snap1, "metadata/channels")
+            .await
+            .as_array()
+            .unwrap()
+            .len()
     );
 
     // Nothing changed: one listing per sub-service, one delta request per
@@ -496,7 +614,6 @@ async fn team_backups_equal_ground_truth_through_activity() {
         let c = part(&third, sub).counts;
         assert_eq!((c.new, c.changed, c.deleted), (0, 0, 0), "{sub}: {c:?}");
     }
-    let snap2 = e.account.snapshot(&s2).await.unwrap();
     let records = e.json_at(&snap2, "metadata/channels").await;
     let n_channels = records.as_array().unwrap().len() as u64;
     let n_private = records
@@ -521,7 +638,7 @@ async fn team_backups_equal_ground_truth_through_activity() {
 #[tokio::test]
 async fn a_group_without_a_team_keeps_conversations_calendar_and_people() {
     let e = env(tenant(30, 53)).await;
-    let (_, group) = e.team_and_group().await;
+    let group = e.first(GroupKind::Group).await;
     let opts = without_drive();
     let first = e.backup(&group, false, None, &opts).await;
     assert_eq!(first.outcome(), Outcome::Success, "{:?}", first.parts);
@@ -545,7 +662,7 @@ async fn a_group_without_a_team_keeps_conversations_calendar_and_people() {
 #[tokio::test]
 async fn a_deleted_team_is_gone_and_its_snapshot_keeps_what_a_restore_needs() {
     let e = env(tenant(30, 54)).await;
-    let (team, _) = e.team_and_group().await;
+    let team = e.first(GroupKind::Team).await;
     let opts = without_drive();
     let first = e.backup(&team, true, None, &opts).await;
     let s1 = first.snapshot_id.clone().unwrap();
@@ -578,7 +695,13 @@ async fn a_deleted_team_is_gone_and_its_snapshot_keeps_what_a_restore_needs() {
         .collect();
     assert_eq!(kept, want, "owners");
     let team_json = e.json_at(&snap, "metadata/team").await;
-    for k in ["displayName", "description", "visibility", "memberSettings", "messagingSettings"] {
+    for k in [
+        "displayName",
+        "description",
+        "visibility",
+        "memberSettings",
+        "messagingSettings",
+    ] {
         assert_eq!(team_json[k], team_before[k], "team {k}");
     }
     let team_members = e.json_at(&snap, "metadata/teamMembers").await;
@@ -608,7 +731,7 @@ async fn a_deleted_team_is_gone_and_its_snapshot_keeps_what_a_restore_needs() {
 #[tokio::test]
 async fn a_cancelled_backup_commits_nothing() {
     let e = env(tenant(30, 55)).await;
-    let (team, _) = e.team_and_group().await;
+    let team = e.first(GroupKind::Team).await;
     let cancel = Cancel::new();
     cancel.cancel();
     let r = e
@@ -627,7 +750,7 @@ async fn a_cancelled_backup_commits_nothing() {
 #[tokio::test]
 async fn faults_and_expired_delta_tokens_lose_nothing() {
     let e = env(tenant(30, 56)).await;
-    let (team, _) = e.team_and_group().await;
+    let team = e.first(GroupKind::Team).await;
     let opts = without_drive();
     let first = e.backup(&team, true, None, &opts).await;
     let s1 = first.snapshot_id.unwrap();
@@ -664,7 +787,7 @@ async fn faults_and_expired_delta_tokens_lose_nothing() {
 #[tokio::test]
 async fn malformed_answers_fail_items_cleanly_and_the_next_backup_heals() {
     let e = env(tenant(30, 57)).await;
-    let (team, _) = e.team_and_group().await;
+    let team = e.first(GroupKind::Team).await;
     let opts = without_drive();
     e.sim.sim.set_faults(0.15, vec![FaultKind::Malformed]);
     let broken = e
@@ -698,7 +821,7 @@ async fn malformed_answers_fail_items_cleanly_and_the_next_backup_heals() {
 #[tokio::test]
 async fn drive_part_backs_up_the_group_document_libraries() {
     let e = env(tenant(30, 58)).await;
-    let (team, _) = e.team_and_group().await;
+    let team = e.first(GroupKind::Team).await;
     let opts = GroupBackupOptions {
         sub_services: vec![SubService::Drive],
         concurrency: 2,

@@ -419,7 +419,11 @@ async fn backup_conversations(
 }
 
 /// Removes a thread, counting its posts (not their attachments).
-async fn remove_counted_posts(ctx: &PartCtx<'_>, folder: &str, counts: &mut ItemCounts) -> Result<()> {
+async fn remove_counted_posts(
+    ctx: &PartCtx<'_>,
+    folder: &str,
+    counts: &mut ItemCounts,
+) -> Result<()> {
     let posts = ctx
         .parent_entries(folder)
         .await?
@@ -434,7 +438,12 @@ async fn remove_counted_posts(ctx: &PartCtx<'_>, folder: &str, counts: &mut Item
 /// Reads a changed thread's posts and stores the new ones. Posts cannot be
 /// edited, so one the parent holds is carried as it is; the thread's JSON is
 /// written last, so a thread that failed half-way is read again next time.
-async fn sync_thread(g: &Group<'_>, tid: &str, thread: Value, counts: &mut ItemCounts) -> Result<()> {
+async fn sync_thread(
+    g: &Group<'_>,
+    tid: &str,
+    thread: Value,
+    counts: &mut ItemCounts,
+) -> Result<()> {
     let ctx = g.ctx;
     ctx.check_cancel()?;
     let folder = format!("conversations/{tid}");
@@ -549,7 +558,11 @@ async fn backup_calendar(
                 continue;
             }
             None => {
-                bus.item_failed("", "calendar", "Microsoft Graph listed an event without an id");
+                bus.item_failed(
+                    "",
+                    "calendar",
+                    "Microsoft Graph listed an event without an id",
+                );
                 continue;
             }
         };
@@ -573,7 +586,9 @@ async fn backup_calendar(
         .map(|eid| {
             BatchItem::get(
                 eid.clone(),
-                format!("/groups/{id}/events/{eid}?$select={EVENT_SELECT}&$expand=exceptionOccurrences"),
+                format!(
+                    "/groups/{id}/events/{eid}?$select={EVENT_SELECT}&$expand=exceptionOccurrences"
+                ),
             )
         })
         .collect();
@@ -671,7 +686,10 @@ async fn backup_drives(
                 bus.item_failed(
                     did,
                     root,
-                    format!("the document library could not be backed up: {}", explain(&e)),
+                    format!(
+                        "the document library could not be backed up: {}",
+                        explain(&e)
+                    ),
                 );
                 // What the parent holds of it stays, and so does its state.
                 if !p.is_null() {
@@ -720,7 +738,11 @@ async fn backup_channels(
                 continue;
             }
             None => {
-                bus.item_failed("", "channels", "Microsoft Graph listed a channel without an id");
+                bus.item_failed(
+                    "",
+                    "channels",
+                    "Microsoft Graph listed a channel without an id",
+                );
                 continue;
             }
         };
@@ -786,39 +808,7 @@ async fn sync_channel(
                 "channel {cid}: delta token expired, the whole channel was read again"
             ));
         }
-        // Delta only reaches back eight months and leaves replies out: the
-        // listing has every message, with its replies.
-        let listing = list(
-            ctx,
-            format!("{base}?$top={TEAMS_PAGE}&$expand=replies"),
-        )
-        .await?;
-        let mut seen = HashSet::new();
-        let mut work = Vec::new();
-        for mut m in listing {
-            let Some(mid) = message_id(&m, &folder, bus) else {
-                continue;
-            };
-            seen.insert(mid.clone());
-            let replies = m.get("replies").cloned();
-            let more = m.get("replies@odata.nextLink").is_some();
-            if let Some(o) = m.as_object_mut() {
-                o.remove("replies");
-                o.remove("replies@odata.nextLink");
-            }
-            let replies = match replies {
-                Some(Value::Array(r)) if !more && r.len() < EXPANDED_REPLIES_MAX => Some(r),
-                _ => None,
-            };
-            work.push((mid, m, replies));
-        }
-        store_messages(g, cid, work, bus, counts).await?;
-        for e in ctx.parent_entries(&folder).await? {
-            // Reply folders go with their message.
-            if !e.node.is_folder() && !seen.contains(&e.name) {
-                remove_thread(ctx, &folder, &e.name, counts).await?;
-            }
-        }
+        read_whole_channel(g, cid, bus, counts).await?;
     } else {
         // The last state of each message the round reports, in order.
         let mut order: Vec<String> = Vec::new();
@@ -848,18 +838,78 @@ async fn sync_channel(
             }
         }
         let mut work = Vec::new();
+        let mut removed = Vec::new();
         for mid in order {
             match latest.remove(&mid).flatten() {
                 Some(m) => work.push((mid, m, None)),
-                None => remove_thread(ctx, &folder, &mid, counts).await?,
+                None => removed.push(mid),
             }
         }
-        store_messages(g, cid, work, bus, counts).await?;
+        // Each changed message costs a request for its replies; past the
+        // pages of the whole listing, reading the channel again is cheaper.
+        let known = ctx
+            .parent_entries(&folder)
+            .await?
+            .iter()
+            .filter(|e| !e.node.is_folder())
+            .count();
+        let listing_pages = (known + work.len()).div_ceil(TEAMS_PAGE);
+        if work.len() > listing_pages {
+            read_whole_channel(g, cid, bus, counts).await?;
+        } else {
+            for mid in removed {
+                remove_thread(ctx, &folder, &mid, counts).await?;
+            }
+            store_messages(g, cid, work, bus, counts).await?;
+        }
     }
     if bus.item_failures.len() > failures_before {
         return Ok(prev_link.map(str::to_string));
     }
     Ok(Some(round.link))
+}
+
+/// Reads a whole channel from its listing, every message with its replies,
+/// and drops what the parent had that the channel no longer has. Delta only
+/// reaches back eight months and leaves replies out; the listing has every
+/// message, and up to a thousand replies of each in the same page.
+async fn read_whole_channel(
+    g: &Group<'_>,
+    cid: &str,
+    bus: &mut FaultBus,
+    counts: &mut ItemCounts,
+) -> Result<()> {
+    let ctx = g.ctx;
+    let base = format!("/teams/{}/channels/{cid}/messages", g.id);
+    let folder = format!("channels/{cid}");
+    let listing = list(ctx, format!("{base}?$top={TEAMS_PAGE}&$expand=replies")).await?;
+    let mut seen = HashSet::new();
+    let mut work = Vec::new();
+    for mut m in listing {
+        let Some(mid) = message_id(&m, &folder, bus) else {
+            continue;
+        };
+        seen.insert(mid.clone());
+        let replies = m.get("replies").cloned();
+        let more = m.get("replies@odata.nextLink").is_some();
+        if let Some(o) = m.as_object_mut() {
+            o.remove("replies");
+            o.remove("replies@odata.nextLink");
+        }
+        let replies = match replies {
+            Some(Value::Array(r)) if !more && r.len() < EXPANDED_REPLIES_MAX => Some(r),
+            _ => None,
+        };
+        work.push((mid, m, replies));
+    }
+    store_messages(g, cid, work, bus, counts).await?;
+    for e in ctx.parent_entries(&folder).await? {
+        // Reply folders go with their message.
+        if !e.node.is_folder() && !seen.contains(&e.name) {
+            remove_thread(ctx, &folder, &e.name, counts).await?;
+        }
+    }
+    Ok(())
 }
 
 /// A message's id as a path segment, or a recorded failure.
@@ -1017,7 +1067,10 @@ mod tests {
         let folder = "channels/c";
         assert_eq!(message_id(&json!({"id": "../x"}), folder, &mut bus), None);
         assert_eq!(message_id(&json!({"id": "a/b"}), folder, &mut bus), None);
-        assert_eq!(message_id(&json!({"subject": "no id"}), folder, &mut bus), None);
+        assert_eq!(
+            message_id(&json!({"subject": "no id"}), folder, &mut bus),
+            None
+        );
         assert_eq!(
             message_id(&json!({"id": "1717000000000"}), folder, &mut bus).as_deref(),
             Some("1717000000000")
