@@ -430,6 +430,33 @@ async fn assert_matches_truth(e: &Env, group: &str, id: &SnapshotId, is_team: bo
     );
 }
 
+/// Each part's item total is what the snapshot holds: posts (not their
+/// attachments), events, messages and replies, metadata records.
+async fn assert_totals_match_snapshot(e: &Env, r: &BackupReport) {
+    let snap = e
+        .account
+        .snapshot(r.snapshot_id.as_ref().unwrap())
+        .await
+        .unwrap();
+    for (sub, root) in [
+        (SubService::Metadata, "metadata"),
+        (SubService::Conversations, "conversations"),
+        (SubService::Calendar, "calendar"),
+        (SubService::Channels, "channels"),
+    ] {
+        let Some(p) = r.part(sub) else { continue };
+        let items = e
+            .account
+            .walk(&snap, root)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|(path, n)| !n.is_folder() && !path.contains(".attachments/"))
+            .count() as u64;
+        assert_eq!(p.counts.total, items, "{sub} total: {:?}", p.counts);
+    }
+}
+
 fn part(r: &BackupReport, sub: SubService) -> &engine::teams::SubServiceReport {
     r.part(sub)
         .unwrap_or_else(|| panic!("no {sub} part in {:?}", r.parts))
@@ -582,6 +609,7 @@ async fn team_backups_equal_ground_truth_through_activity() {
         channels.counts
     );
     assert_matches_truth(&e, &team, &s2, true).await;
+    assert_totals_match_snapshot(&e, &second).await;
     eprintln!(
         "requests: first backup {}, incremental after two days {}",
         first.requests, second.requests
@@ -657,6 +685,7 @@ async fn a_group_without_a_team_keeps_conversations_calendar_and_people() {
     let second = e.backup(&group, false, Some(&s1), &opts).await;
     assert_eq!(second.outcome(), Outcome::Success, "{:?}", second.parts);
     assert_matches_truth(&e, &group, second.snapshot_id.as_ref().unwrap(), false).await;
+    assert_totals_match_snapshot(&e, &second).await;
 }
 
 #[tokio::test]
@@ -782,6 +811,7 @@ async fn faults_and_expired_delta_tokens_lose_nothing() {
     );
     e.sim.sim.set_faults(0.0, Vec::new());
     assert_matches_truth(&e, &team, second.snapshot_id.as_ref().unwrap(), true).await;
+    assert_totals_match_snapshot(&e, &second).await;
 }
 
 #[tokio::test]
@@ -794,6 +824,14 @@ async fn malformed_answers_fail_items_cleanly_and_the_next_backup_heals() {
         .backup_with(&team, true, None, &opts, &Cancel::new())
         .await;
     e.sim.sim.set_faults(0.0, Vec::new());
+    eprintln!(
+        "with malformed answers: {:?}",
+        broken.as_ref().map(|r| r
+            .parts
+            .iter()
+            .map(|p| (p.sub_service, p.outcome, p.failures.len()))
+            .collect::<Vec<_>>())
+    );
     let parent = match &broken {
         Ok(r) => {
             for p in &r.parts {
@@ -814,6 +852,7 @@ async fn malformed_answers_fail_items_cleanly_and_the_next_backup_heals() {
     let healed = e.backup(&team, true, parent.as_ref(), &opts).await;
     assert_eq!(healed.outcome(), Outcome::Success, "{:?}", healed.parts);
     assert_matches_truth(&e, &team, healed.snapshot_id.as_ref().unwrap(), true).await;
+    assert_totals_match_snapshot(&e, &healed).await;
 }
 
 /// Passes once `drive::backup_drive` is built (it is a stub on this branch):
