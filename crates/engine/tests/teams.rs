@@ -896,6 +896,20 @@ async fn drive_part_backs_up_the_group_document_libraries() {
             "drive {id} has files in the snapshot"
         );
     }
+    // Every file of the group's libraries, byte for byte (the drive backup
+    // keeps each file's bytes at `<root>/items/<item id>`).
+    let truth: HashMap<String, String> = truth_of(&e.truth(&team).await, "drive");
+    assert!(!truth.is_empty(), "the team site has files");
+    for (item, want) in &truth {
+        let mut found = None;
+        for id in &ids {
+            let path = format!("drives/{id}/items/{item}");
+            if let Ok(bytes) = e.account.read_item_bytes(&snap, &path).await {
+                found = Some(blake3::hash(&bytes).to_hex().to_string());
+            }
+        }
+        assert_eq!(found.as_ref(), Some(want), "file {item}");
+    }
     let files = drive.counts.total;
     assert!(files > 0);
     let again = e
