@@ -757,6 +757,35 @@ async fn a_deleted_team_is_gone_and_its_snapshot_keeps_what_a_restore_needs() {
     assert!(!e.list(&snap, "conversations").await.is_empty());
 }
 
+/// Cancels the backup once it has stored `after` items.
+struct CancelAfter {
+    cancel: Cancel,
+    after: u64,
+    seen: std::sync::atomic::AtomicU64,
+}
+
+impl engine::progress::Progress for CancelAfter {
+    fn advance(&self, items: u64, _bytes: u64) {
+        let seen = self
+            .seen
+            .fetch_add(items, std::sync::atomic::Ordering::SeqCst)
+            + items;
+        if seen >= self.after {
+            self.cancel.cancel();
+        }
+    }
+}
+
+fn assert_cancelled(r: Result<BackupReport, EngineError>) {
+    match r {
+        Ok(r) => {
+            assert!(r.snapshot_id.is_none());
+            assert!(r.parts.iter().all(|p| p.outcome == Outcome::Cancelled));
+        }
+        Err(err) => assert!(matches!(err, EngineError::Cancelled), "{err}"),
+    }
+}
+
 #[tokio::test]
 async fn a_cancelled_backup_commits_nothing() {
     let e = env(tenant(30, 55)).await;
@@ -766,13 +795,32 @@ async fn a_cancelled_backup_commits_nothing() {
     let r = e
         .backup_with(&team, true, None, &without_drive(), &cancel)
         .await;
-    match r {
-        Ok(r) => {
-            assert!(r.snapshot_id.is_none());
-            assert!(r.parts.iter().all(|p| p.outcome == Outcome::Cancelled));
-        }
-        Err(err) => assert!(matches!(err, EngineError::Cancelled), "{err}"),
-    }
+    assert_cancelled(r);
+    assert!(e.account.snapshots().await.unwrap().is_empty());
+
+    // Cancelled in the middle, among the channel messages.
+    let progress = CancelAfter {
+        cancel: Cancel::new(),
+        after: 5,
+        seen: Default::default(),
+    };
+    let r = backup_group(GroupBackup {
+        graph: &e.graph,
+        vault: &e.account,
+        group_id: &team,
+        is_team: true,
+        parent: None,
+        options: &GroupBackupOptions {
+            sub_services: vec![SubService::Channels, SubService::Conversations],
+            concurrency: 2,
+        },
+        progress: &progress,
+        cancel: &progress.cancel,
+        meta: json!({}),
+    })
+    .await;
+    assert!(progress.cancel.is_cancelled(), "the backup got far enough");
+    assert_cancelled(r);
     assert!(e.account.snapshots().await.unwrap().is_empty());
 }
 
