@@ -18,6 +18,7 @@ pub mod progress;
 pub mod report;
 pub mod run;
 pub mod schedule;
+pub mod teams;
 
 pub use cancel::Cancel;
 pub use error::{EngineError, Result};
