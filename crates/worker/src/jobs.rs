@@ -187,46 +187,12 @@ pub async fn discover_task(
 }
 
 async fn discover(rt: &Runtime, account: AccountId, task: &Task) -> Result<DiscoverySummary> {
-    if task.service != Service::Exchange {
-        return Err(WorkerError::Invalid(format!(
-            "discovery of {} tasks is not built yet",
-            task.service
-        )));
-    }
     let graph = rt.graph(account, task.connection_id).await?;
-    let mailboxes = engine::exchange::discover_mailboxes(
-        &graph,
-        &DiscoveryOptions {
-            include_unlicensed: task.settings.backup_unlicensed,
-        },
-    )
-    .await?;
+    let (found, notice) = discover_service(&graph, task).await?;
     let before: HashSet<String> = task_entities(rt, account, task.id)
         .await?
         .into_iter()
         .map(|e| e.external_id)
-        .collect();
-    let found: Vec<DiscoveredEntity> = mailboxes
-        .iter()
-        .map(|m| {
-            let mut properties = match &m.properties {
-                Value::Object(o) => o.clone(),
-                _ => Default::default(),
-            };
-            properties.insert("accountEnabled".into(), json!(m.account_enabled));
-            properties.insert("licensed".into(), json!(m.licensed));
-            DiscoveredEntity {
-                kind: EntityKind::Mailbox,
-                external_id: m.graph_id.clone(),
-                name: m.display_name.clone(),
-                email_or_url: m.email.clone(),
-                entity_type: match m.kind {
-                    MailboxKind::User => EntityType::User,
-                    MailboxKind::Shared => EntityType::Shared,
-                },
-                properties: Value::Object(properties),
-            }
-        })
         .collect();
     let stored = rt
         .catalog
@@ -259,7 +225,110 @@ async fn discover(rt: &Runtime, account: AccountId, task: &Task) -> Result<Disco
         archived,
         backed_up_elsewhere,
         rules,
-        notice: PUBLIC_FOLDERS_NOTICE.to_string(),
+        notice,
+    })
+}
+
+/// What a task's service finds in the tenant, and what an administrator
+/// should know about it.
+async fn discover_service(
+    graph: &graph::GraphClient,
+    task: &Task,
+) -> Result<(Vec<DiscoveredEntity>, String)> {
+    fn with(properties: &Value, extra: &[(&str, Value)]) -> Value {
+        let mut p = match properties {
+            Value::Object(o) => o.clone(),
+            _ => Default::default(),
+        };
+        for (k, v) in extra {
+            p.insert((*k).into(), v.clone());
+        }
+        Value::Object(p)
+    }
+    Ok(match task.service {
+        Service::Exchange => {
+            let mailboxes = engine::exchange::discover_mailboxes(
+                graph,
+                &DiscoveryOptions {
+                    include_unlicensed: task.settings.backup_unlicensed,
+                },
+            )
+            .await?;
+            let found = mailboxes
+                .iter()
+                .map(|m| DiscoveredEntity {
+                    kind: EntityKind::Mailbox,
+                    external_id: m.graph_id.clone(),
+                    name: m.display_name.clone(),
+                    email_or_url: m.email.clone(),
+                    entity_type: match m.kind {
+                        MailboxKind::User => EntityType::User,
+                        MailboxKind::Shared => EntityType::Shared,
+                    },
+                    properties: with(
+                        &m.properties,
+                        &[
+                            ("accountEnabled", json!(m.account_enabled)),
+                            ("licensed", json!(m.licensed)),
+                        ],
+                    ),
+                })
+                .collect();
+            (found, PUBLIC_FOLDERS_NOTICE.to_string())
+        }
+        Service::OneDrive => {
+            let drives = engine::onedrive::discover_drives(graph).await?;
+            let found = drives
+                .iter()
+                .map(|d| DiscoveredEntity {
+                    kind: EntityKind::OneDrive,
+                    external_id: d.user_id.clone(),
+                    name: d.display_name.clone(),
+                    email_or_url: d.email.clone(),
+                    entity_type: EntityType::User,
+                    properties: with(
+                        &d.properties,
+                        &[
+                            ("accountEnabled", json!(d.account_enabled)),
+                            ("driveId", json!(d.drive_id)),
+                            ("webUrl", json!(d.web_url)),
+                            ("userPrincipalName", json!(d.user_principal_name)),
+                            ("usedBytes", json!(d.used_bytes)),
+                        ],
+                    ),
+                })
+                .collect();
+            (
+                found,
+                "OneNote notebooks are backed up as the files they are in each OneDrive.".into(),
+            )
+        }
+        Service::Teams => {
+            let groups = engine::teams::discover_groups(graph).await?;
+            let found = groups
+                .iter()
+                .map(|g| {
+                    let (kind, entity_type) = match g.kind {
+                        engine::teams::GroupKind::Team => (EntityKind::Team, EntityType::Team),
+                        engine::teams::GroupKind::Group => (EntityKind::Group, EntityType::Group),
+                    };
+                    DiscoveredEntity {
+                        kind,
+                        external_id: g.graph_id.clone(),
+                        name: g.display_name.clone(),
+                        email_or_url: g.mail.clone(),
+                        entity_type,
+                        properties: with(&g.properties, &[("visibility", json!(g.visibility))]),
+                    }
+                })
+                .collect();
+            (found, String::new())
+        }
+        Service::SharePoint => {
+            return Err(WorkerError::Invalid(
+                "discovery of SharePoint tasks is not built yet".into(),
+            ));
+        }
     })
 }
 
@@ -344,12 +413,12 @@ async fn backup_entity(
         .ok_or_else(|| WorkerError::Invalid("backup job without an entity".into()))?;
     let entity = rt.catalog.get_entity(account, entity_id).await?;
     let task = rt.catalog.get_task(account, entity.task_id).await?;
-    if task.service != Service::Exchange || entity.kind != EntityKind::Mailbox {
-        return Err(WorkerError::Invalid(format!(
-            "backups of {} {} are not built yet",
+    let sub_services = sub_services_of(task.service, entity.kind).ok_or_else(|| {
+        WorkerError::Invalid(format!(
+            "a {} task cannot back up a {}",
             task.service, entity.kind
-        )));
-    }
+        ))
+    })?;
     let mut summary = BackupSummary {
         entity_id,
         name: entity.name.clone(),
@@ -364,7 +433,7 @@ async fn backup_entity(
     };
     if entity.status == EntityStatus::Archived {
         summary.note =
-            Some("the mailbox was deleted in Microsoft 365; its backups are kept".into());
+            Some(format!("the {} was deleted in Microsoft 365; its backups are kept", entity.kind));
         return Ok(JobEnd::Completed(
             serde_json::to_value(&summary).unwrap_or(Value::Null),
         ));
@@ -392,34 +461,34 @@ async fn backup_entity(
         .set_entity_status(account, entity_id, EntityStatus::InProcess)
         .await?;
     close_interrupted_runs(rt, account, entity_id).await?;
-    let options = BackupOptions::default();
     let mut runs = Vec::new();
-    for sub in &options.sub_services {
+    for sub in &sub_services {
         let run = rt
             .catalog
             .start_run(account, entity_id, sub_service(*sub))
             .await?;
         runs.push(OpenRun {
-            sub: (*sub).into(),
+            sub: *sub,
             id: run.id,
         });
     }
-    let result = engine::exchange::backup_mailbox(MailboxBackup {
-        graph: &graph,
-        vault: &vault,
-        mailbox_id: &entity.external_id,
-        parent: parent_id.as_ref(),
-        options: &options,
-        progress: sink.as_ref(),
-        cancel: &signals.cancel,
-        meta: json!({
-            "account_id": account,
-            "task_id": task.id,
-            "entity_id": entity_id,
-            "email": entity.email_or_url,
-            "job_id": job.id,
-        }),
-    })
+    let meta = json!({
+        "account_id": account,
+        "task_id": task.id,
+        "entity_id": entity_id,
+        "email": entity.email_or_url,
+        "job_id": job.id,
+    });
+    let result = run_engine(
+        &graph,
+        &vault,
+        &entity,
+        parent_id.as_ref(),
+        &sub_services,
+        sink.as_ref(),
+        &signals.cancel,
+        meta,
+    )
     .await;
     let report = match result {
         Ok(r) if r.snapshot_id.is_some() => r,
@@ -482,6 +551,98 @@ async fn backup_entity(
     Ok(JobEnd::Completed(
         serde_json::to_value(&summary).unwrap_or(Value::Null),
     ))
+}
+
+/// The sub-services a backup of `kind` in a `service` task covers, in
+/// order; None when the task cannot hold such an entity.
+fn sub_services_of(service: Service, kind: EntityKind) -> Option<Vec<engine::SubService>> {
+    use engine::SubService as S;
+    Some(match (service, kind) {
+        (Service::Exchange, EntityKind::Mailbox) => BackupOptions::default()
+            .sub_services
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+        (Service::OneDrive, EntityKind::OneDrive) => vec![S::Drive],
+        (Service::SharePoint, EntityKind::Site) => vec![S::Drive, S::Site],
+        (Service::Teams, EntityKind::Group) => vec![
+            S::Metadata,
+            S::Conversations,
+            S::Calendar,
+            S::Drive,
+        ],
+        (Service::Teams, EntityKind::Team) => {
+            engine::teams::GroupBackupOptions::ALL.to_vec()
+        }
+        _ => return None,
+    })
+}
+
+/// Runs the engine's backup of one entity.
+#[allow(clippy::too_many_arguments)]
+async fn run_engine(
+    graph: &graph::GraphClient,
+    vault: &vault::Account,
+    entity: &Entity,
+    parent: Option<&vault::SnapshotId>,
+    sub_services: &[engine::SubService],
+    progress: &dyn engine::progress::Progress,
+    cancel: &engine::Cancel,
+    meta: Value,
+) -> engine::Result<BackupReport> {
+    match entity.kind {
+        EntityKind::Mailbox => {
+            let options = BackupOptions::default();
+            engine::exchange::backup_mailbox(MailboxBackup {
+                graph,
+                vault,
+                mailbox_id: &entity.external_id,
+                parent,
+                options: &options,
+                progress,
+                cancel,
+                meta,
+            })
+            .await
+        }
+        EntityKind::OneDrive => {
+            let options = engine::onedrive::OneDriveOptions {
+                stage: Some(entity.name.clone()),
+            };
+            engine::onedrive::backup_onedrive(engine::onedrive::OneDriveBackup {
+                graph,
+                vault,
+                user_id: &entity.external_id,
+                parent,
+                options: &options,
+                progress,
+                cancel,
+                meta,
+            })
+            .await
+        }
+        EntityKind::Group | EntityKind::Team => {
+            let options = engine::teams::GroupBackupOptions {
+                sub_services: sub_services.to_vec(),
+                ..Default::default()
+            };
+            engine::teams::backup_group(engine::teams::GroupBackup {
+                graph,
+                vault,
+                group_id: &entity.external_id,
+                is_team: entity.kind == EntityKind::Team,
+                parent,
+                options: &options,
+                progress,
+                cancel,
+                meta,
+            })
+            .await
+        }
+        EntityKind::Site => Err(engine::EngineError::Invalid(
+            "SharePoint site backups are not built yet".into(),
+        )),
+    }
 }
 
 /// Runs left open by a worker that died mid-backup are closed as failed, so

@@ -3,6 +3,7 @@
 
 mod backup;
 mod demo;
+mod rule;
 mod store;
 mod task;
 
@@ -31,6 +32,15 @@ pub struct EntityArgs {
     store: StoreArgs,
     #[command(subcommand)]
     cmd: task::EntityCmd,
+}
+
+/// `lifeboat rule ...`
+#[derive(Args)]
+pub struct RuleArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(subcommand)]
+    cmd: rule::RuleCmd,
 }
 
 /// `lifeboat discover --task ID`
@@ -90,7 +100,9 @@ pub enum OpsCommand {
     Task(TaskArgs),
     /// Entities of a task: list, activate, pause.
     Entity(EntityArgs),
-    /// Discover the mailboxes of a task now.
+    /// Activation rules of a task: create (and apply), list, delete.
+    Rule(RuleArgs),
+    /// Discover the entities of a task now.
     Discover(DiscoverArgs),
     /// Run backups now.
     Backup(BackupArgs),
@@ -117,6 +129,10 @@ pub async fn run(cmd: OpsCommand) -> Result<()> {
         OpsCommand::Entity(a) => {
             let ctx = Ctx::open(&a.store).await?;
             task::run_entity(&ctx, a.cmd).await
+        }
+        OpsCommand::Rule(a) => {
+            let ctx = Ctx::open(&a.store).await?;
+            rule::run_rule(&ctx, a.cmd).await
         }
         OpsCommand::Discover(a) => {
             let ctx = Ctx::open(&a.store).await?;

@@ -111,10 +111,24 @@ fn read_secret(file: Option<&PathBuf>) -> Result<String> {
 
 pub fn print_discovery(s: &worker::DiscoverySummary) {
     eprintln!(
-        "discovery: {} mailboxes ({} new, {} activated), {} archived",
+        "discovery: {} found ({} new, {} activated), {} archived",
         s.found, s.new, s.activated, s.archived
     );
-    eprintln!("note: {}", s.notice);
+    if s.backed_up_elsewhere > 0 {
+        eprintln!(
+            "{} entities are already backed up in another task of this tenant",
+            s.backed_up_elsewhere
+        );
+    }
+    for r in &s.rules {
+        eprintln!(
+            "rule {}: {} match, {} activated, {} left ({})",
+            r.rule_id, r.matched, r.activated, r.left, r.on_leave
+        );
+    }
+    if !s.notice.is_empty() {
+        eprintln!("note: {}", s.notice);
+    }
 }
 
 pub async fn run_task(ctx: &Ctx, cmd: TaskCmd) -> Result<()> {
