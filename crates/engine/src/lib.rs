@@ -17,6 +17,7 @@ pub mod progress;
 pub mod report;
 pub mod run;
 pub mod schedule;
+pub mod sharepoint;
 
 pub use cancel::Cancel;
 pub use error::{EngineError, Result};
