@@ -456,6 +456,10 @@ async fn site_backups_equal_ground_truth_through_activity_and_cost_what_changed(
     let kept = json_at(&e.account, &snap1, &format!("lists/{list}/{victim}")).await;
     assert_eq!(kept["id"], victim.as_str());
 
+    println!(
+        "site backup requests: first {}, after activity {}",
+        first.requests, second.requests
+    );
     // Nothing changed: one delta round per list plus the listings.
     let lists = e.generic_lists(&site).await.len() as u64;
     let third = e.backup(&site, Some(&s2), &site_only()).await;
@@ -471,6 +475,7 @@ async fn site_backups_equal_ground_truth_through_activity_and_cost_what_changed(
         "an unchanged site costs {} requests for {lists} lists",
         third.requests
     );
+    println!("site backup requests: unchanged {}", third.requests);
     assert_matches_truth(&e, &site, third.snapshot_id.as_ref().unwrap()).await;
 }
 
@@ -571,6 +576,15 @@ async fn malformed_answers_give_an_error_not_a_panic() {
     }
 }
 
+/// Asks for cancellation as soon as one item is done.
+struct CancelAfterFirstItem(Cancel);
+
+impl engine::progress::Progress for CancelAfterFirstItem {
+    fn advance(&self, _items: u64, _bytes: u64) {
+        self.0.cancel();
+    }
+}
+
 #[tokio::test]
 async fn a_cancelled_backup_commits_nothing_and_a_deleted_site_is_reported_gone() {
     let e = env(small_tenant(8, 56)).await;
@@ -582,6 +596,29 @@ async fn a_cancelled_backup_commits_nothing_and_a_deleted_site_is_reported_gone(
         .await
     {
         Ok(r) => assert!(r.snapshot_id.is_none()),
+        Err(err) => assert!(matches!(err, EngineError::Cancelled), "{err}"),
+    }
+    assert!(e.account.snapshots().await.unwrap().is_empty());
+    // Cancelled half-way, after the first stored item: nothing committed.
+    let cancel = Cancel::new();
+    let progress = CancelAfterFirstItem(cancel.clone());
+    let r = backup_site(SiteBackup {
+        graph: &e.graph,
+        vault: &e.account,
+        site_id: &site,
+        parent: None,
+        options: &site_only(),
+        progress: &progress,
+        cancel: &cancel,
+        meta: json!({}),
+    })
+    .await;
+    assert!(cancel.is_cancelled());
+    match r {
+        Ok(r) => {
+            assert!(r.snapshot_id.is_none());
+            assert_eq!(part(&r, SubService::Site).outcome, Outcome::Cancelled);
+        }
         Err(err) => assert!(matches!(err, EngineError::Cancelled), "{err}"),
     }
     assert!(e.account.snapshots().await.unwrap().is_empty());
