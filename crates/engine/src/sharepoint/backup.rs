@@ -434,8 +434,8 @@ async fn backup_lists(
     }
     if with_attachments > 0 {
         bus.recovered(format!(
-            "{with_attachments} list items have attachments: Microsoft Graph does not expose \
-list item attachments, so their fields were backed up and the attached files were not"
+            "{with_attachments} list items stored in this run have attachments: Microsoft Graph does \
+not expose list item attachments, so their fields were backed up and the attached files were not"
         ));
     }
     Ok(links)
