@@ -378,6 +378,18 @@ fn list_ops(
             .ok_or_else(|| GraphError::item_not_found("List not found"))?
     };
     let frag = format!("sites('{}')/lists('{}')", site.id, lid);
+    if rest.len() == 1 && *method == Method::DELETE {
+        // `DELETE /sites/{id}/lists/{id}`. Libraries are not deleted here:
+        // their drives are numbered by position in the site.
+        let mut ss = slot.write();
+        if ss.lists[li].lib.is_some() {
+            return Err(GraphError::invalid_request(
+                "The simulator does not delete document libraries.",
+            ));
+        }
+        ss.lists.remove(li);
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
     match (s(1), s(2), s(3)) {
         (None, _, _) if get => {
             let ss = slot.read();
