@@ -529,6 +529,79 @@ async fn an_expired_list_delta_link_enumerates_again_and_drops_what_is_gone() {
 }
 
 #[tokio::test]
+async fn lists_created_and_deleted_follow_the_site() {
+    let e = env(small_tenant(10, 58)).await;
+    let site = e.content_site().await;
+    let first = e.backup(&site, None, &site_only()).await;
+    let s1 = first.snapshot_id.unwrap();
+    let doomed = e.generic_lists(&site).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let doomed_items = e
+        .graph
+        .get_all(&format!("/sites/{site}/lists/{doomed}/items"))
+        .await
+        .unwrap()
+        .len() as u64;
+    assert!(doomed_items > 0);
+    e.graph
+        .send(Request::delete(format!("/sites/{site}/lists/{doomed}")))
+        .await
+        .unwrap();
+    let created: Value = e
+        .graph
+        .send(Request::json(
+            reqwest::Method::POST,
+            format!("/sites/{site}/lists"),
+            &json!({
+                "displayName": "Backup test list",
+                "columns": [{"name": "Amount", "number": {}}],
+                "list": {"template": "genericList"},
+            }),
+        ))
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    let new_list = created["id"].as_str().unwrap().to_string();
+    for n in 0..3 {
+        e.graph
+            .send(Request::json(
+                reqwest::Method::POST,
+                format!("/sites/{site}/lists/{new_list}/items"),
+                &json!({"fields": {"Title": format!("Row {n}"), "Amount": n}}),
+            ))
+            .await
+            .unwrap();
+    }
+    let second = e.backup(&site, Some(&s1), &site_only()).await;
+    let p = part(&second, SubService::Site);
+    assert_eq!(p.outcome, Outcome::Success, "{:?}", second.parts);
+    assert!(p.counts.new >= 3, "{:?}", p.counts);
+    assert!(p.counts.deleted >= doomed_items, "{:?}", p.counts);
+    let s2 = second.snapshot_id.clone().unwrap();
+    assert_matches_truth(&e, &site, &s2).await;
+    let snap2 = e.account.snapshot(&s2).await.unwrap();
+    let lists: Vec<String> = e
+        .account
+        .list_folder(&snap2, "lists")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.name)
+        .collect();
+    assert!(lists.contains(&new_list));
+    assert!(!lists.contains(&doomed), "the deleted list is gone");
+    assert_eq!(
+        count_list_items(&e, &s2).await as u64
+            + e.account.list_folder(&snap2, "pages").await.unwrap().len() as u64,
+        p.counts.total,
+        "the report's total is what the snapshot holds"
+    );
+}
+
+#[tokio::test]
 async fn faults_and_throttling_lose_nothing() {
     let mut cfg = small_tenant(10, 54);
     cfg.token_lifetime_secs = 2;
