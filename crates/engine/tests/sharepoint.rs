@@ -237,6 +237,7 @@ async fn assert_matches_truth(e: &Env, site: &str, id: &SnapshotId) {
     let snap = e.account.snapshot(id).await.unwrap();
     assert_eq!(snap.meta["kind"], "sharepoint-site");
     assert_eq!(snap.meta["site"], site);
+    assert_eq!(snap.meta["format"], 1);
     let truth = e.truth(site).await;
     let stored = stored_list_items(&e.account, &snap).await;
     let truth_items: Vec<&Value> = truth.iter().filter(|t| t["workload"] == "list").collect();

@@ -7,7 +7,7 @@ use graph::{DeltaChange, Request};
 use serde_json::{Map, Value, json};
 use vault::Node;
 
-use super::{SNAPSHOT_KIND, SiteBackup, SiteSubService};
+use super::{SNAPSHOT_FORMAT, SNAPSHOT_KIND, SiteBackup, SiteSubService};
 use crate::error::{EngineError, Result};
 use crate::faults::FaultBus;
 use crate::report::{BackupReport, ItemCounts};
@@ -80,6 +80,7 @@ pub async fn backup_site(job: SiteBackup<'_>) -> Result<BackupReport> {
     }
     let text = |k: &str| site.get(k).cloned().unwrap_or(Value::Null);
     let engine_meta = json!({
+        "format": SNAPSHOT_FORMAT,
         "site": site_id,
         "webUrl": text("webUrl"),
         "displayName": text("displayName"),

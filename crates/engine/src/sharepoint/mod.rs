@@ -1,6 +1,7 @@
 //! SharePoint Online (SPEC F-D3): site discovery and site backup.
 //!
-//! A site backup is one vault snapshot (kind `sharepoint-site`) laid out as
+//! A site backup is one vault snapshot (kind `sharepoint-site`, `format` 1)
+//! laid out as
 //!
 //! ```text
 //! site                          content: the site's Graph JSON (GET /sites/{id})
@@ -52,6 +53,10 @@ use crate::progress::Progress;
 
 /// The snapshot kind of a site backup.
 pub const SNAPSHOT_KIND: &str = "sharepoint-site";
+
+/// The version of the layout above, stored as `format` in each snapshot's
+/// metadata so that a later layout can still read older snapshots.
+pub const SNAPSHOT_FORMAT: u32 = 1;
 
 /// A site found in the tenant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
