@@ -18,6 +18,7 @@ pub mod progress;
 pub mod report;
 pub mod run;
 pub mod schedule;
+pub mod sharepoint;
 pub mod teams;
 
 pub use cancel::Cancel;

@@ -209,7 +209,40 @@ fn list_sites(sim: &Sim, ctx: &GraphCtx, all: bool) -> GraphResult<Response> {
         }
         v.push(s.json(&sim.cfg.tenant_id));
     }
+    if all && search.is_none() {
+        v.extend(personal_sites(sim));
+    }
     ok(odata::collection(ctx, "sites", v, PageLimits::SMALL, None)?)
+}
+
+/// The OneDrive (personal) site of every user with a drive, as
+/// `getAllSites` lists them alongside the other sites (`isPersonalSite`
+/// true, on the tenant's `-my` host). Only listed: the simulator serves a
+/// OneDrive through `/users/{id}/drive`, not through its site.
+fn personal_sites(sim: &Sim) -> Vec<Value> {
+    let (tenant, _) = super::tenant_host(sim);
+    let host = format!("{tenant}-my.sharepoint.com");
+    let dir = sim.directory.read();
+    dir.live_users()
+        .filter(|u| u.has_drive())
+        .map(|u| {
+            let coll = crate::rng::stable_guid(sim.seed(), &["mysite-coll", &u.id]).to_string();
+            let web = crate::rng::stable_guid(sim.seed(), &["mysite-web", &u.id]).to_string();
+            let personal = u.upn.replace(['.', '@'], "_");
+            let url = format!("https://{host}/personal/{personal}");
+            json!({
+                "id": format!("{host},{coll},{web}"),
+                "name": u.display_name,
+                "displayName": u.display_name,
+                "description": "",
+                "webUrl": url,
+                "createdDateTime": u.created,
+                "isPersonalSite": true,
+                "siteCollection": {"hostname": host, "dataLocationCode": "NAM"},
+                "sharepointIds": {"siteId": coll, "webId": web, "siteUrl": url, "tenantId": sim.cfg.tenant_id},
+            })
+        })
+        .collect()
 }
 
 fn site_drives(sim: &Sim, ctx: &GraphCtx, site: &SiteMeta) -> GraphResult<Response> {
@@ -345,6 +378,18 @@ fn list_ops(
             .ok_or_else(|| GraphError::item_not_found("List not found"))?
     };
     let frag = format!("sites('{}')/lists('{}')", site.id, lid);
+    if rest.len() == 1 && *method == Method::DELETE {
+        // `DELETE /sites/{id}/lists/{id}`. Libraries are not deleted here:
+        // their drives are numbered by position in the site.
+        let mut ss = slot.write();
+        if ss.lists[li].lib.is_some() {
+            return Err(GraphError::invalid_request(
+                "The simulator does not delete document libraries.",
+            ));
+        }
+        ss.lists.remove(li);
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
     match (s(1), s(2), s(3)) {
         (None, _, _) if get => {
             let ss = slot.read();
