@@ -325,9 +325,32 @@ async fn discover_service(
             (found, String::new())
         }
         Service::SharePoint => {
-            return Err(WorkerError::Invalid(
-                "discovery of SharePoint tasks is not built yet".into(),
-            ));
+            let sites = engine::sharepoint::discover_sites(graph).await?;
+            let found = sites
+                .iter()
+                .map(|site| DiscoveredEntity {
+                    kind: EntityKind::Site,
+                    external_id: site.graph_id.clone(),
+                    name: site.display_name.clone(),
+                    email_or_url: Some(site.web_url.clone()),
+                    entity_type: EntityType::Site,
+                    properties: with(
+                        &site.properties,
+                        &[
+                            ("isSubSite", json!(site.is_sub_site)),
+                            ("parentId", json!(site.parent_id)),
+                            ("groupId", json!(site.group_id)),
+                            ("webUrl", json!(site.web_url)),
+                        ],
+                    ),
+                })
+                .collect();
+            (
+                found,
+                "Group-connected team sites are also backed up with their group by a Teams & Groups \
+task; when one is, the site shows \"Backed up in another task\"."
+                    .into(),
+            )
         }
     })
 }
@@ -432,8 +455,10 @@ async fn backup_entity(
         note: None,
     };
     if entity.status == EntityStatus::Archived {
-        summary.note =
-            Some(format!("the {} was deleted in Microsoft 365; its backups are kept", entity.kind));
+        summary.note = Some(format!(
+            "the {} was deleted in Microsoft 365; its backups are kept",
+            entity.kind
+        ));
         return Ok(JobEnd::Completed(
             serde_json::to_value(&summary).unwrap_or(Value::Null),
         ));
@@ -564,16 +589,11 @@ fn sub_services_of(service: Service, kind: EntityKind) -> Option<Vec<engine::Sub
             .map(Into::into)
             .collect(),
         (Service::OneDrive, EntityKind::OneDrive) => vec![S::Drive],
-        (Service::SharePoint, EntityKind::Site) => vec![S::Drive, S::Site],
-        (Service::Teams, EntityKind::Group) => vec![
-            S::Metadata,
-            S::Conversations,
-            S::Calendar,
-            S::Drive,
-        ],
-        (Service::Teams, EntityKind::Team) => {
-            engine::teams::GroupBackupOptions::ALL.to_vec()
+        (Service::SharePoint, EntityKind::Site) => vec![S::Site, S::Drive],
+        (Service::Teams, EntityKind::Group) => {
+            vec![S::Metadata, S::Conversations, S::Calendar, S::Drive]
         }
+        (Service::Teams, EntityKind::Team) => engine::teams::GroupBackupOptions::ALL.to_vec(),
         _ => return None,
     })
 }
@@ -639,9 +659,20 @@ async fn run_engine(
             })
             .await
         }
-        EntityKind::Site => Err(engine::EngineError::Invalid(
-            "SharePoint site backups are not built yet".into(),
-        )),
+        EntityKind::Site => {
+            let options = engine::sharepoint::SiteBackupOptions::default();
+            engine::sharepoint::backup_site(engine::sharepoint::SiteBackup {
+                graph,
+                vault,
+                site_id: &entity.external_id,
+                parent,
+                options: &options,
+                progress,
+                cancel,
+                meta,
+            })
+            .await
+        }
     }
 }
 

@@ -84,7 +84,10 @@ pub async fn run_rule(ctx: &Ctx, cmd: RuleCmd) -> Result<()> {
                 .parse()
                 .map_err(|_| anyhow::anyhow!("--on-leave is keep, pause or delete"))?;
             let mut problems = Vec::new();
-            let url = |m: UrlMatch, v: String| RuleDefinition::Url { match_: m, value: v };
+            let url = |m: UrlMatch, v: String| RuleDefinition::Url {
+                match_: m,
+                value: v,
+            };
             let mut chosen: Vec<RuleDefinition> = Vec::new();
             if let Some(p) = property {
                 chosen.push(RuleDefinition::Property {
@@ -123,7 +126,9 @@ pub async fn run_rule(ctx: &Ctx, cmd: RuleCmd) -> Result<()> {
             let definition = match chosen.len() {
                 1 => chosen.remove(0),
                 0 => bail!("choose what the rule matches: --property, --group, --url-*, or --csv"),
-                _ => bail!("a rule matches one thing: give only one of --property, --group, --url-*, --csv"),
+                _ => bail!(
+                    "a rule matches one thing: give only one of --property, --group, --url-*, --csv"
+                ),
             };
             let rule = ctx
                 .rt
@@ -179,21 +184,40 @@ pub async fn run_rule(ctx: &Ctx, cmd: RuleCmd) -> Result<()> {
         }
         RuleCmd::List { task, json } => {
             let task = ctx.task(&task).await?;
-            let rules = ctx.rt.catalog.list_rules(ctx.account, Some(task.id)).await?;
+            let rules = ctx
+                .rt
+                .catalog
+                .list_rules(ctx.account, Some(task.id))
+                .await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rules)?);
             } else {
-                println!("{:<36}  {:<9}  {:<8}  {:<16}  matches", "id", "mode", "on leave", "last run");
+                println!(
+                    "{:<36}  {:<9}  {:<8}  {:<16}  matches",
+                    "id", "mode", "on leave", "last run"
+                );
                 for r in rules {
                     let what = match &r.definition {
                         RuleDefinition::Property { property, values } => {
                             format!("{property} in [{}]", values.join(", "))
                         }
-                        RuleDefinition::Group { group_id, group_name } => {
-                            format!("members of {}", if group_name.is_empty() { group_id } else { group_name })
+                        RuleDefinition::Group {
+                            group_id,
+                            group_name,
+                        } => {
+                            format!(
+                                "members of {}",
+                                if group_name.is_empty() {
+                                    group_id
+                                } else {
+                                    group_name
+                                }
+                            )
                         }
                         RuleDefinition::Url { match_, value } => format!("URL {match_} {value}"),
-                        RuleDefinition::Csv { emails } => format!("{} addresses from a CSV", emails.len()),
+                        RuleDefinition::Csv { emails } => {
+                            format!("{} addresses from a CSV", emails.len())
+                        }
                     };
                     println!(
                         "{:<36}  {:<9}  {:<8}  {:<16}  {what}",

@@ -15,7 +15,7 @@ pub enum TaskCmd {
     /// --client-secret-file or LIFEBOAT_CLIENT_SECRET, never from the
     /// command line (it would show in process listings).
     Create {
-        /// The service (exchange).
+        /// The service: exchange, onedrive, sharepoint or teams.
         #[arg(long, default_value = "exchange")]
         service: String,
         /// Microsoft Graph base URL.
@@ -149,9 +149,6 @@ pub async fn run_task(ctx: &Ctx, cmd: TaskCmd) -> Result<()> {
             let service: Service = service
                 .parse()
                 .map_err(|e| anyhow::anyhow!("--service: {e}"))?;
-            if service != Service::Exchange {
-                bail!("only --service exchange is supported so far");
-            }
             let frequency: catalog::Frequency = frequency
                 .parse()
                 .map_err(|e| anyhow::anyhow!("--frequency: {e}"))?;
