@@ -580,4 +580,39 @@ impl Catalog {
             .await?;
         Ok((a, b))
     }
+
+    /// Remove an entity from the catalog with its runs, tags and rule
+    /// matches (after its backups were purged from the vault). Jobs and the
+    /// activity log keep their history.
+    pub async fn delete_entity(&self, account: AccountId, id: EntityId) -> Result<()> {
+        let done = q(
+            "DELETE FROM entities WHERE account_id = $1 AND id = $2",
+            args![account.to_string(), id.to_string()],
+        )
+        .query()
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound("entity"));
+        }
+        Ok(())
+    }
+
+    /// [`Catalog::refresh_coverage`] for every task on the same tenant as
+    /// `task`, the task itself first: activating or pausing an entity in one
+    /// task can cover or release its twin in another. Returns how many
+    /// entities changed status.
+    pub async fn refresh_tenant_coverage(&self, account: AccountId, task: TaskId) -> Result<u64> {
+        let me = self.get_task(account, task).await?;
+        let mut changed = 0;
+        let (a, b) = self.refresh_coverage(account, task).await?;
+        changed += a + b;
+        for t in self.list_tasks(account, None).await? {
+            if t.id != task && t.connection_id == me.connection_id {
+                let (a, b) = self.refresh_coverage(account, t.id).await?;
+                changed += a + b;
+            }
+        }
+        Ok(changed)
+    }
 }

@@ -47,7 +47,40 @@ fn demo_backs_up_every_mailbox_and_prints_how_to_sign_in() {
         .output()
         .unwrap();
     let tasks: serde_json::Value = serde_json::from_slice(&tasks.stdout).unwrap();
-    assert_eq!(tasks.as_array().unwrap().len(), 1);
+    let services: Vec<&str> = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        services,
+        ["exchange", "onedrive", "sharepoint", "teams"],
+        "one task per service"
+    );
+    for (what, t) in ["OneDrives", "sites", "groups"]
+        .iter()
+        .zip(&tasks.as_array().unwrap()[1..])
+    {
+        let entities = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+            .args(["entity", "list", "--json", "--data"])
+            .arg(dir.path())
+            .args(["--task", t["id"].as_str().unwrap()])
+            .output()
+            .unwrap();
+        let entities: serde_json::Value = serde_json::from_slice(&entities.stdout).unwrap();
+        let entities = entities.as_array().unwrap();
+        assert!(!entities.is_empty(), "the demo tenant has {what}");
+        assert!(
+            entities.iter().all(|e| e["active"] == true),
+            "every discovered {what} is protected"
+        );
+    }
+    // The group team sites are protected by the Teams task.
+    assert!(
+        first.contains("entities are Backed up in another task"),
+        "{first}"
+    );
     let task = tasks[0]["id"].as_str().unwrap();
     let entities = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
         .args(["entity", "list", "--json", "--task", task, "--data"])

@@ -376,6 +376,12 @@ async fn set_protection(
                 .await?
         };
     }
+    // An entity another task of the tenant already protects shows "Backed
+    // up in another task"; pausing one releases its twin.
+    state
+        .catalog
+        .refresh_tenant_coverage(principal.account_id, task.id)
+        .await?;
     Ok(ApiJson(ChangedView { changed }))
 }
 

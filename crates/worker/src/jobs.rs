@@ -894,4 +894,4 @@ async fn log_entity_activity(
 }
 
 /// The kinds of job this worker runs.
-pub const JOB_KINDS: [JobKind; 2] = [JobKind::Backup, JobKind::Discovery];
+pub const JOB_KINDS: [JobKind; 3] = [JobKind::Backup, JobKind::Discovery, JobKind::Purge];

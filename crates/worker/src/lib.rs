@@ -6,12 +6,14 @@
 //!   database URL and a vault URL (production).
 //! - [`jobs`]: what discovery and backup jobs do and record.
 //! - [`rules`]: bulk activation rules, applied once or after every discovery.
+//! - [`purge`]: backups no longer kept (archived past retention, deletions past grace).
 //! - [`Worker`]: claims leased jobs and runs them; reclaims dead workers' jobs.
 //! - [`Scheduler`]: enqueues due backups and the daily discovery.
 
 mod error;
 pub mod jobs;
 pub mod progress;
+pub mod purge;
 pub mod rules;
 mod runtime;
 pub mod scheduler;

@@ -209,6 +209,10 @@ pub async fn apply_rule(
             Deactivation::Keep => "kept",
             Deactivation::Pause => {
                 rt.catalog.pause_entities(account, &left).await?;
+                // A paused entity may release its twin in another task.
+                rt.catalog
+                    .refresh_tenant_coverage(account, rule.task_id)
+                    .await?;
                 "paused"
             }
             Deactivation::Delete => {

@@ -31,6 +31,8 @@ pub struct TickReport {
     pub backups: usize,
     /// Discovery jobs created.
     pub discoveries: usize,
+    /// Purge jobs created (backups past retention or grace).
+    pub purges: usize,
 }
 
 /// The scheduler.
@@ -58,6 +60,12 @@ impl Scheduler {
         let mut report = TickReport::default();
         for account in self.rt.catalog.list_accounts().await? {
             for task in self.rt.catalog.list_tasks(account.id, None).await? {
+                match crate::purge::enqueue_purges(&self.rt, &task, now).await {
+                    Ok(n) => report.purges += n,
+                    Err(e) => {
+                        tracing::warn!(task = %task.id, error = %e, "purge scheduling failed")
+                    }
+                }
                 if task.status != TaskStatus::Active || task.deletion_requested_at.is_some() {
                     continue;
                 }
@@ -123,6 +131,7 @@ impl Scheduler {
                     tracing::info!(
                         backups = r.backups,
                         discoveries = r.discoveries,
+                        purges = r.purges,
                         "scheduled"
                     )
                 }

@@ -60,7 +60,63 @@ pub struct DemoArgs {
 }
 
 const DEMO_EMAIL: &str = "admin@demo.lifeboat.local";
-const DEMO_TASK: &str = "Demo tenant: Exchange";
+/// The demo's tasks, one per service; the first is backed up before the
+/// demo reports, the others in the background.
+const DEMO_TASKS: [(Service, &str); 4] = [
+    (Service::Exchange, "Demo tenant: Exchange"),
+    (Service::OneDrive, "Demo tenant: OneDrive"),
+    (Service::SharePoint, "Demo tenant: SharePoint"),
+    (Service::Teams, "Demo tenant: Teams & Groups"),
+];
+
+/// A demo task by name, created (with the tenant's connection) on the
+/// first run.
+async fn demo_task(
+    rt: &Runtime,
+    account: catalog::AccountId,
+    sim: &graph_sim::RunningSim,
+    service: Service,
+    name: &str,
+) -> Result<catalog::Task> {
+    if let Some(t) = rt
+        .catalog
+        .list_tasks(account, None)
+        .await?
+        .into_iter()
+        .find(|t| t.name == name)
+    {
+        return Ok(t);
+    }
+    let c = &sim.sim.cfg;
+    let conn = rt
+        .connect(
+            account,
+            NewConnection {
+                tenant_id: c.tenant_id.clone(),
+                client_id: c.client_id.clone(),
+                client_secret: catalog::Secret::new(c.client_secret.clone()),
+                graph_url: sim.graph_url(),
+                login_url: sim.login_url(),
+            },
+        )
+        .await
+        .context("connecting the simulated tenant (a data directory from a demo on another --sim-listen address cannot be reused)")?;
+    Ok(rt
+        .catalog
+        .create_task(
+            account,
+            NewTask {
+                connection_id: conn.id,
+                service,
+                name: name.into(),
+                settings: TaskSettings {
+                    auto_activate_new: true,
+                    ..Default::default()
+                },
+            },
+        )
+        .await?)
+}
 const CREDENTIALS_FILE: &str = "demo-credentials.txt";
 
 /// Background roles of a serving process; dropping the sender stops them.
@@ -139,57 +195,36 @@ pub async fn run_demo(a: DemoArgs) -> Result<()> {
     let ctx = Ctx::open(&a.store).await?;
     let rt = ctx.rt.clone();
 
-    // The task, its connection and its mailboxes (reused on a second run).
-    let existing = rt
-        .catalog
-        .list_tasks(ctx.account, None)
-        .await?
-        .into_iter()
-        .find(|t| t.name == DEMO_TASK);
-    let task = match existing {
-        Some(t) => t,
-        None => {
-            let c = &sim.sim.cfg;
-            let conn = rt
-                .connect(
-                    ctx.account,
-                    NewConnection {
-                        tenant_id: c.tenant_id.clone(),
-                        client_id: c.client_id.clone(),
-                        client_secret: catalog::Secret::new(c.client_secret.clone()),
-                        graph_url: sim.graph_url(),
-                        login_url: sim.login_url(),
-                    },
-                )
-                .await
-                .context("connecting the simulated tenant (a data directory from a demo on another --sim-listen address cannot be reused)")?;
-            rt.catalog
-                .create_task(
-                    ctx.account,
-                    NewTask {
-                        connection_id: conn.id,
-                        service: Service::Exchange,
-                        name: DEMO_TASK.into(),
-                        settings: TaskSettings {
-                            auto_activate_new: true,
-                            ..Default::default()
-                        },
-                    },
-                )
-                .await?
+    // The tasks (one per service), their connection and their entities,
+    // all reused on a second run.
+    let mut tasks = Vec::new();
+    for (service, name) in DEMO_TASKS {
+        let task = demo_task(&rt, ctx.account, &sim, service, name).await?;
+        let found = worker::discover_task(&rt, ctx.account, task.id, None)
+            .await
+            .with_context(|| format!("discovering the demo tenant for {name}"))?;
+        eprint!("{name}: ");
+        super::task::print_discovery(&found);
+        let ids: Vec<_> = worker::task_entities(&rt, ctx.account, task.id)
+            .await?
+            .into_iter()
+            .filter(|e| e.deleted_in_tenant_at.is_none())
+            .map(|e| e.id)
+            .collect();
+        rt.catalog.activate_entities(ctx.account, &ids).await?;
+        tasks.push(task);
+    }
+    // Group team sites are backed up with their groups by the Teams task.
+    for t in &tasks {
+        let (covered, _) = rt.catalog.refresh_coverage(ctx.account, t.id).await?;
+        if covered > 0 {
+            println!(
+                "{}: {covered} entities are Backed up in another task (group team sites go with their groups)",
+                t.name
+            );
         }
-    };
-    let found = worker::discover_task(&rt, ctx.account, task.id, None)
-        .await
-        .context("discovering the demo tenant's mailboxes")?;
-    super::task::print_discovery(&found);
-    let ids: Vec<_> = worker::task_entities(&rt, ctx.account, task.id)
-        .await?
-        .into_iter()
-        .filter(|e| e.deleted_in_tenant_at.is_none())
-        .map(|e| e.id)
-        .collect();
-    rt.catalog.activate_entities(ctx.account, &ids).await?;
+    }
+    let task = tasks[0].clone();
     let password = demo_user(&rt, ctx.account, &a.store.data).await?;
 
     let (addr, api) = start_api(&rt, a.listen, false).await?;
@@ -258,6 +293,19 @@ pub async fn run_demo(a: DemoArgs) -> Result<()> {
         api.abort();
         bg.shutdown().await;
         return Ok(());
+    }
+    // The other services' first backups run in the background: SharePoint
+    // and OneDrive are held to Microsoft's resource-unit budget, so a whole
+    // tenant takes minutes, as it would against Microsoft 365.
+    for t in &tasks[1..] {
+        let enq = worker::enqueue_backups(&rt, t, None, "demo", None).await?;
+        println!(
+            "  {}: {} backups queued (task {}; follow them with lifeboat run list --task {})",
+            t.name,
+            enq.jobs.len(),
+            t.id,
+            t.id
+        );
     }
     println!("Serving until ctrl-c.");
     super::backup::shutdown_signal().await;

@@ -260,6 +260,10 @@ pub async fn run_entity(ctx: &Ctx, cmd: EntityCmd) -> Result<()> {
             let task = ctx.task(&task).await?;
             let ids = pick(ctx, &task, all, &emails).await?;
             let n = ctx.rt.catalog.activate_entities(ctx.account, &ids).await?;
+            ctx.rt
+                .catalog
+                .refresh_tenant_coverage(ctx.account, task.id)
+                .await?;
             eprintln!("activated {n} entities");
             Ok(())
         }
@@ -267,6 +271,10 @@ pub async fn run_entity(ctx: &Ctx, cmd: EntityCmd) -> Result<()> {
             let task = ctx.task(&task).await?;
             let ids = pick(ctx, &task, all, &emails).await?;
             let n = ctx.rt.catalog.pause_entities(ctx.account, &ids).await?;
+            ctx.rt
+                .catalog
+                .refresh_tenant_coverage(ctx.account, task.id)
+                .await?;
             eprintln!("paused {n} entities");
             Ok(())
         }

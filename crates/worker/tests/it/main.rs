@@ -27,4 +27,5 @@ mod common;
 
 mod backup;
 mod discovery;
+mod purge;
 mod scheduler;
