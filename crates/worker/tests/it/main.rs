@@ -28,3 +28,4 @@ mod common;
 mod backup;
 mod discovery;
 mod scheduler;
+mod services;
