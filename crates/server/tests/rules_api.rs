@@ -2,6 +2,7 @@
 //! PostgreSQL: create from a definition or a CSV (bad rows reported by
 //! line), bad requests, list, delete, roles and cross-account isolation.
 
+#[allow(dead_code)] // each test file uses part of the shared harness
 mod common;
 
 use catalog::Role;
