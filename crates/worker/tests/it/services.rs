@@ -490,6 +490,11 @@ worker_test!(
             .await
             .expect("members");
         assert!(!left_now.iter().any(|m| m["id"] == leaver.as_str()));
+        // Removing someone who is not a member is 404, as Graph answers.
+        let again = graph
+            .send(graph::Request::delete(format!("/groups/{group}/members/{leaver}/$ref")))
+            .await;
+        assert!(again.as_ref().is_err_and(|e| e.is_not_found()), "{again:?}");
         let d = discover(&env, &task).await;
         let o = d
             .rules
@@ -669,5 +674,53 @@ worker_test!(
         ));
         assert!(env.entities(&mine).await.iter().all(|e| !e.active), "A's sites untouched");
         assert!(env.rt.catalog.rule_matches(env.account, rule_a.id).await.expect("matches").is_empty());
+    }
+);
+
+worker_test!(
+    async fn a_rule_job_from_the_api_applies_the_rule_once_after_discovery(env) {
+        let task = env.service_task(Service::SharePoint, TaskSettings::default()).await;
+        // A recurring rule (run by discovery itself) and a once rule (run by
+        // the job after discovery), each enqueued as the API does, and run
+        // one after the other (two discoveries of a task at once would
+        // share out the activations between them).
+        let mut done = Vec::new();
+        let mut rules = Vec::new();
+        for mode in [RuleMode::Recurring, RuleMode::Once] {
+            let rule = new_rule(
+                &env,
+                &task,
+                RuleDefinition::Url { match_: UrlMatch::Contains, value: "https://".into() },
+                mode,
+                Deactivation::Keep,
+            )
+            .await;
+            let mut job = catalog::NewJob::new(
+                catalog::JobKind::Discovery,
+                json!({ "task_id": task.id, "rule_id": rule.id }),
+            );
+            job.task_id = Some(task.id);
+            job.dedupe_key = Some(format!("rule:{}", rule.id));
+            let id = env.rt.catalog.enqueue_job(env.account, job).await.expect("enqueue").job().id;
+            done.extend(env.run_jobs(&[id]).await);
+            rules.push(rule);
+        }
+        let sites = env.entities(&task).await.len();
+        assert!(sites > 0);
+        let mut activated = 0;
+        for (job, rule) in done.iter().zip(&rules) {
+            assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.error);
+            let s: worker::DiscoverySummary =
+                serde_json::from_value(job.result.clone().expect("result")).expect("summary");
+            let mine: Vec<&worker::RuleOutcome> =
+                s.rules.iter().filter(|o| o.rule_id == rule.id.to_string()).collect();
+            assert_eq!(mine.len(), 1, "applied once: {:?}", s.rules);
+            assert_eq!(mine[0].matched, sites);
+            activated += mine[0].activated;
+            let stored = env.rt.catalog.get_rule(env.account, rule.id).await.expect("rule");
+            assert!(stored.last_evaluated_at.is_some());
+        }
+        assert_eq!(activated, sites, "each site activated by exactly one of the rules: {done:?}");
+        assert!(env.entities(&task).await.iter().all(|e| e.active));
     }
 );
