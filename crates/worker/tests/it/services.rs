@@ -319,6 +319,22 @@ worker_test!(
             EntityStatus::Success | EntityStatus::Partial
         ));
 
+        // A group without a team: its four sub-services, no channels.
+        let group = &groups[0];
+        env.rt.catalog.activate_entities(env.account, &[group.id]).await.expect("activate");
+        let job = backup(&env, &task, &[group.id]).await.remove(0);
+        assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.error);
+        let snap = summary(&job).snapshot_id.expect("snapshot");
+        assert_eq!(
+            runs_in(&env, group.id, &snap).await,
+            sub_set(&[
+                SubService::Metadata,
+                SubService::Conversations,
+                SubService::Calendar,
+                SubService::Drive,
+            ])
+        );
+
         // A deleted team: archived by the next discovery.
         env.post_sim(&format!("/_sim/groups/{}/delete", team.external_id), json!({}))
             .await;
@@ -593,7 +609,31 @@ worker_test!(
         }
         // The team itself stays protected in its task.
         assert_eq!(entity(&env, team.id).await.status, EntityStatus::Scheduled);
-        // "Back up all" (what the scheduler runs) leaves the team site out.
+        // The scheduler's next backup slot leaves the team site out.
+        let tick = worker::Scheduler::new(env.rt.clone())
+            .tick(env.rt.catalog.now() + chrono::Duration::days(1))
+            .await
+            .expect("tick");
+        assert!(tick.backups > 0);
+        let scheduled: HashSet<catalog::EntityId> = env
+            .rt
+            .catalog
+            .list_jobs(
+                env.account,
+                &catalog::JobFilter {
+                    task_id: Some(sharepoint.id),
+                    kinds: vec![catalog::JobKind::Backup],
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("jobs")
+            .iter()
+            .filter_map(|j| j.entity_id)
+            .collect();
+        assert_eq!(scheduled.len(), sites.len() - 1);
+        assert!(!scheduled.contains(&team_site.id));
+        // So does "back up all".
         let enq = worker::enqueue_backups(&env.rt, &sharepoint, None, "schedule", None)
             .await
             .expect("enqueue");
