@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use rand::Rng;
 use serde_json::{Value, json};
@@ -548,6 +548,7 @@ pub fn routes() -> Router<Arc<Sim>> {
         .route("/groups/{id}", get(get_group).delete(delete_group))
         .route("/groups/{id}/members", get(group_members))
         .route("/groups/{id}/members/$ref", post(add_member))
+        .route("/groups/{id}/members/{member}/$ref", delete(remove_member))
         .route("/groups/{id}/owners", get(group_owners))
         .route("/groups/{id}/owners/$ref", post(add_owner))
         .route("/organization", get(organization))
@@ -1108,6 +1109,28 @@ fn add_ref(sim: &Sim, id: &str, body: &Value, owner: bool) -> GraphResult<Status
     list.push(uid.clone());
     if owner && !g.members.contains(&uid) {
         g.members.push(uid);
+    }
+    let gid = g.id.clone();
+    dir.group_changed(&gid, sim.next_seq());
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /groups/{id}/members/{memberId}/$ref`: removes a member from
+/// a group (204 No Content, as Graph answers); an unknown group or a
+/// directory object that is not a member is 404 Request_ResourceNotFound.
+async fn remove_member(
+    State(sim): State<Arc<Sim>>,
+    Path((id, member)): Path<(String, String)>,
+) -> GraphResult<StatusCode> {
+    let mut dir = sim.directory.write();
+    let g = dir
+        .group_mut(&id)
+        .filter(|g| g.deleted.is_none())
+        .ok_or_else(|| GraphError::directory_not_found(&id))?;
+    let before = g.members.len();
+    g.members.retain(|m| !m.eq_ignore_ascii_case(&member));
+    if g.members.len() == before {
+        return Err(GraphError::directory_not_found(&member));
     }
     let gid = g.id.clone();
     dir.group_changed(&gid, sim.next_seq());

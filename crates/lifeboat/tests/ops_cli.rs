@@ -77,6 +77,18 @@ impl Cli {
     }
 
     fn create_task(&self, account: &str, sim: &RunningSim, extra: &[&str]) -> String {
+        self.create_service_task(account, sim, "exchange", extra)
+    }
+
+    /// `lifeboat task create --service SERVICE ...` on the simulator; the
+    /// printed task id.
+    fn create_service_task(
+        &self,
+        account: &str,
+        sim: &RunningSim,
+        service: &str,
+        extra: &[&str],
+    ) -> String {
         std::fs::write(&self.secret_file, &sim.sim.cfg.client_secret).expect("secret file");
         let graph = sim.graph_url();
         let secret = self.secret_file.display().to_string();
@@ -84,7 +96,7 @@ impl Cli {
             "task",
             "create",
             "--service",
-            "exchange",
+            service,
             "--graph-url",
             &graph,
             "--login-url",
@@ -437,4 +449,199 @@ async fn a_worker_killed_mid_backup_loses_nothing() {
             .unwrap_or_else(|| panic!("{sub} missing"));
         assert_eq!(ours["items"], p["counts"]["total"], "{sub} item count");
     }
+}
+
+/// The sites of a SharePoint task whose URL contains `part` (as a rule
+/// compares: case-insensitively).
+fn sites_containing(entities: &Value, part: &str) -> Vec<String> {
+    entities
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|e| {
+            e["email_or_url"]
+                .as_str()
+                .is_some_and(|u| u.to_lowercase().contains(&part.to_lowercase()))
+        })
+        .map(|e| e["id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+fn active_ids(entities: &Value) -> Vec<String> {
+    let mut v: Vec<String> = entities
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|e| e["active"] == true)
+        .map(|e| e["id"].as_str().expect("id").to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharepoint_task_and_url_rules_through_the_cli() {
+    let mut cfg = SimConfig::new(10, 17);
+    cfg.content_scale = 0.1;
+    let sim = start_sim(cfg).await;
+    let cli = Cli::new();
+    let task = cli.create_service_task("default", &sim, "sharepoint", &[]);
+    assert_eq!(task.len(), 36, "prints the task id: {task}");
+    let tasks = cli.json("default", &["task", "list", "--json"]);
+    assert_eq!(tasks[0]["service"], "sharepoint");
+    let entities = cli.json("default", &["entity", "list", "--task", &task, "--json"]);
+    let all = entities.as_array().expect("array").len();
+    assert!(all >= 2, "sites are discovered");
+    assert!(
+        entities
+            .as_array()
+            .expect("array")
+            .iter()
+            .all(|e| e["kind"] == "site")
+    );
+
+    // Two site paths that select some sites, not all, and not the same ones.
+    let mut parts: Vec<(String, Vec<String>)> = Vec::new();
+    for e in entities.as_array().expect("array") {
+        let url = e["email_or_url"].as_str().expect("url");
+        let Some(path) = url.split_once("/sites/").map(|(_, p)| p) else {
+            continue;
+        };
+        let part = format!("/sites/{}", path.split('/').next().unwrap_or(path));
+        let matched = sites_containing(&entities, &part);
+        if !matched.is_empty()
+            && matched.len() < all
+            && parts
+                .iter()
+                .all(|(_, m)| m.iter().all(|id| !matched.contains(id)))
+        {
+            parts.push((part, matched));
+        }
+        if parts.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(parts.len(), 2, "two distinct site paths");
+    let (first, first_sites) = parts[0].clone();
+    let (second, second_sites) = parts[1].clone();
+
+    // A once rule: prints its id, and the counts on stderr.
+    let out = cli.run(
+        "default",
+        &[
+            "rule",
+            "create",
+            "--task",
+            &task,
+            "--url-contains",
+            &first.to_uppercase(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rule = String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string();
+    assert_eq!(rule.len(), 36, "prints the rule id: {rule}");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let n = first_sites.len();
+    assert!(
+        stderr.contains(&format!("{n} entities match; {n} activated now")),
+        "{stderr}"
+    );
+    let entities = cli.json("default", &["entity", "list", "--task", &task, "--json"]);
+    let mut want = first_sites.clone();
+    want.sort();
+    assert_eq!(active_ids(&entities), want, "exactly the matching sites");
+
+    // A recurring rule, as JSON: its own counts.
+    let created = cli.json(
+        "default",
+        &[
+            "rule",
+            "create",
+            "--task",
+            &task,
+            "--url-contains",
+            &second,
+            "--recurring",
+            "--on-leave",
+            "pause",
+            "--json",
+        ],
+    );
+    let recurring = created["rule"]["id"].as_str().expect("id").to_string();
+    assert_eq!(created["rule"]["mode"], "recurring");
+    assert_eq!(created["rule"]["deactivation"], "pause");
+    assert_eq!(created["outcome"]["matched"], second_sites.len());
+    assert_eq!(
+        created["outcome"]["activated"],
+        second_sites.len(),
+        "the sites this rule activated: {created}"
+    );
+
+    let rules = cli.json("default", &["rule", "list", "--task", &task, "--json"]);
+    let ids: Vec<&str> = rules
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|r| r["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.contains(&rule.as_str()) && ids.contains(&recurring.as_str()));
+    let url_rule = rules
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|r| r["id"] == rule.as_str())
+        .expect("the rule");
+    assert_eq!(url_rule["definition"]["kind"], "url");
+    assert_eq!(url_rule["definition"]["match"], "contains");
+    let table = cli.ok("default", &["rule", "list", "--task", &task]);
+    assert!(
+        table.contains(&rule) && table.contains("URL contains"),
+        "{table}"
+    );
+
+    // Another account sees none of it.
+    let err = cli.fails("b", &["rule", "list", "--task", &task]);
+    assert!(err.contains("not found in account 'b'"), "{err}");
+    let err = cli.fails("b", &["rule", "delete", &rule]);
+    assert!(err.contains("not found"), "{err}");
+
+    // Bad input.
+    let err = cli.fails("default", &["rule", "create", "--task", &task]);
+    assert!(err.contains("choose what the rule matches"), "{err}");
+    let err = cli.fails(
+        "default",
+        &[
+            "rule",
+            "create",
+            "--task",
+            &task,
+            "--url-contains",
+            "a",
+            "--url-ends-with",
+            "b",
+        ],
+    );
+    assert!(err.contains("only one"), "{err}");
+    let err = cli.fails("default", &["rule", "delete", "not-a-rule"]);
+    assert!(err.contains("not a rule id"), "{err}");
+
+    // Deleted; the entities it activated stay as they are.
+    cli.ok("default", &["rule", "delete", &rule]);
+    let rules = cli.json("default", &["rule", "list", "--task", &task, "--json"]);
+    assert_eq!(rules.as_array().map(Vec::len), Some(1));
+    assert_eq!(rules[0]["id"], recurring.as_str());
+    let err = cli.fails("default", &["rule", "delete", &rule]);
+    assert!(err.contains("not found"), "{err}");
+    let entities = cli.json("default", &["entity", "list", "--task", &task, "--json"]);
+    let mut want: Vec<String> = first_sites.into_iter().chain(second_sites).collect();
+    want.sort();
+    assert_eq!(active_ids(&entities), want);
 }

@@ -147,8 +147,15 @@ pub async fn run_rule(ctx: &Ctx, cmd: RuleCmd) -> Result<()> {
                     },
                 )
                 .await?;
-            worker::discover_task(&ctx.rt, ctx.account, task.id, None).await?;
-            let outcome = worker::apply_rule(&ctx.rt, ctx.account, &rule).await?;
+            let discovery = worker::discover_task(&ctx.rt, ctx.account, task.id, None).await?;
+            // Discovery already applied a recurring rule (with the task's
+            // others): that run is the one that activated entities; applying
+            // it again would report none activated.
+            let rule_id = rule.id.to_string();
+            let outcome = match discovery.rules.into_iter().find(|o| o.rule_id == rule_id) {
+                Some(o) => o,
+                None => worker::apply_rule(&ctx.rt, ctx.account, &rule).await?,
+            };
             if json {
                 println!(
                     "{}",

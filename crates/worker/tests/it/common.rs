@@ -143,6 +143,22 @@ impl Env {
     }
 
     pub async fn task_in(&self, account: AccountId, settings: TaskSettings) -> Task {
+        self.service_task_in(account, Service::Exchange, settings)
+            .await
+    }
+
+    /// A task of `service` in the test account.
+    pub async fn service_task(&self, service: Service, settings: TaskSettings) -> Task {
+        self.service_task_in(self.account, service, settings).await
+    }
+
+    /// A task of `service` in `account`, on a connection to the simulator.
+    pub async fn service_task_in(
+        &self,
+        account: AccountId,
+        service: Service,
+        settings: TaskSettings,
+    ) -> Task {
         let cfg = self.sim.sim.cfg.clone();
         let conn = self
             .rt
@@ -164,8 +180,8 @@ impl Env {
                 account,
                 NewTask {
                     connection_id: conn.id,
-                    service: Service::Exchange,
-                    name: "Exchange".into(),
+                    service,
+                    name: format!("{service}"),
                     settings,
                 },
             )
@@ -174,9 +190,32 @@ impl Env {
     }
 
     pub async fn entities(&self, task: &Task) -> Vec<Entity> {
-        worker::task_entities(&self.rt, self.account, task.id)
+        worker::task_entities(&self.rt, task.account_id, task.id)
             .await
             .expect("entities")
+    }
+
+    /// The Graph client of a task's connection (to ask the simulator what
+    /// Graph answers, as the product does).
+    pub async fn graph(&self, task: &Task) -> graph::GraphClient {
+        self.rt
+            .graph(task.account_id, task.connection_id)
+            .await
+            .expect("graph client")
+    }
+
+    /// The simulator's ground truth of an entity (`users/ID`, `groups/ID`,
+    /// `sites/ID`): its items.
+    pub async fn truth(&self, what: &str) -> Vec<serde_json::Value> {
+        let v: serde_json::Value = reqwest::Client::new()
+            .get(format!("{}/_sim/truth/{what}", self.sim.url))
+            .send()
+            .await
+            .expect("truth call")
+            .json()
+            .await
+            .expect("truth JSON");
+        v["items"].as_array().cloned().unwrap_or_default()
     }
 
     /// Run a worker until every given job has finished; returns the jobs.

@@ -29,3 +29,4 @@ mod backup;
 mod discovery;
 mod purge;
 mod scheduler;
+mod services;
