@@ -613,9 +613,6 @@ const ROUTES: &[&str] = &[
     "GET /api/jobs",
     "GET /api/jobs/{id}",
     "POST /api/jobs/{id}/cancel",
-    "GET /api/tasks/{id}/rules",
-    "POST /api/tasks/{id}/rules",
-    "DELETE /api/rules/{id}",
 ];
 
 api_test!(

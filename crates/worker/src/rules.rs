@@ -180,6 +180,9 @@ pub async fn apply_rule(
     account: AccountId,
     rule: &ActivationRule,
 ) -> Result<RuleOutcome> {
+    // The rule must be this account's: checked before anything is read or
+    // changed (the catalog scopes every later call too).
+    let rule = &rt.catalog.get_rule(account, rule.id).await?;
     let entities = task_entities(rt, account, rule.task_id).await?;
     let (matched, unmatched) = select(rt, account, rule.task_id, rule, &entities).await?;
     let to_activate: Vec<EntityId> = entities
