@@ -226,6 +226,9 @@ struct Inner {
     mailboxes: Mutex<HashMap<String, Arc<Budget>>>,
     /// SharePoint and OneDrive: resource units per minute, per app and tenant.
     sharepoint: Arc<Budget>,
+    /// The tenant's resource-unit limit per minute (from the configuration,
+    /// or detected from its licences).
+    sharepoint_limit: std::sync::atomic::AtomicU32,
     /// Teams: requests per second on one team or channel.
     teams_scopes: Mutex<HashMap<String, Arc<Budget>>>,
     /// Teams: requests per second per app and tenant, by class.
@@ -352,6 +355,18 @@ fn service_of(method: &Method, url: &str) -> Service {
     Service::Other
 }
 
+/// SharePoint and OneDrive resource units per minute Microsoft grants an
+/// app in a tenant with this many licences.
+pub fn resource_units_for_licences(licences: u64) -> u32 {
+    match licences {
+        0..=1_000 => 1_250,
+        1_001..=5_000 => 2_500,
+        5_001..=15_000 => 3_750,
+        15_001..=50_000 => 5_000,
+        _ => 6_250,
+    }
+}
+
 /// What a SharePoint or OneDrive request costs in resource units: 1 for a
 /// single item, a download or a delta with a token; 2 for a listing, a
 /// delta without a token or a write; 5 for permissions.
@@ -468,6 +483,7 @@ impl GraphClient {
             .build()
             .map_err(|e| GraphError::Config(e.to_string()))?;
         let in_flight = Semaphore::new(cfg.max_in_flight.max(1));
+        let sharepoint_limit = cfg.sharepoint_resource_units_per_min;
         Ok(GraphClient {
             inner: Arc::new(Inner {
                 cfg,
@@ -475,6 +491,7 @@ impl GraphClient {
                 token: tokio::sync::Mutex::new(None),
                 mailboxes: Mutex::new(HashMap::new()),
                 sharepoint: Arc::new(Budget::new(SHAREPOINT_WINDOW, None)),
+                sharepoint_limit: std::sync::atomic::AtomicU32::new(sharepoint_limit),
                 teams_scopes: Mutex::new(HashMap::new()),
                 teams_classes: std::array::from_fn(|_| Arc::new(Budget::new(TEAMS_WINDOW, None))),
                 in_flight,
@@ -495,6 +512,37 @@ impl GraphClient {
             throttled: c.throttled.load(Ordering::Relaxed),
             tokens: c.tokens.load(Ordering::Relaxed),
         }
+    }
+
+    /// The SharePoint and OneDrive resource units per minute this client
+    /// keeps to.
+    pub fn sharepoint_resource_units_per_min(&self) -> u32 {
+        self.inner.sharepoint_limit.load(Ordering::Relaxed)
+    }
+
+    /// Sets the SharePoint and OneDrive resource units per minute.
+    pub fn set_sharepoint_resource_units_per_min(&self, ru: u32) {
+        self.inner
+            .sharepoint_limit
+            .store(ru.max(1), Ordering::Relaxed);
+    }
+
+    /// Sets the SharePoint and OneDrive budget from the tenant's size:
+    /// Microsoft grants an app more resource units per minute in larger
+    /// tenants (by licence count). Assigned licences (`consumedUnits`) are
+    /// counted rather than purchased ones: never more than the tenant has,
+    /// so the budget is never set above Microsoft's (which would only earn
+    /// 429s). Returns the budget now in force.
+    pub async fn detect_sharepoint_budget(&self) -> GraphResult<u32> {
+        let skus = self.get_all("/subscribedSkus").await?;
+        let licences: u64 = skus
+            .iter()
+            .filter(|s| s.get("appliesTo").and_then(Value::as_str) != Some("Company"))
+            .filter_map(|s| s.get("consumedUnits").and_then(Value::as_u64))
+            .sum();
+        let ru = resource_units_for_licences(licences);
+        self.set_sharepoint_resource_units_per_min(ru);
+        Ok(ru)
     }
 
     fn mailbox(&self, key: &str) -> Arc<Budget> {
@@ -521,7 +569,7 @@ impl GraphClient {
             )),
             Service::SharePoint { cost } => a.budgets.push((
                 self.inner.sharepoint.clone(),
-                u64::from(cfg.sharepoint_resource_units_per_min),
+                u64::from(self.inner.sharepoint_limit.load(Ordering::Relaxed)),
                 cost,
             )),
             Service::Teams { scope, class } => {
@@ -853,6 +901,16 @@ mod tests {
             service_of(&get, "/groups/g/threads"),
             Service::Outlook { .. }
         ));
+    }
+
+    #[test]
+    fn the_resource_unit_budget_grows_with_the_tenant() {
+        assert_eq!(resource_units_for_licences(0), 1_250);
+        assert_eq!(resource_units_for_licences(1_000), 1_250);
+        assert_eq!(resource_units_for_licences(1_001), 2_500);
+        assert_eq!(resource_units_for_licences(15_000), 3_750);
+        assert_eq!(resource_units_for_licences(50_000), 5_000);
+        assert_eq!(resource_units_for_licences(50_001), 6_250);
     }
 
     #[tokio::test(start_paused = true)]

@@ -20,7 +20,7 @@ pub mod models;
 pub mod paging;
 
 pub use batch::{BatchItem, BatchResult};
-pub use client::{ClientStats, GraphClient, Request, Response};
+pub use client::{ClientStats, GraphClient, Request, Response, resource_units_for_licences};
 pub use config::{GraphConfig, Secret};
 pub use error::{ErrorClass, GraphError, GraphResult};
 pub use paging::{DeltaChange, DeltaRound, Page};

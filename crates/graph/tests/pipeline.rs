@@ -224,3 +224,21 @@ async fn https_with_a_trusted_root_like_production() {
     assert_eq!(users.len(), 8);
     assert!(users.iter().all(|u| u["@odata.nextLink"].is_null()));
 }
+
+#[tokio::test]
+async fn the_sharepoint_budget_follows_the_tenants_licences() {
+    let small = sim(SimConfig::new(25, 41)).await;
+    let g = client(&small);
+    assert_eq!(
+        g.sharepoint_resource_units_per_min(),
+        1_250,
+        "the configured default"
+    );
+    g.set_sharepoint_resource_units_per_min(9);
+    assert_eq!(g.detect_sharepoint_budget().await.unwrap(), 1_250);
+    assert_eq!(g.sharepoint_resource_units_per_min(), 1_250);
+    let large = sim(SimConfig::new(1_500, 42)).await;
+    let g = client(&large);
+    assert_eq!(g.detect_sharepoint_budget().await.unwrap(), 2_500);
+    assert_eq!(g.sharepoint_resource_units_per_min(), 2_500);
+}

@@ -252,6 +252,16 @@ impl Runtime {
         )?;
         cfg.extra_root_pem = self.options.graph_root_pem.clone();
         let client = GraphClient::new(cfg)?;
+        // Larger tenants get a larger SharePoint budget from Microsoft; a
+        // failed lookup keeps the smallest tier, which is never too much.
+        match client.detect_sharepoint_budget().await {
+            Ok(ru) => {
+                tracing::debug!(tenant = %conn.tenant_id, ru, "SharePoint resource units per minute")
+            }
+            Err(e) => {
+                tracing::warn!(tenant = %conn.tenant_id, error = %e, "tenant size unknown; keeping 1,250 resource units per minute")
+            }
+        }
         self.graphs
             .lock()
             .insert(connection, (conn.updated_at, client.clone()));
