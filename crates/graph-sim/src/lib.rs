@@ -187,6 +187,17 @@ impl Sim {
         Utc::now() + chrono::Duration::seconds(self.clock_offset_secs.load(Ordering::Relaxed))
     }
 
+    /// The tenant's clock truncated to the hour, for generated activity:
+    /// two simulators of one seed that run the same activity moments apart
+    /// then produce the same items byte for byte (a MIME `Date` header has
+    /// second resolution, so the wall clock would make them differ now and
+    /// then). Everything generated from it lies in the past.
+    pub fn activity_now(&self) -> DateTime<Utc> {
+        use chrono::{DurationRound, TimeDelta};
+        let now = self.now();
+        now.duration_trunc(TimeDelta::hours(1)).unwrap_or(now)
+    }
+
     pub fn advance_clock(&self, secs: i64) {
         self.clock_offset_secs.fetch_add(secs, Ordering::Relaxed);
     }

@@ -646,6 +646,9 @@ pub fn simulate_day(
     report: &mut ActivityReport,
 ) -> Vec<(String, Msg)> {
     let now = sim.now();
+    // Generated mail is dated from the hour, so that its MIME is the same
+    // in two simulators of one seed (see `Sim::activity_now`).
+    let dated = sim.activity_now();
     let seed = sim.seed();
     let mut out = Vec::new();
     let user = match sim.directory.read().user(&mb.uid).cloned() {
@@ -656,7 +659,7 @@ pub fn simulate_day(
     for _ in 0..r.random_range(0..=3) {
         let seq = sim.next_seq();
         let label = format!("live-ext:{}:{seq}", mb.uid);
-        let sent = now - Duration::minutes(r.random_range(1..600));
+        let sent = dated - Duration::minutes(r.random_range(1..600));
         let spec = external_spec(sim, &user, label, sent);
         let mut m = spec.inbound_copy(&mb.uid, sent + Duration::seconds(r.random_range(5..120)));
         m.is_read = false;
@@ -692,7 +695,7 @@ pub fn simulate_day(
         if to.is_empty() {
             to.push(external_addr("Ava", "Stone", "fabrikam.com"));
         }
-        let sent = now - Duration::minutes(sr.random_range(1..300));
+        let sent = dated - Duration::minutes(sr.random_range(1..300));
         let spec = Spec {
             imid: imid(seed, &label),
             subject: topic.clone(),
