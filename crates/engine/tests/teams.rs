@@ -12,58 +12,14 @@ use engine::teams::{
     discover_groups,
 };
 use engine::{Cancel, EngineError};
-use graph::{GraphClient, GraphConfig, Request, Secret};
+use graph::Request;
+use graph_sim::SimConfig;
 use graph_sim::config::FaultKind;
-use graph_sim::{RunningSim, SimConfig};
 use serde_json::{Value, json};
 use vault::{SnapshotId, SnapshotInfo};
 
-struct Env {
-    sim: RunningSim,
-    graph: GraphClient,
-    http: reqwest::Client,
-    account: vault::Account,
-    _dir: tempfile::TempDir,
-}
-
-async fn env(cfg: SimConfig) -> Env {
-    let sim = graph_sim::start(cfg, "127.0.0.1:0".parse().unwrap(), false)
-        .await
-        .unwrap();
-    let c = &sim.sim.cfg;
-    let graph = GraphClient::new(
-        GraphConfig::new(
-            &sim.graph_url(),
-            &sim.login_url(),
-            &c.tenant_id,
-            &c.client_id,
-            Secret::new(c.client_secret.clone()),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let repo = vault::Repository::init(
-        vault::Location::from_url(dir.path().to_str().unwrap()).unwrap(),
-        vault::InitOptions {
-            kdf_m_kib: 1024,
-            kdf_t: 1,
-            pack_size: 4 * 1024 * 1024,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    let key = vault::MasterKey::from_bytes([7; 32]).account_key("acct");
-    let account = repo.open_or_init_account("acct", &key).await.unwrap();
-    Env {
-        sim,
-        graph,
-        http: reqwest::Client::new(),
-        account,
-        _dir: dir,
-    }
-}
+mod common;
+use common::{Env, env};
 
 fn tenant(users: u32, seed: u64) -> SimConfig {
     let mut cfg = SimConfig::new(users, seed);
@@ -86,18 +42,6 @@ fn without_drive() -> GroupBackupOptions {
 }
 
 impl Env {
-    async fn control(&self, path: &str, body: Value) -> Value {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.sim.url))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{path}: {}", r.status());
-        r.json().await.unwrap_or(Value::Null)
-    }
-
     async fn truth(&self, group: &str) -> Vec<Value> {
         let v: Value = self
             .http
