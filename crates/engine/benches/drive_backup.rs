@@ -5,13 +5,15 @@
 //!
 //! `cargo bench -p engine --bench drive_backup -- --small 2000 --large 4 --large-mib 64 --latency-ms 20 [--throttle off]`
 
+mod common;
+
 use std::time::Instant;
 
 use engine::Cancel;
 use engine::onedrive::{OneDriveBackup, OneDriveOptions, backup_onedrive, discover_drives};
 use engine::progress::NoProgress;
 use engine::report::{BackupReport, SubService};
-use graph::{GraphClient, GraphConfig, Secret};
+use graph::GraphClient;
 use graph_sim::{SimConfig, ThrottleMode};
 use serde_json::{Value, json};
 use vault::SnapshotId;
@@ -53,13 +55,6 @@ fn args() -> Args {
     a
 }
 
-fn peak_rss_mib() -> f64 {
-    // SAFETY: getrusage only writes into the struct we hand it.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    ru.ru_maxrss as f64 / 1024.0
-}
-
 async fn backup(
     graph: &GraphClient,
     account: &vault::Account,
@@ -99,7 +94,7 @@ fn print(name: &str, r: &BackupReport, secs: f64) {
         secs,
         c.bytes_read as f64 / 1048576.0 / secs.max(1e-9),
         items as f64 / secs.max(1e-9),
-        peak_rss_mib(),
+        common::peak_rss_mib(),
     );
 }
 
@@ -109,37 +104,7 @@ async fn main() {
     let mut cfg = SimConfig::new(12, 2025);
     cfg.throttle = a.throttle;
     cfg.latency_ms = a.latency_ms;
-    let sim = graph_sim::start(cfg, "127.0.0.1:0".parse().unwrap(), false)
-        .await
-        .expect("simulator");
-    let c = &sim.sim.cfg;
-    let graph = GraphClient::new(
-        GraphConfig::new(
-            &sim.graph_url(),
-            &sim.login_url(),
-            &c.tenant_id,
-            &c.client_id,
-            Secret::new(c.client_secret.clone()),
-        )
-        .expect("config"),
-    )
-    .expect("client");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let repo = vault::Repository::init(
-        vault::Location::from_url(dir.path().to_str().expect("utf-8 path")).expect("location"),
-        vault::InitOptions {
-            kdf_m_kib: 1024,
-            kdf_t: 1,
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("repository");
-    let key = vault::MasterKey::from_bytes([1; 32]).account_key("bench");
-    let account = repo
-        .open_or_init_account("bench", &key)
-        .await
-        .expect("account");
+    let (sim, graph, account, _dir) = common::tenant(cfg).await;
     let drives = discover_drives(&graph).await.expect("discovery");
     assert!(drives.len() >= 2, "two OneDrives");
     let (small, large) = (&drives[0], &drives[1]);

@@ -6,6 +6,8 @@
 //!
 //! `cargo bench -p engine --bench teams_backup -- --users 40 --latency-ms 20 --scale 2`
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use engine::Cancel;
@@ -15,7 +17,7 @@ use engine::teams::{
     discover_groups,
 };
 use futures::StreamExt;
-use graph::{GraphClient, GraphConfig, Secret};
+use graph::GraphClient;
 use graph_sim::{SimConfig, ThrottleMode};
 use serde_json::{Value, json};
 use vault::SnapshotId;
@@ -46,13 +48,6 @@ fn args() -> Args {
         }
     }
     a
-}
-
-fn peak_rss_mib() -> f64 {
-    // SAFETY: getrusage only writes into the struct we hand it.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    ru.ru_maxrss as f64 / 1024.0
 }
 
 /// (group id, is team, parent snapshot)
@@ -144,37 +139,7 @@ async fn main() {
     cfg.throttle = ThrottleMode::Realistic;
     cfg.latency_ms = a.latency_ms;
     cfg.content_scale = a.scale;
-    let sim = graph_sim::start(cfg, "127.0.0.1:0".parse().unwrap(), false)
-        .await
-        .expect("simulator");
-    let c = &sim.sim.cfg;
-    let graph = GraphClient::new(
-        GraphConfig::new(
-            &sim.graph_url(),
-            &sim.login_url(),
-            &c.tenant_id,
-            &c.client_id,
-            Secret::new(c.client_secret.clone()),
-        )
-        .expect("config"),
-    )
-    .expect("client");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let repo = vault::Repository::init(
-        vault::Location::from_url(dir.path().to_str().expect("utf-8 path")).expect("location"),
-        vault::InitOptions {
-            kdf_m_kib: 1024,
-            kdf_t: 1,
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("repository");
-    let key = vault::MasterKey::from_bytes([1; 32]).account_key("bench");
-    let account = repo
-        .open_or_init_account("bench", &key)
-        .await
-        .expect("account");
+    let (sim, graph, account, _dir) = common::tenant(cfg).await;
     let found = discover_groups(&graph).await.expect("discovery");
     let teams = found.iter().filter(|g| g.kind == GroupKind::Team).count();
     println!(
@@ -236,5 +201,5 @@ async fn main() {
             r.requests
         );
     }
-    println!("peak memory {:.0} MiB", peak_rss_mib());
+    println!("peak memory {:.0} MiB", common::peak_rss_mib());
 }

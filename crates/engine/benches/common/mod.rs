@@ -1,0 +1,53 @@
+//! What every engine benchmark sets up: the simulated tenant, a Graph
+//! client for it and a fresh vault account; and peak memory.
+#![allow(dead_code)]
+
+use graph::{GraphClient, GraphConfig, Secret};
+use graph_sim::{RunningSim, SimConfig};
+
+/// Peak resident memory of this process, in MiB.
+pub fn peak_rss_mib() -> f64 {
+    // SAFETY: getrusage only writes into the struct we hand it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    ru.ru_maxrss as f64 / 1024.0
+}
+
+/// A simulator of `cfg`, a Graph client for it, and a fresh vault account
+/// (kept in the returned directory, which must outlive the run).
+pub async fn tenant(
+    cfg: SimConfig,
+) -> (RunningSim, GraphClient, vault::Account, tempfile::TempDir) {
+    let sim = graph_sim::start(cfg, "127.0.0.1:0".parse().expect("address"), false)
+        .await
+        .expect("simulator");
+    let c = &sim.sim.cfg;
+    let graph = GraphClient::new(
+        GraphConfig::new(
+            &sim.graph_url(),
+            &sim.login_url(),
+            &c.tenant_id,
+            &c.client_id,
+            Secret::new(c.client_secret.clone()),
+        )
+        .expect("config"),
+    )
+    .expect("client");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = vault::Repository::init(
+        vault::Location::from_url(dir.path().to_str().expect("utf-8 path")).expect("location"),
+        vault::InitOptions {
+            kdf_m_kib: 1024,
+            kdf_t: 1,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("repository");
+    let key = vault::MasterKey::from_bytes([1; 32]).account_key("bench");
+    let account = repo
+        .open_or_init_account("bench", &key)
+        .await
+        .expect("account");
+    (sim, graph, account, dir)
+}
