@@ -16,6 +16,7 @@ pub mod faults;
 pub mod onedrive;
 pub mod progress;
 pub mod report;
+pub mod restore;
 pub mod run;
 pub mod schedule;
 pub mod sharepoint;
