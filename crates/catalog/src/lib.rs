@@ -17,6 +17,7 @@ mod db;
 mod entities;
 mod error;
 mod jobs;
+mod recovery;
 mod rules;
 mod runs;
 mod schedule;
@@ -37,6 +38,7 @@ pub use jobs::{
     Claimed, Enqueued, JOBS_PAGE_WINDOW, Job, JobCounts, JobFilter, JobProgress, Lease,
     MAX_JOB_PAGE, NewJob, backup_dedupe_key,
 };
+pub use recovery::{CalendarDay, CalendarSnapshot, EntitySnapshot, JobItem, MAX_JOB_ITEMS_PAGE};
 pub use rules::{
     ActivationRule, CsvProblem, Deactivation, NewRule, RuleDefinition, RuleKind, RuleMode,
     UrlMatch, parse_account_csv,
@@ -47,7 +49,7 @@ pub use tasks::{DELETION_GRACE, NewTask, Retention, Task, TaskSettings};
 pub use types::{
     AccountId, AccountStatus, ActivityId, ActivityKind, ActivityStatus, ApiTokenId, BadId,
     ConnectionId, EntityId, EntityKind, EntityStatus, EntityType, Frequency, JobId, JobKind,
-    JobStatus, Role, RuleId, RunId, RunOutcome, Service, SessionId, SubService, TagId, TaskId,
+    JobStatus, Permission, Role, RuleId, RunId, RunOutcome, Service, SessionId, SubService, TagId, TaskId,
     TaskStatus, UnknownVariant, UserId,
 };
 pub use users::{

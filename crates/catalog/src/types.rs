@@ -337,7 +337,35 @@ str_enum! {
     }
 }
 
+str_enum! {
+    /// What a user may do, beyond reading (SPEC F-H2). A user with a custom
+    /// permission list has exactly those; others have their role's.
+    Permission {
+        /// Change tasks, activate and pause entities, run backups.
+        ManageBackups = "manage_backups",
+        /// See the content of backed-up items (mail bodies, file text).
+        PreviewData = "preview_data",
+        /// Restore backed-up data into Microsoft 365.
+        Restore = "restore",
+        /// Export backed-up data to files.
+        Export = "export",
+    }
+}
+
 impl Role {
+    /// Whether the role grants `p` when the user has no custom list.
+    /// Owners and administrators may do everything; operators run backups,
+    /// restores and exports but see item contents only when granted
+    /// preview, because reading people's mail is a separate trust; viewers
+    /// read the catalog only.
+    pub fn grants(self, p: Permission) -> bool {
+        match self {
+            Role::Owner | Role::Admin => true,
+            Role::Operator => p != Permission::PreviewData,
+            Role::Viewer => false,
+        }
+    }
+
     fn rank(self) -> u8 {
         match self {
             Role::Owner => 3,

@@ -18,7 +18,8 @@ use crate::accounts::non_empty;
 use crate::crypto::Secret;
 use crate::db::{Catalog, RowExt, args, micros, q};
 use crate::error::{Error, Result};
-use crate::types::{AccountId, ApiTokenId, Role, SessionId, UserId};
+use crate::db::to_json;
+use crate::types::{AccountId, ApiTokenId, Permission, Role, SessionId, UserId};
 
 /// A session ends after this long without a request.
 pub const SESSION_IDLE: chrono::Duration = chrono::Duration::hours(12);
@@ -56,6 +57,20 @@ pub struct User {
     pub last_login_at: Option<DateTime<Utc>>,
     /// A disabled user cannot sign in and its sessions stop working.
     pub disabled: bool,
+    /// A custom user's permissions (F-H2); None means the role's.
+    #[serde(default)]
+    pub permissions: Option<Vec<Permission>>,
+}
+
+impl User {
+    /// Whether the user may do `p`: its custom list when it has one, else
+    /// its role's defaults.
+    pub fn may(&self, p: Permission) -> bool {
+        match &self.permissions {
+            Some(list) => list.contains(&p),
+            None => self.role.grants(p),
+        }
+    }
 }
 
 /// What is needed to create a user.
@@ -169,7 +184,7 @@ pub struct ApiTokenPrincipal {
 }
 
 const USER_COLS: &str =
-    "id, account_id, email, display_name, role, created_at, last_login_at, disabled";
+    "id, account_id, email, display_name, role, created_at, last_login_at, disabled, permissions";
 const SESSION_COLS: &str =
     "id, account_id, user_id, csrf_token, created_at, last_seen_at, expires_at, revoked_at";
 const TOKEN_COLS: &str =
@@ -185,6 +200,7 @@ fn user_from_row(r: &AnyRow) -> Result<User> {
         created_at: r.time("created_at")?,
         last_login_at: r.opt_time("last_login_at")?,
         disabled: r.bool("disabled")?,
+        permissions: r.opt_json("permissions")?,
     })
 }
 
@@ -315,6 +331,7 @@ impl Catalog {
             created_at: self.now(),
             last_login_at: None,
             disabled: false,
+            permissions: None,
         };
         q(
             "INSERT INTO users (id, account_id, email, email_key, display_name, password_hash, role, created_at, last_login_at, disabled) \
@@ -339,6 +356,28 @@ impl Catalog {
             other => other,
         })?;
         Ok(u)
+    }
+
+    /// Gives a user a custom permission list (F-H2), or back its role's
+    /// defaults with None.
+    pub async fn set_user_permissions(
+        &self,
+        account: AccountId,
+        user: UserId,
+        permissions: Option<&[Permission]>,
+    ) -> Result<User> {
+        let stored = permissions.map(|p| to_json(&p)).transpose()?;
+        let done = q(
+            "UPDATE users SET permissions = $1 WHERE account_id = $2 AND id = $3",
+            args![stored, account.to_string(), user.to_string()],
+        )
+        .query()
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound("user"));
+        }
+        self.get_user(account, user).await
     }
 
     /// A user of the account.

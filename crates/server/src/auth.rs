@@ -5,7 +5,7 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
-use catalog::{AccountId, ApiToken, ApiTokenId, NewApiToken, Role, Secret, Session, User};
+use catalog::{AccountId, ApiToken, ApiTokenId, NewApiToken, Permission, Role, Secret, Session, User};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
@@ -53,6 +53,22 @@ impl Principal {
             Err(ApiError::forbidden(format!(
                 "the {} role may not do this (needs {needed})",
                 self.role
+            )))
+        }
+    }
+
+    /// Refuse (403) unless the caller may do `p`: a user by its custom
+    /// permissions or its role, a token by its role.
+    pub fn require_permission(&self, p: Permission) -> ApiResult<()> {
+        let allowed = match &self.actor {
+            Actor::User { user, .. } => user.may(p),
+            Actor::Token(_) => self.role.grants(p),
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "this needs the {p} permission, which you do not have"
             )))
         }
     }

@@ -30,6 +30,7 @@ pub mod auth;
 pub mod dto;
 pub mod error;
 pub mod jobs;
+pub mod recovery;
 pub mod rules;
 pub mod tasks;
 
@@ -61,6 +62,10 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Settings.
     pub config: ServerConfig,
+    /// The vault and the rest of the runtime, for reading backups (browse,
+    /// preview, search). None on an API server given only a catalog: those
+    /// calls then answer 503.
+    pub runtime: Option<Arc<worker::Runtime>>,
 }
 
 impl AppState {
@@ -70,7 +75,14 @@ impl AppState {
             catalog,
             clock: Arc::new(SystemClock),
             config,
+            runtime: None,
         }
+    }
+
+    /// State that can also read backups through `runtime`.
+    pub fn with_runtime(mut self, runtime: Arc<worker::Runtime>) -> Self {
+        self.runtime = Some(runtime);
+        self
     }
 }
 
@@ -121,6 +133,7 @@ impl Modify for SecuritySchemes {
         (name = "tasks", description = "Backup tasks and actions on them"),
         (name = "entities", description = "Protected mailboxes, drives, sites and teams"),
         (name = "jobs", description = "Queued and running work"),
+        (name = "recovery", description = "Backup calendar, browsing, search and restore"),
         (name = "meta", description = "Health and this document"),
     )
 )]
@@ -164,6 +177,9 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(jobs::list_jobs))
         .routes(routes!(jobs::get_job))
         .routes(routes!(jobs::cancel_job))
+        .routes(routes!(recovery::job_items))
+        .routes(routes!(recovery::calendar))
+        .routes(routes!(recovery::restore))
 }
 
 /// The OpenAPI document of every route [`router`] serves.

@@ -499,7 +499,7 @@ pub async fn backup(
 }
 
 /// The entity, which must belong to the task (else 404).
-async fn task_entity(
+pub(crate) async fn task_entity(
     state: &AppState,
     principal: &Principal,
     task: Uuid,

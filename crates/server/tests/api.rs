@@ -588,6 +588,9 @@ api_test!(
 
 /// Every route the server answers, as `METHOD path`.
 const ROUTES: &[&str] = &[
+    "GET /api/jobs/{id}/items",
+    "GET /api/tasks/{id}/entities/{eid}/calendar",
+    "POST /api/tasks/{id}/entities/{eid}/restore",
     "GET /healthz",
     "GET /api/openapi.json",
     "POST /api/session",

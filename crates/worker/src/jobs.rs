@@ -894,4 +894,9 @@ async fn log_entity_activity(
 }
 
 /// The kinds of job this worker runs.
-pub const JOB_KINDS: [JobKind; 3] = [JobKind::Backup, JobKind::Discovery, JobKind::Purge];
+pub const JOB_KINDS: [JobKind; 4] = [
+    JobKind::Backup,
+    JobKind::Discovery,
+    JobKind::Purge,
+    JobKind::Restore,
+];

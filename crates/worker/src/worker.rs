@@ -119,6 +119,7 @@ pub async fn execute(rt: Arc<Runtime>, claimed: Claimed, signals: Arc<JobSignals
         JobKind::Backup => run_backup_job(&rt, &claimed, &signals, &sink).await,
         JobKind::Discovery => run_discovery_job(&rt, &claimed).await,
         JobKind::Purge => crate::purge::run_purge_job(&rt, &claimed).await,
+        JobKind::Restore => crate::restore::run_restore_job(&rt, &claimed, &signals, &sink).await,
         other => JobEnd::Failed {
             error: format!("this worker does not run {other} jobs"),
             retryable: false,

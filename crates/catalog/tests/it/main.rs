@@ -32,6 +32,7 @@ mod bad_input;
 mod entities;
 mod isolation;
 mod jobs;
+mod recovery;
 mod runs;
 mod schedule;
 mod tasks;

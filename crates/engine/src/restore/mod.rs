@@ -567,6 +567,55 @@ impl SnapshotKind {
     }
 }
 
+/// Restores what `ctx` asks from its snapshot, whatever the workload.
+pub async fn restore(ctx: &RestoreCtx<'_>) -> crate::Result<RestoreReport> {
+    let kind = SnapshotKind::of(ctx.snapshot)?;
+    ctx.selection
+        .validate(kind.sub_services())
+        .map_err(crate::EngineError::Invalid)?;
+    ctx.progress
+        .set_total(estimated_items(ctx.snapshot, ctx.selection), 0);
+    let report = match kind {
+        other => Err(crate::EngineError::Invalid(format!(
+            "restoring {other:?} snapshots is not built yet"
+        ))),
+    };
+    ctx.progress.finish();
+    report
+}
+
+/// How many items a restore will handle, for progress before it starts:
+/// the named items, or the item counts the snapshot's parts recorded for
+/// the sub-services touched (an upper bound when folders are chosen).
+pub fn estimated_items(snapshot: &SnapshotInfo, selection: &Selection) -> u64 {
+    if selection.sub_services.is_empty() && selection.folders.is_empty() {
+        if !selection.items.is_empty() {
+            return selection.items.len() as u64;
+        }
+    }
+    snapshot
+        .meta
+        .get("parts")
+        .and_then(|p| p.as_array())
+        .map(|parts| {
+            parts
+                .iter()
+                .filter(|p| {
+                    let sub = p.get("subService").and_then(|s| s.as_str()).unwrap_or("");
+                    selection.is_everything()
+                        || selection.sub_services.iter().any(|s| s.as_str() == sub)
+                        || selection
+                            .folders
+                            .iter()
+                            .any(|f| first_segment(f) == sub || (sub == "drive" && first_segment(f) == "drives"))
+                })
+                .filter_map(|p| p.get("items").and_then(|i| i.as_u64()))
+                .sum::<u64>()
+                + selection.items.len() as u64
+        })
+        .unwrap_or(selection.items.len() as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -144,53 +144,7 @@ pub async fn run_backup(ctx: &Ctx, cmd: BackupCmd) -> Result<()> {
         }
         return Ok(());
     }
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let w = Worker::new(ctx.rt.clone());
-    let mut stop = rx.clone();
-    let handle = tokio::spawn(w.run(concurrency, async move {
-        let _ = stop.wait_for(|v| *v).await;
-    }));
-    drop(rx);
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let b = indicatif::ProgressBar::new(ids.len() as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} mailboxes  {msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        b
-    });
-    let jobs = loop {
-        let mut jobs = Vec::with_capacity(ids.len());
-        for id in &ids {
-            jobs.push(ctx.rt.catalog.get_job(ctx.account, *id).await?);
-        }
-        let finished = jobs
-            .iter()
-            .filter(|j| {
-                matches!(
-                    j.status,
-                    JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled
-                )
-            })
-            .count();
-        if let Some(b) = &bar {
-            b.set_position(finished as u64);
-            let items: u64 = jobs.iter().map(|j| j.progress.done_items).sum();
-            b.set_message(format!("{items} items"));
-        }
-        if finished == jobs.len() {
-            break jobs;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
-    let _ = tx.send(true);
-    let _ = handle.await;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+    let jobs = run_jobs_until_done(ctx, &ids, concurrency, "mailboxes").await?;
     let mut any_failed = false;
     let mut out = Vec::new();
     for j in &jobs {
@@ -249,6 +203,76 @@ pub async fn run_backup(ctx: &Ctx, cmd: BackupCmd) -> Result<()> {
         bail!("some backups failed");
     }
     Ok(())
+}
+
+/// Runs a worker in this process until every job in `ids` has finished,
+/// with a progress bar on a terminal: over the jobs when there are several
+/// (`unit` names them), over the items of the one job otherwise.
+pub(super) async fn run_jobs_until_done(
+    ctx: &Ctx,
+    ids: &[catalog::JobId],
+    concurrency: usize,
+    unit: &str,
+) -> Result<Vec<catalog::Job>> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let w = Worker::new(ctx.rt.clone());
+    let mut stop = rx.clone();
+    let handle = tokio::spawn(w.run(concurrency, async move {
+        let _ = stop.wait_for(|v| *v).await;
+    }));
+    drop(rx);
+    let single = ids.len() == 1;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = indicatif::ProgressBar::new(ids.len() as u64);
+        let template = if single {
+            "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} items  {msg}".to_string()
+        } else {
+            format!("{{spinner}} {{elapsed_precise}} [{{bar:30}}] {{pos}}/{{len}} {unit}  {{msg}}")
+        };
+        b.set_style(
+            indicatif::ProgressStyle::with_template(&template)
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        b
+    });
+    let jobs = loop {
+        let mut jobs = Vec::with_capacity(ids.len());
+        for id in ids {
+            jobs.push(ctx.rt.catalog.get_job(ctx.account, *id).await?);
+        }
+        let finished = jobs
+            .iter()
+            .filter(|j| {
+                matches!(
+                    j.status,
+                    JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled
+                )
+            })
+            .count();
+        if let Some(b) = &bar {
+            if single {
+                let p = &jobs[0].progress;
+                b.set_length(p.total_items.unwrap_or(0).max(p.done_items));
+                b.set_position(p.done_items);
+                b.set_message(p.message.clone().unwrap_or_default());
+            } else {
+                let items: u64 = jobs.iter().map(|j| j.progress.done_items).sum();
+                b.set_position(finished as u64);
+                b.set_message(format!("{items} items"));
+            }
+        }
+        if finished == jobs.len() {
+            break jobs;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let _ = tx.send(true);
+    let _ = handle.await;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok(jobs)
 }
 
 pub async fn run_snapshot(ctx: &Ctx, cmd: SnapshotCmd) -> Result<()> {

@@ -155,7 +155,8 @@ async fn start_api(
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let addr = listener.local_addr()?;
-    let state = server::AppState::new(rt.catalog.clone(), server::ServerConfig { secure_cookies });
+    let state = server::AppState::new(rt.catalog.clone(), server::ServerConfig { secure_cookies })
+        .with_runtime(rt.clone());
     let handle = tokio::spawn(async move {
         if let Err(e) = server::serve(listener, state).await {
             eprintln!("the API server stopped: {e}");

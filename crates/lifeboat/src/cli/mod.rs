@@ -3,6 +3,7 @@
 
 mod backup;
 mod demo;
+mod recover;
 mod rule;
 mod store;
 mod task;
@@ -110,6 +111,8 @@ pub enum OpsCommand {
     Snapshot(SnapshotArgs),
     /// Backup runs of a task or entity.
     Run(RunArgs),
+    /// Restore a backup of an entity (whole, sub-services, folders or items).
+    Restore(recover::RestoreArgs),
     /// Run jobs and the scheduler until SIGTERM or ctrl-c.
     Worker(WorkerArgs),
     /// Run the API server (with a worker and the scheduler unless --no-worker).
@@ -153,6 +156,7 @@ pub async fn run(cmd: OpsCommand) -> Result<()> {
             let ctx = Ctx::open(&a.store).await?;
             backup::run_runs(&ctx, a.cmd).await
         }
+        OpsCommand::Restore(a) => recover::run_restore(a).await,
         OpsCommand::Serve(a) => demo::run_serve(a).await,
         OpsCommand::Demo(a) => demo::run_demo(a).await,
         OpsCommand::Worker(a) => {

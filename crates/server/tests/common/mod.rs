@@ -298,6 +298,7 @@ async fn start(catalog: Catalog, clock: ManualClock) -> Env {
         config: ServerConfig {
             secure_cookies: false,
         },
+        runtime: None,
     };
     tokio::spawn(server::serve(listener, state));
     Env {

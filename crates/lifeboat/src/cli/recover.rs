@@ -1,0 +1,259 @@
+//! `lifeboat restore`: restore a backup of an entity, whole or in part, into
+//! it or another entity, with a restore type (SPEC F-E4..F-E6).
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, NaiveDate, Utc};
+use clap::Args;
+use serde_json::json;
+
+use catalog::{Entity, JobStatus, Task};
+use engine::restore::{RestoreMode, RestoreOptions, Selection};
+use worker::{RestoreDestination, RestoreRequest, RestoreSummary};
+
+use super::{Ctx, StoreArgs};
+
+/// `lifeboat restore ...`
+#[derive(Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The task.
+    #[arg(long)]
+    task: String,
+    /// The entity whose backup is restored (address or site URL).
+    #[arg(long)]
+    entity: String,
+    /// The backup (snapshot id, as `lifeboat snapshot list` shows).
+    #[arg(long, conflicts_with = "at")]
+    snapshot: Option<String>,
+    /// Restore the newest backup taken at or before this time (RFC 3339, or
+    /// a date meaning the end of that day, UTC).
+    #[arg(long)]
+    at: Option<String>,
+    /// Restore these sub-services whole (mail, contacts, calendar, tasks,
+    /// drive, site, channels, conversations, metadata); repeatable.
+    #[arg(long = "sub-service")]
+    sub_services: Vec<String>,
+    /// Restore this folder (snapshot path, as `lifeboat browse` shows); repeatable.
+    #[arg(long = "folder")]
+    folders: Vec<String>,
+    /// Restore this item (snapshot path, as `lifeboat browse` and `search`
+    /// show); repeatable.
+    #[arg(long = "item")]
+    items: Vec<String>,
+    /// Restore into this entity of the account instead (address or URL).
+    #[arg(long, conflicts_with = "to_id")]
+    to: Option<String>,
+    /// Restore into the object with this Microsoft 365 id (a re-created
+    /// user or site) through the task's connection.
+    #[arg(long)]
+    to_id: Option<String>,
+    /// non-destructive, replace, bypass or duplicate (drives and sites).
+    #[arg(long)]
+    mode: RestoreMode,
+    /// Exchange: add this category to restored items.
+    #[arg(long)]
+    tag: Option<String>,
+    /// Exchange: mark created folders and calendars as restored.
+    #[arg(long)]
+    mark_restored: bool,
+    /// Back the destination up before restoring into it.
+    #[arg(long)]
+    snapshot_destination: bool,
+    /// Drives: restore earlier versions of files too, in order.
+    #[arg(long)]
+    versions: bool,
+    /// Run a worker in this process until the restore finished.
+    #[arg(long)]
+    wait: bool,
+    /// Print a JSON summary (with --wait) or the job id.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `lifeboat restore`.
+pub async fn run_restore(a: RestoreArgs) -> Result<()> {
+    let ctx = Ctx::open(&a.store).await?;
+    let task = ctx.task(&a.task).await?;
+    let entity = ctx
+        .entities_by_email(&task, std::slice::from_ref(&a.entity))
+        .await?
+        .remove(0);
+    let destination = match (&a.to, &a.to_id) {
+        (Some(to), _) => Some(RestoreDestination::Entity {
+            entity_id: find_destination(&ctx, &task, &entity, to).await?.id,
+        }),
+        (None, Some(id)) => Some(RestoreDestination::External {
+            connection_id: task.connection_id,
+            external_id: id.clone(),
+        }),
+        (None, None) => None,
+    };
+    let sub_services = a
+        .sub_services
+        .iter()
+        .map(|s| {
+            serde_json::from_value::<engine::SubService>(json!(s))
+                .map_err(|_| anyhow::anyhow!("unknown sub-service '{s}'"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut options = RestoreOptions::new(a.mode);
+    options.tag = a.tag.clone();
+    options.mark_restored = a.mark_restored;
+    options.include_versions = a.versions;
+    let request = RestoreRequest {
+        task_id: task.id,
+        entity_id: entity.id,
+        snapshot_id: a.snapshot.clone(),
+        at: a.at.as_deref().map(parse_at).transpose()?,
+        selection: Selection {
+            sub_services,
+            folders: a.folders.clone(),
+            items: a.items.clone(),
+        },
+        options,
+        destination,
+        snapshot_destination_first: a.snapshot_destination,
+    };
+    let job = worker::enqueue_restore(&ctx.rt.catalog, ctx.account, &request, Some("cli".into()))
+        .await
+        .context("queueing the restore")?;
+    if !a.wait {
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&json!({ "job": job.id }))?);
+        } else {
+            println!("{}", job.id);
+        }
+        return Ok(());
+    }
+    let job = super::backup::run_jobs_until_done(&ctx, &[job.id], 1, "restores")
+        .await?
+        .remove(0);
+    let summary: Option<RestoreSummary> = job
+        .result
+        .as_ref()
+        .and_then(|r| serde_json::from_value(r.clone()).ok());
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "job_id": job.id,
+                "job_status": job.status,
+                "error": job.error,
+                "summary": summary,
+            }))?
+        );
+    } else if let Some(s) = &summary {
+        let r = &s.report;
+        println!(
+            "{}: {} restored, {} overwritten, {} skipped, {} failed ({} bytes) from the backup of {}",
+            outcome_word(s.outcome),
+            r.restored,
+            r.overwritten,
+            r.skipped,
+            r.failed,
+            r.bytes,
+            s.snapshot_time.format("%Y-%m-%d %H:%M:%S UTC"),
+        );
+        if let Some(l) = &r.location {
+            println!("restored into: {l}");
+        }
+        for n in &r.notes {
+            println!("note: {n}");
+        }
+        if r.failed > 0 {
+            let failed = ctx
+                .rt
+                .catalog
+                .job_items(ctx.account, job.id, Some("failed"), 0, 20)
+                .await?;
+            for f in failed {
+                println!(
+                    "failed: {}  {}",
+                    f.name,
+                    f.detail.as_deref().unwrap_or("")
+                );
+            }
+        }
+    } else {
+        println!(
+            "{}: {}",
+            job.status,
+            job.error.as_deref().unwrap_or("no result")
+        );
+    }
+    match (job.status, summary) {
+        (JobStatus::Succeeded, Some(s)) if s.report.failed == 0 => Ok(()),
+        (JobStatus::Succeeded, Some(s)) => bail!("{} items could not be restored", s.report.failed),
+        (status, _) => bail!(
+            "the restore {status}: {}",
+            job.error.as_deref().unwrap_or("see the job's log")
+        ),
+    }
+}
+
+fn outcome_word(o: engine::faults::Outcome) -> &'static str {
+    use engine::faults::Outcome;
+    match o {
+        Outcome::Success => "restored",
+        Outcome::Partial => "partly restored",
+        Outcome::Failed => "failed",
+        Outcome::Cancelled => "cancelled",
+    }
+}
+
+/// The destination entity named `to`: in the same task first, then in any
+/// task of the account, of the same kind.
+async fn find_destination(ctx: &Ctx, task: &Task, source: &Entity, to: &str) -> Result<Entity> {
+    if let Ok(mut found) = ctx.entities_by_email(task, &[to.to_string()]).await {
+        return Ok(found.remove(0));
+    }
+    for t in ctx
+        .rt
+        .catalog
+        .list_tasks(ctx.account, Some(task.service))
+        .await?
+        .into_iter()
+        .filter(|t| t.id != task.id)
+    {
+        if let Ok(mut found) = ctx.entities_by_email(&t, &[to.to_string()]).await {
+            let e = found.remove(0);
+            if e.kind == source.kind {
+                return Ok(e);
+            }
+        }
+    }
+    bail!("no {} with the address '{to}' in this account", source.kind)
+}
+
+/// An `--at` value: RFC 3339, or a date meaning the end of that day (UTC).
+fn parse_at(s: &str) -> Result<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s.trim()) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let d = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| {
+        anyhow::anyhow!("'{s}' is neither a date (2026-11-29) nor a time (2026-11-29T14:00:00Z)")
+    })?;
+    d.and_hms_opt(23, 59, 59)
+        .map(|t| t.and_utc())
+        .context("a date out of range")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_accepts_times_and_dates_and_refuses_the_rest() {
+        assert_eq!(
+            parse_at("2026-11-29T14:00:00+01:00").unwrap().to_rfc3339(),
+            "2026-11-29T13:00:00+00:00"
+        );
+        assert_eq!(
+            parse_at("2026-11-29").unwrap().to_rfc3339(),
+            "2026-11-29T23:59:59+00:00"
+        );
+        let e = parse_at("yesterday").unwrap_err().to_string();
+        assert!(e.contains("yesterday"), "{e}");
+    }
+}

@@ -1,0 +1,465 @@
+//! Recovery (SPEC F-E): the backup calendar of an entity, restore jobs and
+//! their per-item logs.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use catalog::{JobId, Permission};
+use chrono::{DateTime, FixedOffset, Utc};
+use engine::restore::{RestoreMode, RestoreOptions, Selection};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::Principal;
+use crate::dto::JobView;
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody};
+use crate::tasks::task_entity;
+
+/// The calendar's range and time zone.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CalendarQuery {
+    /// From (RFC 3339); default 31 days before `to`.
+    pub from: Option<DateTime<Utc>>,
+    /// To (RFC 3339, exclusive); default now.
+    pub to: Option<DateTime<Utc>>,
+    /// The viewer's offset from UTC in minutes (e.g. 60 for UTC+1), so days
+    /// are the viewer's days; default 0.
+    pub tz_offset_minutes: Option<i32>,
+}
+
+/// One backup on the calendar.
+#[derive(Serialize, ToSchema)]
+pub struct CalendarSnapshotView {
+    /// Snapshot id (pass to browse and restore).
+    pub snapshot_id: String,
+    /// When it was taken.
+    pub time: DateTime<Utc>,
+    /// `success`, `partial`, `failed` or `cancelled`.
+    pub outcome: String,
+}
+
+/// One day of the backup calendar.
+#[derive(Serialize, ToSchema)]
+pub struct CalendarDayView {
+    /// The day (YYYY-MM-DD, in the asked time zone).
+    pub day: String,
+    /// The day's worst outcome (the day's colour on the calendar).
+    pub outcome: String,
+    /// The day's backups by time.
+    pub snapshots: Vec<CalendarSnapshotView>,
+}
+
+/// The backup calendar of an entity (F-E1): the days with backups, the
+/// outcome of each, several a day by time.
+#[utoipa::path(get, path = "/api/tasks/{id}/entities/{eid}/calendar", tag = "recovery",
+    params(("id" = Uuid, Path, description = "Task id"), ("eid" = Uuid, Path, description = "Entity id"), CalendarQuery),
+    responses(
+        (status = 200, description = "Days with backups, earliest first", body = [CalendarDayView]),
+        (status = 400, description = "Bad range or time zone", body = ErrorBody),
+        (status = 404, description = "No such task or entity in this account", body = ErrorBody),
+    ))]
+pub async fn calendar(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath((id, eid)): ApiPath<(Uuid, Uuid)>,
+    ApiQuery(query): ApiQuery<CalendarQuery>,
+) -> ApiResult<ApiJson<Vec<CalendarDayView>>> {
+    let entity = task_entity(&state, &principal, id, eid).await?;
+    let to = query.to.unwrap_or_else(|| state.clock.now());
+    let from = query.from.unwrap_or(to - chrono::Duration::days(31));
+    if from >= to {
+        return Err(ApiError::bad_request("from must be before to"));
+    }
+    let minutes = query.tz_offset_minutes.unwrap_or(0);
+    let tz = FixedOffset::east_opt(minutes * 60).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "tz_offset_minutes {minutes} is not a time zone offset (-1439..1439)"
+        ))
+    })?;
+    let days = state
+        .catalog
+        .backup_calendar(principal.account_id, entity.id, from, to, tz)
+        .await?;
+    Ok(ApiJson(
+        days.into_iter()
+            .map(|d| CalendarDayView {
+                day: d.day.to_string(),
+                outcome: d.outcome.as_str().to_string(),
+                snapshots: d
+                    .snapshots
+                    .into_iter()
+                    .map(|s| CalendarSnapshotView {
+                        snapshot_id: s.snapshot_id,
+                        time: s.time,
+                        outcome: s.outcome.as_str().to_string(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    ))
+}
+
+/// Where a restore writes.
+#[derive(Deserialize, ToSchema)]
+pub struct DestinationBody {
+    /// Another entity of the account (mailbox, OneDrive, site, group, team).
+    pub entity_id: Option<Uuid>,
+    /// Or an object by its Microsoft 365 id (a re-created user or site, a
+    /// site in another tenant) ...
+    pub external_id: Option<String>,
+    /// ... through this connection of the account.
+    pub connection_id: Option<Uuid>,
+}
+
+/// A restore request (F-E4..F-E6).
+#[derive(Deserialize, ToSchema)]
+pub struct RestoreBody {
+    /// The backup to restore; without it `at`; without both the latest.
+    pub snapshot_id: Option<String>,
+    /// Restore the newest backup taken at or before this time (RFC 3339).
+    pub at: Option<DateTime<Utc>>,
+    /// `non-destructive`, `replace`, `bypass` or `duplicate` (drives and sites).
+    pub mode: String,
+    /// Sub-services restored whole (`mail`, `contacts`, `calendar`, `tasks`,
+    /// `drive`, `site`, `channels`, `conversations`, `metadata`).
+    #[serde(default)]
+    pub sub_services: Vec<String>,
+    /// Snapshot paths of folders, as browse gives them.
+    #[serde(default)]
+    pub folders: Vec<String>,
+    /// Snapshot paths of single items, as browse and search give them.
+    #[serde(default)]
+    pub items: Vec<String>,
+    /// Where (default: the entity itself).
+    pub destination: Option<DestinationBody>,
+    /// Exchange: a category added to restored items.
+    pub tag: Option<String>,
+    /// Exchange: mark created folders and calendars as restored.
+    #[serde(default)]
+    pub mark_restored: bool,
+    /// Back the destination up before restoring into it.
+    #[serde(default)]
+    pub snapshot_destination_first: bool,
+    /// Drives: restore earlier versions too, in order.
+    #[serde(default)]
+    pub include_versions: bool,
+}
+
+/// Restore a backup of an entity: queues a restore job.
+#[utoipa::path(post, path = "/api/tasks/{id}/entities/{eid}/restore", tag = "recovery",
+    params(("id" = Uuid, Path, description = "Task id"), ("eid" = Uuid, Path, description = "Entity id")),
+    request_body = RestoreBody,
+    responses(
+        (status = 202, description = "The queued restore job", body = JobView),
+        (status = 400, description = "Bad mode, selection or destination", body = ErrorBody),
+        (status = 403, description = "The caller may not restore", body = ErrorBody),
+        (status = 404, description = "No such task, entity, snapshot or destination in this account", body = ErrorBody),
+    ))]
+pub async fn restore(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath((id, eid)): ApiPath<(Uuid, Uuid)>,
+    ApiJson(body): ApiJson<RestoreBody>,
+) -> ApiResult<(StatusCode, ApiJson<JobView>)> {
+    principal.require_permission(Permission::Restore)?;
+    let entity = task_entity(&state, &principal, id, eid).await?;
+    let mode: RestoreMode = body
+        .mode
+        .parse()
+        .map_err(|e: engine::restore::UnknownMode| ApiError::bad_request(e.to_string()))?;
+    let sub_services = body
+        .sub_services
+        .iter()
+        .map(|s| {
+            serde_json::from_value::<engine::SubService>(serde_json::Value::String(s.clone()))
+                .map_err(|_| ApiError::bad_request(format!("unknown sub-service {s:?}")))
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let destination = match body.destination {
+        None => None,
+        Some(DestinationBody {
+            entity_id: Some(e),
+            external_id: None,
+            connection_id: None,
+        }) => Some(worker::RestoreDestination::Entity {
+            entity_id: catalog::EntityId(e),
+        }),
+        Some(DestinationBody {
+            entity_id: None,
+            external_id: Some(x),
+            connection_id: Some(c),
+        }) => {
+            // The connection must be the account's.
+            state
+                .catalog
+                .get_connection(principal.account_id, catalog::ConnectionId(c))
+                .await?;
+            Some(worker::RestoreDestination::External {
+                connection_id: catalog::ConnectionId(c),
+                external_id: x,
+            })
+        }
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "a destination is either entity_id, or external_id with connection_id",
+            ));
+        }
+    };
+    let mut options = RestoreOptions::new(mode);
+    options.requested_at = state.clock.now();
+    options.tag = body.tag.filter(|t| !t.trim().is_empty());
+    options.mark_restored = body.mark_restored;
+    options.include_versions = body.include_versions;
+    let request = worker::RestoreRequest {
+        task_id: entity.task_id,
+        entity_id: entity.id,
+        snapshot_id: body.snapshot_id,
+        at: body.at,
+        selection: Selection {
+            sub_services,
+            folders: body.folders,
+            items: body.items,
+        },
+        options,
+        destination,
+        snapshot_destination_first: body.snapshot_destination_first,
+    };
+    let job = worker::enqueue_restore(
+        &state.catalog,
+        principal.account_id,
+        &request,
+        Some(principal.initiator()),
+    )
+    .await
+    .map_err(|e| match e {
+        worker::WorkerError::Catalog(c) => ApiError::from(c),
+        other => ApiError::bad_request(other.to_string()),
+    })?;
+    Ok((StatusCode::ACCEPTED, ApiJson(job.into())))
+}
+
+/// A page of a job's item log.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct JobItemsQuery {
+    /// Only items with this outcome (`restored`, `overwritten`, `skipped`, `failed`).
+    pub outcome: Option<String>,
+    /// Items to skip.
+    pub offset: Option<u64>,
+    /// Page size (1..1000, default 100).
+    pub limit: Option<u32>,
+}
+
+/// One item of a restore or export job.
+#[derive(Serialize, ToSchema)]
+pub struct JobItemView {
+    /// Order in the job.
+    pub seq: u64,
+    /// Snapshot path.
+    pub path: String,
+    /// Subject, file name, contact name.
+    pub name: String,
+    /// What happened.
+    pub outcome: String,
+    /// Why, or where it went.
+    pub detail: Option<String>,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+/// The per-item log of a restore or export job, in order.
+#[utoipa::path(get, path = "/api/jobs/{id}/items", tag = "jobs",
+    params(("id" = Uuid, Path, description = "Job id"), JobItemsQuery),
+    responses(
+        (status = 200, description = "Items, in order", body = [JobItemView]),
+        (status = 400, description = "Bad page", body = ErrorBody),
+        (status = 404, description = "No such job in this account", body = ErrorBody),
+    ))]
+pub async fn job_items(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(query): ApiQuery<JobItemsQuery>,
+) -> ApiResult<ApiJson<Vec<JobItemView>>> {
+    let job = state
+        .catalog
+        .get_job(principal.account_id, JobId(id))
+        .await?;
+    let items = state
+        .catalog
+        .job_items(
+            principal.account_id,
+            job.id,
+            query.outcome.as_deref(),
+            query.offset.unwrap_or(0),
+            query.limit.unwrap_or(100),
+        )
+        .await?;
+    Ok(ApiJson(
+        items
+            .into_iter()
+            .map(|i| JobItemView {
+                seq: i.seq,
+                path: i.path,
+                name: i.name,
+                outcome: i.outcome,
+                detail: i.detail,
+                bytes: i.bytes,
+            })
+            .collect(),
+    ))
+}
+
+/// Which backup to read and where in it.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BrowseQuery {
+    /// The backup (a calendar snapshot id); without it `at`; without both the latest.
+    pub snapshot_id: Option<String>,
+    /// The newest backup taken at or before this time (RFC 3339).
+    pub at: Option<DateTime<Utc>>,
+    /// Snapshot path of the level to list ("" or absent: the sub-service cards).
+    pub path: Option<String>,
+    /// Items to skip.
+    pub offset: Option<usize>,
+    /// Items per page (default 100, at most 1000).
+    pub limit: Option<usize>,
+}
+
+/// The vault snapshot `query` names, checked to be the entity's.
+async fn chosen_snapshot(
+    state: &AppState,
+    principal: &Principal,
+    entity: &catalog::Entity,
+    snapshot_id: Option<&str>,
+    at: Option<DateTime<Utc>>,
+) -> ApiResult<(std::sync::Arc<worker::Runtime>, vault::Account, vault::SnapshotInfo)> {
+    let rt = state.runtime.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "this API server cannot read backups (it was started without a vault)",
+        )
+    })?;
+    let account = principal.account_id;
+    let chosen = match (snapshot_id, at) {
+        (Some(id), _) => state.catalog.entity_snapshot(account, entity.id, id).await?,
+        (None, Some(at)) => state.catalog.snapshot_at(account, entity.id, at).await?,
+        (None, None) => {
+            state
+                .catalog
+                .snapshot_at(account, entity.id, state.clock.now())
+                .await?
+        }
+    };
+    let vault = rt
+        .vault_account(account)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    let id: vault::SnapshotId = chosen
+        .snapshot_id
+        .parse()
+        .map_err(|_| ApiError::not_found("snapshot"))?;
+    let snapshot = vault.snapshot(&id).await.map_err(|e| match e {
+        vault::Error::NotFound(_) => ApiError::not_found("snapshot"),
+        other => ApiError::internal(&other),
+    })?;
+    Ok((rt, vault, snapshot))
+}
+
+fn engine_error(e: engine::EngineError) -> ApiError {
+    match e {
+        engine::EngineError::Invalid(m) => ApiError::bad_request(m),
+        engine::EngineError::Vault(vault::Error::NoSuchEntry(p)) => {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("nothing at {p:?} in this backup"))
+        }
+        other => ApiError::internal(&other),
+    }
+}
+
+/// Browse a backup (F-E2): the sub-service cards, then folders in Outlook
+/// order and items with the columns of their type, a page at a time.
+/// Every entry's `path` can be passed back here, to preview, and to restore.
+#[utoipa::path(get, path = "/api/tasks/{id}/entities/{eid}/browse", tag = "recovery",
+    params(("id" = Uuid, Path, description = "Task id"), ("eid" = Uuid, Path, description = "Entity id"), BrowseQuery),
+    responses(
+        (status = 200, description = "One level of the backup", body = Object),
+        (status = 400, description = "A path that is not a level of this backup", body = ErrorBody),
+        (status = 404, description = "No such task, entity, backup or path in this account", body = ErrorBody),
+    ))]
+pub async fn browse(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath((id, eid)): ApiPath<(Uuid, Uuid)>,
+    ApiQuery(query): ApiQuery<BrowseQuery>,
+) -> ApiResult<ApiJson<serde_json::Value>> {
+    let entity = task_entity(&state, &principal, id, eid).await?;
+    let (_rt, vault, snapshot) = chosen_snapshot(
+        &state,
+        &principal,
+        &entity,
+        query.snapshot_id.as_deref(),
+        query.at,
+    )
+    .await?;
+    let page = engine::browse::Page {
+        offset: query.offset.unwrap_or(0),
+        limit: query.limit.unwrap_or(0),
+    };
+    let listing = engine::browse::browse(&vault, &snapshot, query.path.as_deref().unwrap_or(""), page)
+        .await
+        .map_err(engine_error)?;
+    let mut v = serde_json::to_value(listing).map_err(|e| ApiError::internal(&e))?;
+    if let serde_json::Value::Object(m) = &mut v {
+        m.insert("snapshotId".into(), serde_json::json!(snapshot.id.0.to_string()));
+        m.insert("snapshotTime".into(), serde_json::json!(snapshot.time));
+    }
+    Ok(ApiJson(v))
+}
+
+/// Which item to preview.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PreviewQuery {
+    /// The backup; without it `at`; without both the latest.
+    pub snapshot_id: Option<String>,
+    /// The newest backup taken at or before this time (RFC 3339).
+    pub at: Option<DateTime<Utc>>,
+    /// The item's snapshot path, as browse and search give it.
+    pub path: String,
+}
+
+/// Preview a backed-up item's content (F-E2): only for callers with the
+/// "preview backed-up data" permission.
+#[utoipa::path(get, path = "/api/tasks/{id}/entities/{eid}/preview", tag = "recovery",
+    params(("id" = Uuid, Path, description = "Task id"), ("eid" = Uuid, Path, description = "Entity id"), PreviewQuery),
+    responses(
+        (status = 200, description = "The item's content for display", body = Object),
+        (status = 403, description = "The caller may not preview backed-up data", body = ErrorBody),
+        (status = 404, description = "No such task, entity, backup or item in this account", body = ErrorBody),
+    ))]
+pub async fn preview(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath((id, eid)): ApiPath<(Uuid, Uuid)>,
+    ApiQuery(query): ApiQuery<PreviewQuery>,
+) -> ApiResult<ApiJson<serde_json::Value>> {
+    principal.require_permission(Permission::PreviewData)?;
+    let entity = task_entity(&state, &principal, id, eid).await?;
+    let (_rt, vault, snapshot) = chosen_snapshot(
+        &state,
+        &principal,
+        &entity,
+        query.snapshot_id.as_deref(),
+        query.at,
+    )
+    .await?;
+    let preview = engine::browse::preview(&vault, &snapshot, &query.path)
+        .await
+        .map_err(engine_error)?;
+    Ok(ApiJson(
+        serde_json::to_value(preview).map_err(|e| ApiError::internal(&e))?,
+    ))
+}
