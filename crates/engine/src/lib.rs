@@ -8,6 +8,7 @@
 //! progress reporting, the fault bus that turns item failures into a run
 //! outcome (SPEC F-D6), and backup scheduling (SPEC F-B3).
 
+pub mod browse;
 pub mod cancel;
 pub mod drive;
 pub mod error;
