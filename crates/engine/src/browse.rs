@@ -44,7 +44,7 @@ const READS_IN_FLIGHT: usize = 8;
 
 /// Which items of a level a listing returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct Page {
     /// Items skipped.
     pub offset: usize,
@@ -1594,6 +1594,14 @@ mod tests {
             }
             .range(500),
             0..DEFAULT_LIMIT
+        );
+        let asked: Page = serde_json::from_value(json!({"offset": 40})).unwrap();
+        assert_eq!(
+            asked,
+            Page {
+                offset: 40,
+                limit: DEFAULT_LIMIT
+            }
         );
     }
 
