@@ -49,8 +49,8 @@ pub use tasks::{DELETION_GRACE, NewTask, Retention, Task, TaskSettings};
 pub use types::{
     AccountId, AccountStatus, ActivityId, ActivityKind, ActivityStatus, ApiTokenId, BadId,
     ConnectionId, EntityId, EntityKind, EntityStatus, EntityType, Frequency, JobId, JobKind,
-    JobStatus, Permission, Role, RuleId, RunId, RunOutcome, Service, SessionId, SubService, TagId, TaskId,
-    TaskStatus, UnknownVariant, UserId,
+    JobStatus, Permission, Role, RuleId, RunId, RunOutcome, Service, SessionId, SubService, TagId,
+    TaskId, TaskStatus, UnknownVariant, UserId,
 };
 pub use users::{
     ApiToken, ApiTokenPrincipal, IssuedApiToken, IssuedSession, MIN_PASSWORD_LEN, NewApiToken,

@@ -271,11 +271,7 @@ impl Catalog {
             a.extend(args![o.to_string()]);
         }
         let n = a.len();
-        sql.push_str(&format!(
-            " ORDER BY seq LIMIT ${} OFFSET ${}",
-            n + 1,
-            n + 2
-        ));
+        sql.push_str(&format!(" ORDER BY seq LIMIT ${} OFFSET ${}", n + 1, n + 2));
         a.extend(args![i64::from(limit), u64_to_i64(offset, "offset")?]);
         let rows = q(&sql, a).query().fetch_all(&self.pool).await?;
         rows.iter()

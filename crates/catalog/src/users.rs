@@ -16,9 +16,9 @@ use sqlx::any::AnyRow;
 
 use crate::accounts::non_empty;
 use crate::crypto::Secret;
+use crate::db::to_json;
 use crate::db::{Catalog, RowExt, args, micros, q};
 use crate::error::{Error, Result};
-use crate::db::to_json;
 use crate::types::{AccountId, ApiTokenId, Permission, Role, SessionId, UserId};
 
 /// A session ends after this long without a request.

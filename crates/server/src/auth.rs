@@ -5,7 +5,9 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
-use catalog::{AccountId, ApiToken, ApiTokenId, NewApiToken, Permission, Role, Secret, Session, User};
+use catalog::{
+    AccountId, ApiToken, ApiTokenId, NewApiToken, Permission, Role, Secret, Session, User,
+};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 

@@ -180,6 +180,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(recovery::job_items))
         .routes(routes!(recovery::calendar))
         .routes(routes!(recovery::restore))
+        .routes(routes!(recovery::browse))
+        .routes(routes!(recovery::preview))
 }
 
 /// The OpenAPI document of every route [`router`] serves.

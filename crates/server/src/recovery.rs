@@ -335,7 +335,11 @@ async fn chosen_snapshot(
     entity: &catalog::Entity,
     snapshot_id: Option<&str>,
     at: Option<DateTime<Utc>>,
-) -> ApiResult<(std::sync::Arc<worker::Runtime>, vault::Account, vault::SnapshotInfo)> {
+) -> ApiResult<(
+    std::sync::Arc<worker::Runtime>,
+    vault::Account,
+    vault::SnapshotInfo,
+)> {
     let rt = state.runtime.clone().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -345,7 +349,12 @@ async fn chosen_snapshot(
     })?;
     let account = principal.account_id;
     let chosen = match (snapshot_id, at) {
-        (Some(id), _) => state.catalog.entity_snapshot(account, entity.id, id).await?,
+        (Some(id), _) => {
+            state
+                .catalog
+                .entity_snapshot(account, entity.id, id)
+                .await?
+        }
         (None, Some(at)) => state.catalog.snapshot_at(account, entity.id, at).await?,
         (None, None) => {
             state
@@ -369,12 +378,30 @@ async fn chosen_snapshot(
     Ok((rt, vault, snapshot))
 }
 
+/// Runs `work` to completion on a blocking thread. The browse futures
+/// borrow across awaits in ways the compiler cannot prove `Send` for every
+/// lifetime, which axum handlers must be; driving them on a thread of their
+/// own needs only the inputs to be `Send`.
+async fn off_thread<F, Fut, T>(work: F) -> ApiResult<T>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T>,
+    T: Send + 'static,
+{
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || handle.block_on(work()))
+        .await
+        .map_err(|e| ApiError::internal(&e))
+}
+
 fn engine_error(e: engine::EngineError) -> ApiError {
     match e {
         engine::EngineError::Invalid(m) => ApiError::bad_request(m),
-        engine::EngineError::Vault(vault::Error::NoSuchEntry(p)) => {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("nothing at {p:?} in this backup"))
-        }
+        engine::EngineError::Vault(vault::Error::NoSuchEntry(p)) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("nothing at {p:?} in this backup"),
+        ),
         other => ApiError::internal(&other),
     }
 }
@@ -408,12 +435,19 @@ pub async fn browse(
         offset: query.offset.unwrap_or(0),
         limit: query.limit.unwrap_or(0),
     };
-    let listing = engine::browse::browse(&vault, &snapshot, query.path.as_deref().unwrap_or(""), page)
-        .await
-        .map_err(engine_error)?;
+    let path = query.path.clone().unwrap_or_default();
+    let (listing, snapshot) = off_thread(move || async move {
+        let l = engine::browse::browse(&vault, &snapshot, &path, page).await;
+        (l, snapshot)
+    })
+    .await?;
+    let listing = listing.map_err(engine_error)?;
     let mut v = serde_json::to_value(listing).map_err(|e| ApiError::internal(&e))?;
     if let serde_json::Value::Object(m) = &mut v {
-        m.insert("snapshotId".into(), serde_json::json!(snapshot.id.0.to_string()));
+        m.insert(
+            "snapshotId".into(),
+            serde_json::json!(snapshot.id.0.to_string()),
+        );
         m.insert("snapshotTime".into(), serde_json::json!(snapshot.time));
     }
     Ok(ApiJson(v))
@@ -456,9 +490,11 @@ pub async fn preview(
         query.at,
     )
     .await?;
-    let preview = engine::browse::preview(&vault, &snapshot, &query.path)
-        .await
-        .map_err(engine_error)?;
+    let path = query.path.clone();
+    let preview =
+        off_thread(move || async move { engine::browse::preview(&vault, &snapshot, &path).await })
+            .await?
+            .map_err(engine_error)?;
     Ok(ApiJson(
         serde_json::to_value(preview).map_err(|e| ApiError::internal(&e))?,
     ))

@@ -591,6 +591,8 @@ const ROUTES: &[&str] = &[
     "GET /api/jobs/{id}/items",
     "GET /api/tasks/{id}/entities/{eid}/calendar",
     "POST /api/tasks/{id}/entities/{eid}/restore",
+    "GET /api/tasks/{id}/entities/{eid}/browse",
+    "GET /api/tasks/{id}/entities/{eid}/preview",
     "GET /healthz",
     "GET /api/openapi.json",
     "POST /api/session",

@@ -22,8 +22,8 @@ mod worker;
 
 pub use error::{Result, WorkerError};
 pub use jobs::{BackupSummary, DiscoverySummary, PartSummary, discover_task, task_entities};
-pub use rules::{RuleOutcome, apply_rule};
 pub use restore::{RestoreDestination, RestoreRequest, RestoreSummary, enqueue_restore};
+pub use rules::{RuleOutcome, apply_rule};
 pub use runtime::{KeySource, MASTER_KEY_FILE, Runtime, RuntimeOptions, Storage};
 pub use scheduler::{EnqueuedBackups, Scheduler, TickReport, enqueue_backups, is_protected};
 pub use worker::{Worker, execute};

@@ -13,7 +13,9 @@ use catalog::{
 };
 use chrono::{DateTime, Utc};
 use engine::faults::Outcome;
-use engine::restore::{ItemLogEntry, RestoreCtx, RestoreLog, RestoreOptions, RestoreReport, Selection};
+use engine::restore::{
+    ItemLogEntry, RestoreCtx, RestoreLog, RestoreOptions, RestoreReport, Selection,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -144,7 +146,15 @@ pub(crate) async fn run_restore_job(
         Ok(end) => end,
         Err(e) => {
             let error = e.to_string();
-            let _ = log_restore_activity(rt, claimed, None, None, ActivityStatus::Failed, json!({ "error": error })).await;
+            let _ = log_restore_activity(
+                rt,
+                claimed,
+                None,
+                None,
+                ActivityStatus::Failed,
+                json!({ "error": error }),
+            )
+            .await;
             JobEnd::Failed {
                 retryable: e.is_retryable(),
                 error,
@@ -177,7 +187,11 @@ async fn restore(
     let chosen = match (&request.snapshot_id, request.at) {
         (Some(id), _) => rt.catalog.entity_snapshot(account, entity.id, id).await?,
         (None, Some(at)) => rt.catalog.snapshot_at(account, entity.id, at).await?,
-        (None, None) => rt.catalog.snapshot_at(account, entity.id, rt.catalog.now()).await?,
+        (None, None) => {
+            rt.catalog
+                .snapshot_at(account, entity.id, rt.catalog.now())
+                .await?
+        }
     };
     let vault = rt.vault_account(account).await?;
     let snapshot = vault.snapshot(&chosen.snapshot_id.parse()?).await?;
@@ -186,12 +200,14 @@ async fn restore(
         .selection
         .validate(kind.sub_services())
         .map_err(WorkerError::Invalid)?;
-    let target = resolve_destination(rt, account, &task, &entity, request.destination.as_ref()).await?;
+    let target =
+        resolve_destination(rt, account, &task, &entity, request.destination.as_ref()).await?;
 
     let mut destination_snapshot_id = None;
     if request.snapshot_destination_first {
         destination_snapshot_id =
-            back_up_destination_first(rt, claimed, signals, sink, &entity, target.entity.as_ref()).await?;
+            back_up_destination_first(rt, claimed, signals, sink, &entity, target.entity.as_ref())
+                .await?;
         if signals.cancel.is_cancelled() {
             return Ok(stopped(signals));
         }
@@ -215,7 +231,15 @@ async fn restore(
     let report = match result {
         Ok(r) => r,
         Err(engine::EngineError::Cancelled) => {
-            log_restore_activity(rt, claimed, Some(&task), Some(&entity), ActivityStatus::Cancelled, json!({})).await?;
+            log_restore_activity(
+                rt,
+                claimed,
+                Some(&task),
+                Some(&entity),
+                ActivityStatus::Cancelled,
+                json!({}),
+            )
+            .await?;
             return Ok(stopped(signals));
         }
         Err(e) => return Err(e.into()),
@@ -297,7 +321,8 @@ async fn resolve_destination(
             }
             let graph = rt.graph(account, task.connection_id).await?;
             // A deleted team is restored into a new team the engine creates.
-            let external_id = (entity.status != EntityStatus::Archived).then(|| entity.external_id.clone());
+            let external_id =
+                (entity.status != EntityStatus::Archived).then(|| entity.external_id.clone());
             Ok(Target {
                 graph,
                 external_id,

@@ -604,10 +604,10 @@ pub fn estimated_items(snapshot: &SnapshotInfo, selection: &Selection) -> u64 {
                     let sub = p.get("subService").and_then(|s| s.as_str()).unwrap_or("");
                     selection.is_everything()
                         || selection.sub_services.iter().any(|s| s.as_str() == sub)
-                        || selection
-                            .folders
-                            .iter()
-                            .any(|f| first_segment(f) == sub || (sub == "drive" && first_segment(f) == "drives"))
+                        || selection.folders.iter().any(|f| {
+                            first_segment(f) == sub
+                                || (sub == "drive" && first_segment(f) == "drives")
+                        })
                 })
                 .filter_map(|p| p.get("items").and_then(|i| i.as_u64()))
                 .sum::<u64>()

@@ -113,6 +113,8 @@ pub enum OpsCommand {
     Run(RunArgs),
     /// Restore a backup of an entity (whole, sub-services, folders or items).
     Restore(recover::RestoreArgs),
+    /// List what a backup of an entity holds, or preview one item.
+    Browse(recover::BrowseArgs),
     /// Run jobs and the scheduler until SIGTERM or ctrl-c.
     Worker(WorkerArgs),
     /// Run the API server (with a worker and the scheduler unless --no-worker).
@@ -157,6 +159,7 @@ pub async fn run(cmd: OpsCommand) -> Result<()> {
             backup::run_runs(&ctx, a.cmd).await
         }
         OpsCommand::Restore(a) => recover::run_restore(a).await,
+        OpsCommand::Browse(a) => recover::run_browse(a).await,
         OpsCommand::Serve(a) => demo::run_serve(a).await,
         OpsCommand::Demo(a) => demo::run_demo(a).await,
         OpsCommand::Worker(a) => {

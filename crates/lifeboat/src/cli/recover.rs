@@ -120,7 +120,10 @@ pub async fn run_restore(a: RestoreArgs) -> Result<()> {
         .context("queueing the restore")?;
     if !a.wait {
         if a.json {
-            println!("{}", serde_json::to_string_pretty(&json!({ "job": job.id }))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({ "job": job.id }))?
+            );
         } else {
             println!("{}", job.id);
         }
@@ -168,11 +171,7 @@ pub async fn run_restore(a: RestoreArgs) -> Result<()> {
                 .job_items(ctx.account, job.id, Some("failed"), 0, 20)
                 .await?;
             for f in failed {
-                println!(
-                    "failed: {}  {}",
-                    f.name,
-                    f.detail.as_deref().unwrap_or("")
-                );
+                println!("failed: {}  {}", f.name, f.detail.as_deref().unwrap_or(""));
             }
         }
     } else {
@@ -189,6 +188,155 @@ pub async fn run_restore(a: RestoreArgs) -> Result<()> {
             "the restore {status}: {}",
             job.error.as_deref().unwrap_or("see the job's log")
         ),
+    }
+}
+
+/// `lifeboat browse ...`
+#[derive(Args)]
+pub struct BrowseArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The task.
+    #[arg(long)]
+    task: String,
+    /// The entity (address or site URL).
+    #[arg(long)]
+    entity: String,
+    /// The backup (snapshot id); without it --at; without both the latest.
+    #[arg(long, conflicts_with = "at")]
+    snapshot: Option<String>,
+    /// The newest backup taken at or before this time (RFC 3339 or a date).
+    #[arg(long)]
+    at: Option<String>,
+    /// The level to list (a snapshot path from an earlier listing); none
+    /// lists the sub-services.
+    path: Option<String>,
+    /// Items to skip.
+    #[arg(long, default_value_t = 0)]
+    offset: usize,
+    /// Items to list.
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+    /// Show this item's content instead of listing (needs the preview permission in the UI).
+    #[arg(long)]
+    preview: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The snapshot `snapshot`/`at` name for `entity` (the latest without
+/// either), checked to be the entity's.
+async fn chosen_snapshot(
+    ctx: &Ctx,
+    entity: &Entity,
+    snapshot: Option<&str>,
+    at: Option<&str>,
+) -> Result<(vault::Account, vault::SnapshotInfo)> {
+    let catalog = &ctx.rt.catalog;
+    let chosen = match (snapshot, at) {
+        (Some(id), _) => catalog.entity_snapshot(ctx.account, entity.id, id).await,
+        (None, Some(at)) => {
+            catalog
+                .snapshot_at(ctx.account, entity.id, parse_at(at)?)
+                .await
+        }
+        (None, None) => {
+            catalog
+                .snapshot_at(ctx.account, entity.id, catalog.now())
+                .await
+        }
+    }
+    .with_context(|| format!("finding the backup of {}", entity.name))?;
+    let vault = ctx.rt.vault_account(ctx.account).await?;
+    let snap = vault.snapshot(&chosen.snapshot_id.parse()?).await?;
+    Ok((vault, snap))
+}
+
+/// `lifeboat browse`.
+pub async fn run_browse(a: BrowseArgs) -> Result<()> {
+    let ctx = Ctx::open(&a.store).await?;
+    let task = ctx.task(&a.task).await?;
+    let entity = ctx
+        .entities_by_email(&task, std::slice::from_ref(&a.entity))
+        .await?
+        .remove(0);
+    let (vault, snap) =
+        chosen_snapshot(&ctx, &entity, a.snapshot.as_deref(), a.at.as_deref()).await?;
+    let path = a.path.clone().unwrap_or_default();
+    if a.preview {
+        let p = engine::browse::preview(&vault, &snap, &path).await?;
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&p)?);
+        } else {
+            println!("{}", p.title);
+            for (k, v) in &p.fields {
+                println!("{k}: {}", plain(v));
+            }
+            for att in &p.attachments {
+                println!("attachment: {} ({} bytes)", att.name, att.size);
+            }
+            if let Some(t) = &p.text {
+                println!("\n{t}");
+            }
+        }
+        return Ok(());
+    }
+    let page = engine::browse::Page {
+        offset: a.offset,
+        limit: a.limit,
+    };
+    let listing = engine::browse::browse(&vault, &snap, &path, page).await?;
+    if a.json {
+        let mut v = serde_json::to_value(&listing)?;
+        if let serde_json::Value::Object(m) = &mut v {
+            m.insert("snapshotId".into(), json!(snap.id.0.to_string()));
+            m.insert("snapshotTime".into(), json!(snap.time));
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!(
+        "{} — backup of {}",
+        listing.title,
+        snap.time.format("%Y-%m-%d %H:%M:%S UTC")
+    );
+    for c in &listing.cards {
+        println!(
+            "[{}] {:>8} items  {}  {}",
+            c.title,
+            c.items,
+            plain(&c.outcome),
+            c.path
+        );
+    }
+    for f in &listing.folders {
+        let n = f
+            .item_count
+            .map(|n| format!("{n:>8}"))
+            .unwrap_or_else(|| "        ".into());
+        println!("{}/ {n}  {}", f.name, f.path);
+    }
+    for i in &listing.items {
+        let cols: Vec<String> = i.columns.values().map(plain).collect();
+        println!("{}  {}  {}", i.name, cols.join(" | "), i.path);
+    }
+    if listing.total_items > listing.offset + listing.items.len() as u64 {
+        println!(
+            "… {} more items (--offset {})",
+            listing.total_items - listing.offset - listing.items.len() as u64,
+            listing.offset + listing.items.len() as u64
+        );
+    }
+    Ok(())
+}
+
+/// A JSON value as a person reads it (strings without quotes).
+fn plain(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
     }
 }
 
