@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 
 use engine::Cancel;
 use engine::exchange::{
-    BackupOptions, DiscoveryOptions, MailboxBackup, MailboxKind, backup_mailbox,
-    discover_mailboxes,
+    BackupOptions, DiscoveryOptions, MailboxBackup, MailboxKind, backup_mailbox, discover_mailboxes,
 };
 use engine::progress::NoProgress;
 use engine::restore::exchange::restore_mailbox;
-use engine::restore::{MemoryLog, RestoreCtx, RestoreMode, RestoreOptions, RestoreReport, Selection};
+use engine::restore::{
+    MemoryLog, RestoreCtx, RestoreMode, RestoreOptions, RestoreReport, Selection,
+};
 use futures::StreamExt;
 use graph::GraphClient;
 use graph_sim::{SimConfig, ThrottleMode};

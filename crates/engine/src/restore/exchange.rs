@@ -312,7 +312,9 @@ impl<'a> Restorer<'a> {
 
     async fn send(&self, req: Request) -> std::result::Result<graph::Response, graph::GraphError> {
         self.tally.requests(1);
-        self.graph.send(req.header(IMMUTABLE_IDS.0, IMMUTABLE_IDS.1)).await
+        self.graph
+            .send(req.header(IMMUTABLE_IDS.0, IMMUTABLE_IDS.1))
+            .await
     }
 
     async fn send_json(&self, method: Method, url: String, body: &Value) -> ItemResult<Value> {
@@ -371,13 +373,12 @@ impl<'a> Restorer<'a> {
             let meta = match serde_json::from_slice::<Value>(e.node.meta()) {
                 Ok(v @ Value::Object(_)) => v,
                 _ => {
-                    self.tally.item(
-                        &format!("{root}/{}", e.name),
-                        &e.name,
-                        ItemOutcome::Failed,
-                        Some("the folder's stored description is damaged".into()),
-                        0,
-                    );
+                    // Its items may still be fine: restore them under the folder's id.
+                    self.tally.note(format!(
+                        "the stored description of folder {root}/{} is damaged; its items \
+                         are restored into a folder named by its id",
+                        e.name
+                    ));
                     json!({"id": e.name, "displayName": e.name})
                 }
             };
@@ -434,8 +435,7 @@ impl<'a> Restorer<'a> {
         let mut needed = HashSet::new();
         for (n, _) in folders {
             let c = chain(n);
-            if c
-                .iter()
+            if c.iter()
                 .any(|f| self.ctx.selection.covers(&format!("{root}/{f}")))
             {
                 whole.insert(n.clone());
@@ -809,7 +809,9 @@ impl<'a> Restorer<'a> {
         }
         add_tag(&mut body, self.ctx.options.tag.as_deref());
         let (ctype, content) = if parsed.html_body_count() > 0
-            && parsed.html_part(0).is_some_and(|p| p.is_content_type("text", "html"))
+            && parsed
+                .html_part(0)
+                .is_some_and(|p| p.is_content_type("text", "html"))
         {
             ("html", parsed.body_html(0).unwrap_or_default().into_owned())
         } else {
@@ -834,11 +836,7 @@ impl<'a> Restorer<'a> {
         let created = self
             .send_json(
                 Method::POST,
-                format!(
-                    "/users/{}/mailFolders/{}/messages",
-                    self.u(),
-                    place.seg()
-                ),
+                format!("/users/{}/mailFolders/{}/messages", self.u(), place.seg()),
                 &Value::Object(body),
             )
             .await?;
@@ -862,16 +860,17 @@ impl<'a> Restorer<'a> {
                     None => c.ctype().to_string(),
                 })
                 .unwrap_or_else(|| "application/octet-stream".into());
-            let inline = part
-                .content_disposition()
-                .is_some_and(|d| d.is_inline());
+            let inline = part.content_disposition().is_some_and(|d| d.is_inline());
             let cid = part.content_id().map(str::to_string);
             let r = self
                 .add_attachment(&id, &name, &ct, inline, cid, part.contents())
                 .await;
             if let Err(e) = r {
                 let _ = self
-                    .send(Request::delete(format!("/users/{}/messages/{id}", self.u())))
+                    .send(Request::delete(format!(
+                        "/users/{}/messages/{id}",
+                        self.u()
+                    )))
                     .await;
                 return Err(format!("attachment {name:?} could not be written: {e}"));
             }
@@ -1049,7 +1048,9 @@ impl<'a> Restorer<'a> {
             return Ok(());
         }
         let u = self.u().to_string();
-        let dest_cals = self.get_all(format!("/users/{u}/calendars?$top=250")).await?;
+        let dest_cals = self
+            .get_all(format!("/users/{u}/calendars?$top=250"))
+            .await?;
         let root = match self.mode() {
             RestoreMode::NonDestructive => Some(
                 self.named_container(
@@ -1090,10 +1091,8 @@ impl<'a> Restorer<'a> {
             }
             let url = self.events_url(&place);
             let existing = Existing::new(
-                self.get_all(format!(
-                    "{url}?$select=id,iCalUId,subject,start&$top=500"
-                ))
-                .await?,
+                self.get_all(format!("{url}?$select=id,iCalUId,subject,start&$top=500"))
+                    .await?,
                 event_key,
             );
             let (existing, url) = (&existing, &url);
@@ -1229,10 +1228,10 @@ impl<'a> Restorer<'a> {
             if !needed.contains(&lid) || self.ctx.cancel.is_cancelled() {
                 continue;
             }
-            let place = match &root {
-                Some(r) => r.clone(),
-                None if str_at(&meta, "wellknownListName") == "defaultList" => {
-                    match dest_lists
+            let place =
+                match &root {
+                    Some(r) => r.clone(),
+                    None if str_at(&meta, "wellknownListName") == "defaultList" => match dest_lists
                         .iter()
                         .find(|l| str_at(l, "wellknownListName") == "defaultList")
                         .and_then(id_of)
@@ -1248,19 +1247,18 @@ impl<'a> Restorer<'a> {
                             )
                             .await?
                         }
+                    },
+                    None => {
+                        self.named_container(
+                            &dest_lists,
+                            "displayName",
+                            str_at(&meta, "displayName"),
+                            format!("/users/{u}/todo/lists"),
+                            "displayName",
+                        )
+                        .await?
                     }
-                }
-                None => {
-                    self.named_container(
-                        &dest_lists,
-                        "displayName",
-                        str_at(&meta, "displayName"),
-                        format!("/users/{u}/todo/lists"),
-                        "displayName",
-                    )
-                    .await?
-                }
-            };
+                };
             let path = format!("tasks/{lid}");
             let jobs = self.selected_items(&path, whole.contains(&lid)).await?;
             if jobs.is_empty() {
@@ -1337,7 +1335,11 @@ impl<'a> Restorer<'a> {
                 body.remove("id");
             }
             let r = self
-                .send_json(Method::PATCH, format!("{url}/{old_id}"), &Value::Object(body))
+                .send_json(
+                    Method::PATCH,
+                    self.item_url(kind, url, old_id),
+                    &Value::Object(body),
+                )
                 .await;
             let (o, d) = match r {
                 Ok(_) => (ItemOutcome::Overwritten, Some(old_id.to_string())),
@@ -1379,11 +1381,22 @@ impl<'a> Restorer<'a> {
             Err(e) => {
                 // Whole or nothing: take the half-made item away again.
                 let _ = self
-                    .send(Request::delete(format!("{url}/{new_id}")))
+                    .send(Request::delete(self.item_url(kind, url, &new_id)))
                     .await;
                 self.tally
                     .item(&job.path, &name, ItemOutcome::Failed, Some(e), 0);
             }
+        }
+    }
+
+    /// The URL of one item of the collection at `url` (events and contacts
+    /// are addressed through the mailbox-wide collections, which take any
+    /// calendar's or folder's items).
+    fn item_url(&self, kind: Kind, url: &str, id: &str) -> String {
+        match kind {
+            Kind::Event => format!("/users/{}/events/{id}", self.u()),
+            Kind::Contact => format!("/users/{}/contacts/{id}", self.u()),
+            Kind::Task => format!("{url}/{id}"),
         }
     }
 
@@ -1467,7 +1480,10 @@ fn event_key(v: &Value) -> Option<String> {
     let start = v.get("start")?;
     let at = str_at(start, "dateTime");
     let at = at.get(..19).unwrap_or(at);
-    Some(format!("{subject}\u{1f}{at}\u{1f}{}", str_at(start, "timeZone")))
+    Some(format!(
+        "{subject}\u{1f}{at}\u{1f}{}",
+        str_at(start, "timeZone")
+    ))
 }
 
 /// Attendees cannot be restored without Graph inviting them again: they
@@ -1500,7 +1516,10 @@ fn attendees_into_body(body: &mut Map<String, Value>, ev: &Value) {
         None => ("text".into(), String::new()),
     };
     let content = if ctype.eq_ignore_ascii_case("html") {
-        let esc = line.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+        let esc = line
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
         format!("{content}<p>{esc}</p>")
     } else if content.is_empty() {
         line
