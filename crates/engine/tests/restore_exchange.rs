@@ -560,7 +560,50 @@ async fn bypass_then_replace_bring_back_what_was_deleted_and_treat_changes_as_pr
 
 #[tokio::test]
 async fn non_destructive_mirrors_the_snapshot_under_new_containers_and_touches_nothing() {
-    let (e, user, projects, snap) = prepared(502).await;
+    let (e, user, projects, _) = prepared(502).await;
+    // A daily series with one changed and one cancelled occurrence.
+    let series = send(
+        &e,
+        Method::POST,
+        &format!("/users/{user}/calendar/events"),
+        json!({
+            "subject": "Daily stand-up",
+            "start": {"dateTime": "2026-06-01T09:00:00", "timeZone": "UTC"},
+            "end": {"dateTime": "2026-06-01T09:15:00", "timeZone": "UTC"},
+            "recurrence": {
+                "pattern": {"type": "daily", "interval": 1},
+                "range": {"type": "numbered", "startDate": "2026-06-01", "numberOfOccurrences": 5}
+            }
+        }),
+    )
+    .await;
+    let sid = series["id"].as_str().unwrap().to_string();
+    let occurrences = get_all(
+        &e,
+        &format!(
+            "/users/{user}/events/{sid}/instances?startDateTime=2026-06-01T00:00:00Z\
+             &endDateTime=2026-06-06T00:00:00Z"
+        ),
+    )
+    .await;
+    assert_eq!(occurrences.len(), 5);
+    send(
+        &e,
+        Method::PATCH,
+        &format!("/users/{user}/events/{}", occurrences[1]["id"].as_str().unwrap()),
+        json!({"subject": "Stand-up moved", "start": {"dateTime": "2026-06-02T10:00:00", "timeZone": "UTC"},
+               "end": {"dateTime": "2026-06-02T10:15:00", "timeZone": "UTC"}}),
+    )
+    .await;
+    delete(
+        &e,
+        &format!(
+            "/users/{user}/events/{}",
+            occurrences[3]["id"].as_str().unwrap()
+        ),
+    )
+    .await;
+    let snap = backup(&e, &user).await;
     let in_snapshot = snapshot_mail(&e, &snap).await;
     damage(&e, &user, &projects).await;
     let before = mailbox_mail(&e, &user).await;
@@ -679,19 +722,49 @@ async fn non_destructive_mirrors_the_snapshot_under_new_containers_and_touches_n
         }
     }
     assert_eq!(restored_events.len(), snap_events.len());
+    let n = |v: &Value| v["exceptionOccurrences"].as_array().map_or(0, Vec::len);
+    assert!(
+        snap_events.iter().any(|s| n(s) > 0),
+        "the mailbox has series with exceptions"
+    );
     for s in &snap_events {
         let r = restored_events
             .iter()
             .find(|r| r["subject"] == s["subject"] && r["start"] == s["start"])
             .unwrap_or_else(|| panic!("event {} restored", s["subject"]));
         assert_eq!(r["recurrence"], s["recurrence"], "series kept");
-        let n = |v: &Value| v["exceptionOccurrences"].as_array().map_or(0, Vec::len);
         assert_eq!(n(r), n(s), "exceptions of {}", s["subject"]);
         assert!(
             r["attendees"].as_array().is_none_or(Vec::is_empty),
             "no attendees, so no invitations"
         );
     }
+    // The series came back with its exception and without its cancelled day.
+    let restored_series = restored_events
+        .iter()
+        .find(|r| r["subject"] == json!("Daily stand-up"))
+        .unwrap();
+    let rid = restored_series["id"].as_str().unwrap();
+    let occ = get_all(
+        &e,
+        &format!(
+            "/users/{user}/events/{rid}/instances?startDateTime=2026-06-01T00:00:00Z\
+             &endDateTime=2026-06-06T00:00:00Z"
+        ),
+    )
+    .await;
+    assert_eq!(occ.len(), 4, "the cancelled occurrence stays cancelled");
+    let moved = occ
+        .iter()
+        .find(|o| o["subject"] == json!("Stand-up moved"))
+        .expect("the exception is restored");
+    assert!(
+        moved["start"]["dateTime"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-06-02T10:00"),
+        "{moved}"
+    );
     let lists = get_all(&e, &format!("/users/{user}/todo/lists")).await;
     assert!(lists.iter().any(|l| l["displayName"] == json!(root_name)));
     let stats: Value = e
@@ -1005,4 +1078,129 @@ async fn damaged_stored_items_fail_alone_and_duplicate_mode_is_refused() {
     .expect("duplicate is refused");
     assert!(matches!(err, EngineError::Invalid(_)), "{err}");
     assert!(err.to_string().contains("duplicate"));
+}
+
+#[tokio::test]
+async fn large_attachments_and_graph_draft_rules_survive_a_restore() {
+    let e = env(small_tenant(6, 507)).await;
+    let user = users(&e).await[0].clone();
+    // The simulator keeps Graph's rules: a message created without
+    // PR_MESSAGE_FLAGS is a draft, with it (no MSGFLAG_UNSENT) it is not,
+    // and the flags cannot turn a draft into a sent message afterwards.
+    let draft = send(
+        &e,
+        Method::POST,
+        &format!("/users/{user}/mailFolders/inbox/messages"),
+        json!({"subject": "no flags"}),
+    )
+    .await;
+    assert_eq!(draft["isDraft"], json!(true));
+    let patched = send(
+        &e,
+        Method::PATCH,
+        &format!("/users/{user}/messages/{}", draft["id"].as_str().unwrap()),
+        json!({"singleValueExtendedProperties": [{"id": "Integer 0x0E07", "value": "1"}]}),
+    )
+    .await;
+    assert_eq!(
+        patched["isDraft"],
+        json!(true),
+        "flags only count on create"
+    );
+    let received = send(
+        &e,
+        Method::POST,
+        &format!("/users/{user}/mailFolders/inbox/messages"),
+        json!({
+            "subject": "Big attachment",
+            "body": {"contentType": "text", "content": "see attached"},
+            "singleValueExtendedProperties": [
+                {"id": "Integer 0x0E07", "value": "1"},
+                {"id": "SystemTime 0x0E06", "value": "2026-03-04T05:06:07Z"},
+                {"id": "SystemTime 0x0039", "value": "2026-03-04T05:00:00Z"}
+            ]
+        }),
+    )
+    .await;
+    assert_eq!(received["isDraft"], json!(false));
+    let mid = received["id"].as_str().unwrap().to_string();
+    // A 4.5 MB attachment, uploaded through an upload session.
+    let data: Vec<u8> = (0..4_500_000u32).map(|i| (i % 251) as u8).collect();
+    let session = send(
+        &e,
+        Method::POST,
+        &format!("/users/{user}/messages/{mid}/attachments/createUploadSession"),
+        json!({"AttachmentItem": {"attachmentType": "file", "name": "big.bin",
+               "size": data.len(), "contentType": "application/octet-stream"}}),
+    )
+    .await;
+    let url = session["uploadUrl"].as_str().unwrap();
+    for (i, chunk) in data.chunks(3_276_800).enumerate() {
+        let from = i * 3_276_800;
+        let r = e
+            .http
+            .put(url)
+            .header(
+                "Content-Range",
+                format!("bytes {from}-{}/{}", from + chunk.len() - 1, data.len()),
+            )
+            .body(chunk.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+    }
+    let snap = backup(&e, &user).await;
+    let inbox = e
+        .account
+        .list_folder(&snap, "mail")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|f| {
+            serde_json::from_slice::<Value>(f.node.meta()).unwrap()["displayName"] == json!("Inbox")
+        })
+        .unwrap()
+        .name;
+    let run = restore(
+        &e,
+        &snap,
+        &RestoreOptions::new(RestoreMode::NonDestructive),
+        &Selection {
+            items: vec![format!("mail/{inbox}/{mid}")],
+            ..Default::default()
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(run.report.restored, 1, "{:?}", run.log);
+    let new_id = run.log[0].detail.clone().unwrap();
+    let m = get(
+        &e,
+        &format!("/users/{user}/messages/{new_id}?$select={MSG_SELECT}"),
+    )
+    .await;
+    assert_eq!(m["isDraft"], json!(false));
+    assert_eq!(
+        time_of(&m["receivedDateTime"]),
+        time_of(&json!("2026-03-04T05:06:07Z"))
+    );
+    let atts = get_all(&e, &format!("/users/{user}/messages/{new_id}/attachments")).await;
+    assert_eq!(atts.len(), 1);
+    assert_eq!(atts[0]["name"], json!("big.bin"));
+    let bytes = e
+        .graph
+        .send(Request::get(format!(
+            "/users/{user}/messages/{new_id}/attachments/{}/$value",
+            atts[0]["id"].as_str().unwrap()
+        )))
+        .await
+        .unwrap()
+        .body;
+    assert_eq!(bytes.len(), data.len());
+    assert!(
+        bytes[..] == data[..],
+        "the attachment is byte for byte the original"
+    );
 }

@@ -1228,26 +1228,14 @@ impl<'a> Restorer<'a> {
             if !needed.contains(&lid) || self.ctx.cancel.is_cancelled() {
                 continue;
             }
-            let place =
-                match &root {
-                    Some(r) => r.clone(),
-                    None if str_at(&meta, "wellknownListName") == "defaultList" => match dest_lists
-                        .iter()
-                        .find(|l| str_at(l, "wellknownListName") == "defaultList")
-                        .and_then(id_of)
-                    {
-                        Some(id) => Place::Id(id.to_string()),
-                        None => {
-                            self.named_container(
-                                &dest_lists,
-                                "displayName",
-                                str_at(&meta, "displayName"),
-                                format!("/users/{u}/todo/lists"),
-                                "displayName",
-                            )
-                            .await?
-                        }
-                    },
+            let place = match &root {
+                Some(r) => r.clone(),
+                None if str_at(&meta, "wellknownListName") == "defaultList" => match dest_lists
+                    .iter()
+                    .find(|l| str_at(l, "wellknownListName") == "defaultList")
+                    .and_then(id_of)
+                {
+                    Some(id) => Place::Id(id.to_string()),
                     None => {
                         self.named_container(
                             &dest_lists,
@@ -1258,7 +1246,18 @@ impl<'a> Restorer<'a> {
                         )
                         .await?
                     }
-                };
+                },
+                None => {
+                    self.named_container(
+                        &dest_lists,
+                        "displayName",
+                        str_at(&meta, "displayName"),
+                        format!("/users/{u}/todo/lists"),
+                        "displayName",
+                    )
+                    .await?
+                }
+            };
             let path = format!("tasks/{lid}");
             let jobs = self.selected_items(&path, whole.contains(&lid)).await?;
             if jobs.is_empty() {
