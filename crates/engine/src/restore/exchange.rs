@@ -201,7 +201,15 @@ pub async fn restore_mailbox(ctx: &RestoreCtx<'_>) -> Result<RestoreReport> {
             Err(EngineError::Graph(g)) if g.status() == Some(401) || g.status() == Some(403) => {
                 return Err(EngineError::Graph(g));
             }
-            Err(e) => r.tally.note(format!("{sub} could not be restored: {e}")),
+            // The sub-service as a whole failed: it counts as a failed item,
+            // so the report is Partial or Failed rather than Success.
+            Err(e) => r.tally.item(
+                sub.as_str(),
+                sub.as_str(),
+                ItemOutcome::Failed,
+                Some(format!("{sub} could not be restored: {e}")),
+                0,
+            ),
         }
     }
     if ctx.options.mode == RestoreMode::NonDestructive {
