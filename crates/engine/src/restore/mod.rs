@@ -29,6 +29,8 @@ use crate::faults::Outcome;
 use crate::progress::Progress;
 use crate::report::SubService;
 
+pub mod exchange;
+
 /// How restored items meet what the destination already holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
