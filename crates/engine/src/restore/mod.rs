@@ -578,6 +578,7 @@ pub async fn restore(ctx: &RestoreCtx<'_>) -> crate::Result<RestoreReport> {
     ctx.progress
         .set_total(estimated_items(ctx.snapshot, ctx.selection), 0);
     let report = match kind {
+        SnapshotKind::Mailbox => exchange::restore_mailbox(ctx).await,
         other => Err(crate::EngineError::Invalid(format!(
             "restoring {other:?} snapshots is not built yet"
         ))),

@@ -28,5 +28,6 @@ mod common;
 mod backup;
 mod discovery;
 mod purge;
+mod recovery;
 mod scheduler;
 mod services;
