@@ -889,6 +889,24 @@ async fn migration_import_end_to_end() {
         )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
+    // Exactly the channel's creation is not later than it; an author from
+    // outside the tenant is refused.
+    let (s, _) = t
+        .post(
+            &format!("{cbase}/messages"),
+            import("2020-04-01T00:00:00.000Z", "same instant"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = t
+        .post(
+            &format!("{cbase}/messages"),
+            json!({"createdDateTime": "2020-05-03T00:00:00.000Z",
+                "from": {"user": {"id": "00000000-0000-0000-0000-00000000dead", "userIdentityType": "aadUser"}},
+                "body": {"contentType": "text", "content": "stranger"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
     // Members cannot be added during migration.
     let (s, _) = t
         .post(&format!("/teams/{tid}/members"), json!({"@odata.type": "#microsoft.graph.aadUserConversationMember",

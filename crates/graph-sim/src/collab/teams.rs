@@ -1816,6 +1816,12 @@ fn post_message(
                 .and_then(Value::as_str)
                 .ok_or_else(|| GraphError::bad_request("'from.user.id' is required."))?;
             let dir = sim.directory.read();
+            // Import doc: the author must be a user of the tenant.
+            if dir.user_any(id).is_none() {
+                return Err(GraphError::bad_request(format!(
+                    "The user '{id}' in 'from' does not belong to the tenant."
+                )));
+            }
             let name = u
                 .get("displayName")
                 .and_then(Value::as_str)
@@ -1870,7 +1876,8 @@ fn post_message(
                         "'createdDateTime' cannot be in the future.",
                     ));
                 }
-                if c < ch_created {
+                // Import doc: the value must be later than the channel's createdDateTime.
+                if c <= ch_created {
                     return Err(GraphError::bad_request(
                         "'createdDateTime' must be later than the channel's createdDateTime.",
                     ));
