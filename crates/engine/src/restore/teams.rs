@@ -319,8 +319,14 @@ impl Run<'_, '_> {
             "displayName": display,
             "description": str_of(&group, "description"),
         });
+        // A team is public or private (a hidden-membership group is private).
         if let Some(v) = group.get("visibility").and_then(Value::as_str) {
-            body["visibility"] = json!(v.to_ascii_lowercase());
+            let v = if v.eq_ignore_ascii_case("public") {
+                "public"
+            } else {
+                "private"
+            };
+            body["visibility"] = json!(v);
         }
         let created = millis(&team, "createdDateTime")
             .or_else(|| millis(&group, "createdDateTime"))
@@ -735,9 +741,10 @@ impl Run<'_, '_> {
             let ms = millis(m, "createdDateTime");
             let here = ms
                 .and_then(|t| target.present.get(&t))
-                .filter(|p| p.parent.is_none());
+                .filter(|p| p.parent.is_none() && (!p.deleted || is_deleted(m)))
+                .or_else(|| ms.and_then(|t| restored_copy(&target.present, t, m, false)));
             let parent_id = match here {
-                Some(p) if !p.deleted || is_deleted(m) => {
+                Some(p) => {
                     if wanted_top {
                         let same = p.from.as_deref() == user_id(m) && p.content == content_of(m);
                         let detail = if same {
@@ -835,9 +842,13 @@ impl Run<'_, '_> {
                 }
                 let r = &replies[i];
                 let rms = millis(r, "createdDateTime");
+                // A reply still in the channel counts as present even when
+                // it sits under a deleted copy of its message (Teams keeps
+                // showing it there): importing it again would show it twice.
                 let here = rms
                     .and_then(|t| target.present.get(&t))
-                    .filter(|p| p.parent.as_deref() == Some(parent_id.as_str()) && !p.deleted);
+                    .filter(|p| p.parent.is_some() && !p.deleted)
+                    .or_else(|| rms.and_then(|t| restored_copy(&target.present, t, r, true)));
                 if let Some(p) = here {
                     let same = p.from.as_deref() == user_id(r) && p.content == content_of(r);
                     let detail = if same {
@@ -1334,6 +1345,29 @@ impl Run<'_, '_> {
         }
         Ok(false)
     }
+}
+
+/// How far after its original time an earlier restore may have put a
+/// message whose millisecond was taken (by its own deleted copy).
+const MOVED_WITHIN_MS: i64 = 1000;
+
+/// A live copy of `m` that an earlier restore imported a little after its
+/// original time (a deleted copy held that millisecond): same sender and
+/// text, within [`MOVED_WITHIN_MS`].
+fn restored_copy<'p>(
+    present: &'p HashMap<i64, Present>,
+    ms: i64,
+    m: &Value,
+    reply: bool,
+) -> Option<&'p Present> {
+    (ms + 1..=ms + MOVED_WITHIN_MS).find_map(|t| {
+        present.get(&t).filter(|p| {
+            !p.deleted
+                && p.parent.is_some() == reply
+                && p.from.as_deref() == user_id(m)
+                && p.content == content_of(m)
+        })
+    })
 }
 
 fn user_id(m: &Value) -> Option<&str> {
