@@ -531,19 +531,18 @@ impl Run<'_, '_> {
             }
         }
         self.finish_migrations(&others, &general).await;
-        if self.created_team {
-            if let Err(e) = self
+        if self.created_team
+            && let Err(e) = self
                 .post(
                     &format!("/teams/{}/completeMigration", self.dest),
                     &json!({}),
                 )
                 .await
-            {
-                self.tally.note(format!(
-                    "The new team's migration could not be completed: {}",
-                    reason(&e)
-                ));
-            }
+        {
+            self.tally.note(format!(
+                "The new team's migration could not be completed: {}",
+                reason(&e)
+            ));
         }
         Ok(cancelled)
     }
