@@ -972,6 +972,16 @@ impl Run<'_, '_> {
         if let Some(i) = m.get("importance").filter(|s| !s.is_null()) {
             body["importance"] = i.clone();
         }
+        // The body refers to its file attachments and mentions by id
+        // (`<attachment id>`, `<at id>`): they travel with it.
+        for field in ["attachments", "mentions"] {
+            if let Some(a) = m
+                .get(field)
+                .filter(|a| a.as_array().is_some_and(|a| !a.is_empty()))
+            {
+                body[field] = a.clone();
+            }
+        }
         let url = match parent {
             None => format!("/teams/{}/channels/{}/messages", self.dest, target.id),
             Some(p) => format!(
@@ -1017,8 +1027,8 @@ impl Run<'_, '_> {
                  events to it and leaves existing ones alone.",
             );
         }
-        self.tally
-            .note("Restored events carry no attendees, so that no invitations are sent.");
+
+        let mut wrote_events = false;
         for e in events {
             if self.cancelled() {
                 return Ok(true);
@@ -1075,7 +1085,14 @@ impl Run<'_, '_> {
                     Err(err) => (ItemOutcome::Failed, reason(&err)),
                 },
             };
+            if matches!(outcome, ItemOutcome::Restored | ItemOutcome::Overwritten) {
+                wrote_events = true;
+            }
             self.tally.item(&path, &name, outcome, Some(detail), 0);
+        }
+        if wrote_events {
+            self.tally
+                .note("Restored events carry no attendees, so that no invitations are sent.");
         }
         Ok(false)
     }

@@ -1806,6 +1806,8 @@ fn post_message(
     let from = body.get("from").filter(|f| !f.is_null());
     let import = created.is_some() || from.is_some();
     let now = sim.now();
+    // An author from outside the tenant, refused once import is allowed.
+    let mut stranger: Option<String> = None;
     let user_from = match from {
         Some(f) => {
             let u = f.get("user").filter(|u| !u.is_null()).ok_or_else(|| {
@@ -1816,11 +1818,8 @@ fn post_message(
                 .and_then(Value::as_str)
                 .ok_or_else(|| GraphError::bad_request("'from.user.id' is required."))?;
             let dir = sim.directory.read();
-            // Import doc: the author must be a user of the tenant.
             if dir.user_any(id).is_none() {
-                return Err(GraphError::bad_request(format!(
-                    "The user '{id}' in 'from' does not belong to the tenant."
-                )));
+                stranger = Some(id.to_string());
             }
             let name = u
                 .get("displayName")
@@ -1857,6 +1856,12 @@ fn post_message(
                 "Unauthorized",
                 "Message POST is allowed in application-only context only for import purposes. Refer to https://docs.microsoft.com/microsoftteams/platform/graph-api/import-messages/import-external-messages-to-teams for more details.",
             ));
+        }
+        // Import doc: the author must be a user of the tenant.
+        if let Some(id) = &stranger {
+            return Err(GraphError::bad_request(format!(
+                "The user '{id}' in 'from' does not belong to the tenant."
+            )));
         }
         let author = if in_migration {
             // Import doc: author attribution is required while importing.
