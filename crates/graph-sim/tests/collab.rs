@@ -1175,3 +1175,26 @@ async fn evicted_groups_come_back_identical() {
     );
     assert_eq!(read(format!("/groups/{tid}/threads")).await, threads);
 }
+
+#[tokio::test]
+async fn group_name_and_description_can_be_patched() {
+    let t = TestSim::start(20, 18).await;
+    let gid = groups(&t).await[0]["id"].as_str().unwrap().to_string();
+    let (s, _) = t
+        .patch(
+            &format!("/groups/{gid}"),
+            json!({"displayName": "Renamed", "description": "New words"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let g = t.ok(&format!("/groups/{gid}")).await;
+    assert_eq!(g["displayName"], "Renamed");
+    assert_eq!(g["description"], "New words");
+    let (s, _) = t
+        .patch(
+            "/groups/00000000-0000-0000-0000-000000000000",
+            json!({"displayName": "X"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
