@@ -545,7 +545,10 @@ pub fn routes() -> Router<Arc<Sim>> {
         .route("/users/{id}/memberOf", get(member_of))
         .route("/users/{id}/assignLicense", post(assign_license))
         .route("/groups", get(list_groups).post(create_group))
-        .route("/groups/{id}", get(get_group).delete(delete_group))
+        .route(
+            "/groups/{id}",
+            get(get_group).patch(update_group).delete(delete_group),
+        )
         .route("/groups/{id}/members", get(group_members))
         .route("/groups/{id}/members/$ref", post(add_member))
         .route("/groups/{id}/members/{member}/$ref", delete(remove_member))
@@ -1016,6 +1019,28 @@ async fn create_group(
         Json(odata::entity(&ctx, "groups", g.json(), None)),
     )
         .into_response())
+}
+
+/// `PATCH /groups/{id}`: name and description (what a restore puts back).
+async fn update_group(
+    State(sim): State<Arc<Sim>>,
+    Path(id): Path<String>,
+    Json(body): Json<Value>,
+) -> GraphResult<StatusCode> {
+    let mut dir = sim.directory.write();
+    let g = dir
+        .group_mut(&id)
+        .filter(|g| g.deleted.is_none())
+        .ok_or_else(|| GraphError::directory_not_found(&id))?;
+    if let Some(v) = str_field(&body, "displayName") {
+        g.display_name = v;
+    }
+    if let Some(v) = str_field(&body, "description") {
+        g.description = v;
+    }
+    let gid = g.id.clone();
+    dir.group_changed(&gid, sim.next_seq());
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn delete_group(

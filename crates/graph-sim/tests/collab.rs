@@ -889,6 +889,24 @@ async fn migration_import_end_to_end() {
         )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
+    // Exactly the channel's creation is not later than it; an author from
+    // outside the tenant is refused.
+    let (s, _) = t
+        .post(
+            &format!("{cbase}/messages"),
+            import("2020-04-01T00:00:00.000Z", "same instant"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = t
+        .post(
+            &format!("{cbase}/messages"),
+            json!({"createdDateTime": "2020-05-03T00:00:00.000Z",
+                "from": {"user": {"id": "00000000-0000-0000-0000-00000000dead", "userIdentityType": "aadUser"}},
+                "body": {"contentType": "text", "content": "stranger"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
     // Members cannot be added during migration.
     let (s, _) = t
         .post(&format!("/teams/{tid}/members"), json!({"@odata.type": "#microsoft.graph.aadUserConversationMember",
@@ -1156,4 +1174,27 @@ async fn evicted_groups_come_back_identical() {
         msgs
     );
     assert_eq!(read(format!("/groups/{tid}/threads")).await, threads);
+}
+
+#[tokio::test]
+async fn group_name_and_description_can_be_patched() {
+    let t = TestSim::start(20, 18).await;
+    let gid = groups(&t).await[0]["id"].as_str().unwrap().to_string();
+    let (s, _) = t
+        .patch(
+            &format!("/groups/{gid}"),
+            json!({"displayName": "Renamed", "description": "New words"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let g = t.ok(&format!("/groups/{gid}")).await;
+    assert_eq!(g["displayName"], "Renamed");
+    assert_eq!(g["description"], "New words");
+    let (s, _) = t
+        .patch(
+            "/groups/00000000-0000-0000-0000-000000000000",
+            json!({"displayName": "X"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
 }

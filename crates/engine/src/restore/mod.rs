@@ -15,6 +15,8 @@
 //! restore leaves a destination that is consistent, holding a subset of what
 //! was asked.
 
+pub mod teams;
+
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -1806,6 +1806,8 @@ fn post_message(
     let from = body.get("from").filter(|f| !f.is_null());
     let import = created.is_some() || from.is_some();
     let now = sim.now();
+    // An author from outside the tenant, refused once import is allowed.
+    let mut stranger: Option<String> = None;
     let user_from = match from {
         Some(f) => {
             let u = f.get("user").filter(|u| !u.is_null()).ok_or_else(|| {
@@ -1816,6 +1818,9 @@ fn post_message(
                 .and_then(Value::as_str)
                 .ok_or_else(|| GraphError::bad_request("'from.user.id' is required."))?;
             let dir = sim.directory.read();
+            if dir.user_any(id).is_none() {
+                stranger = Some(id.to_string());
+            }
             let name = u
                 .get("displayName")
                 .and_then(Value::as_str)
@@ -1852,6 +1857,12 @@ fn post_message(
                 "Message POST is allowed in application-only context only for import purposes. Refer to https://docs.microsoft.com/microsoftteams/platform/graph-api/import-messages/import-external-messages-to-teams for more details.",
             ));
         }
+        // Import doc: the author must be a user of the tenant.
+        if let Some(id) = &stranger {
+            return Err(GraphError::bad_request(format!(
+                "The user '{id}' in 'from' does not belong to the tenant."
+            )));
+        }
         let author = if in_migration {
             // Import doc: author attribution is required while importing.
             user_from.clone().ok_or_else(|| {
@@ -1870,7 +1881,8 @@ fn post_message(
                         "'createdDateTime' cannot be in the future.",
                     ));
                 }
-                if c < ch_created {
+                // Import doc: the value must be later than the channel's createdDateTime.
+                if c <= ch_created {
                     return Err(GraphError::bad_request(
                         "'createdDateTime' must be later than the channel's createdDateTime.",
                     ));
