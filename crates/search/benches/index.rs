@@ -46,7 +46,10 @@ async fn main() {
     .await
     .expect("repo");
     let account = repo
-        .open_or_init_account("bench", &vault::MasterKey::from_bytes([9; 32]).account_key("bench"))
+        .open_or_init_account(
+            "bench",
+            &vault::MasterKey::from_bytes([9; 32]).account_key("bench"),
+        )
         .await
         .expect("account");
 
@@ -74,7 +77,10 @@ async fn main() {
             snaps.push((format!("mailbox:{}", m.graph_id), id));
         }
     }
-    for d in engine::onedrive::discover_drives(&graph).await.expect("drives") {
+    for d in engine::onedrive::discover_drives(&graph)
+        .await
+        .expect("drives")
+    {
         let r = engine::onedrive::backup_onedrive(engine::onedrive::OneDriveBackup {
             graph: &graph,
             vault: &account,
@@ -91,7 +97,10 @@ async fn main() {
             snaps.push((format!("onedrive:{}", d.user_id), id));
         }
     }
-    for g in engine::teams::discover_groups(&graph).await.expect("groups") {
+    for g in engine::teams::discover_groups(&graph)
+        .await
+        .expect("groups")
+    {
         let r = engine::teams::backup_group(engine::teams::GroupBackup {
             graph: &graph,
             vault: &account,
@@ -143,7 +152,9 @@ async fn main() {
         .sum();
     println!("index in the vault: {:.1} MiB", stored as f64 / 1048576.0);
 
-    let words = ["meeting", "budget", "report", "project", "review", "contoso"];
+    let words = [
+        "meeting", "budget", "report", "project", "review", "contoso",
+    ];
     let mut lat: Vec<Duration> = Vec::new();
     for (i, (key, _)) in snaps.iter().enumerate() {
         for (j, w) in words.iter().enumerate() {
@@ -179,6 +190,9 @@ async fn main() {
     let _reader = SearchIndex::open_reader(account.clone(), reader_cache.path())
         .await
         .expect("reader");
-    println!("opening the index on an empty cache (download): {:.2?}", t.elapsed());
+    println!(
+        "opening the index on an empty cache (download): {:.2?}",
+        t.elapsed()
+    );
     index.close().await.expect("close");
 }

@@ -492,8 +492,7 @@ pub fn channel_message(v: &Value, channel: &Value) -> ItemFields {
 /// A drive item (`None` for folders, packages and the root, which are not
 /// searchable items) with the text of its content when it is a text file.
 pub fn drive_item(meta: &Value, text: Option<&[u8]>) -> Option<ItemFields> {
-    if meta.get("folder").is_some() || meta.get("package").is_some() || meta.get("root").is_some()
-    {
+    if meta.get("folder").is_some() || meta.get("package").is_some() || meta.get("root").is_some() {
         return None;
     }
     let name = str_at(meta, &["name"]).to_string();

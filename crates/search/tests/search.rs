@@ -60,10 +60,7 @@ async fn assert_all_match(
             for (label, q) in queries(&key, items, AsOf::Time(snap.time)) {
                 let want = brute(items, &q);
                 let got = hits(index, &q).await;
-                assert_eq!(
-                    got, want,
-                    "{what}: {key} snapshot {i}: {label}: {q:?}"
-                );
+                assert_eq!(got, want, "{what}: {key} snapshot {i}: {label}: {q:?}");
                 if latest {
                     let mut q = q.clone();
                     q.as_of = AsOf::Latest;
@@ -139,16 +136,25 @@ async fn every_query_form_equals_a_brute_force_scan_as_of_each_snapshot() {
     // The renamed and the deleted contact, as of each snapshot.
     let (t1, t2) = (snaps[0].1[0].0.time, snaps[0].1[1].0.time);
     let q = |name: &str, t| name_query(&mailbox, name, AsOf::Time(t));
-    assert_eq!(contact_id(&hits(&index, &q("Quixotic", t1)).await), [renamed.clone()]);
+    assert_eq!(
+        contact_id(&hits(&index, &q("Quixotic", t1)).await),
+        [renamed.clone()]
+    );
     assert!(hits(&index, &q("Quixotic", t2)).await.is_empty());
     assert!(hits(&index, &q("Marvelous", t1)).await.is_empty());
-    assert_eq!(contact_id(&hits(&index, &q("Marvelous", t2)).await), [renamed.clone()]);
+    assert_eq!(
+        contact_id(&hits(&index, &q("Marvelous", t2)).await),
+        [renamed.clone()]
+    );
     assert_eq!(
         contact_id(&hits(&index, &q("Zebulon", t1)).await),
         [renamed.clone()],
         "one version as of each time, not two"
     );
-    assert_eq!(contact_id(&hits(&index, &q("Thunderclap", t1)).await), [deleted]);
+    assert_eq!(
+        contact_id(&hits(&index, &q("Thunderclap", t1)).await),
+        [deleted]
+    );
     assert!(hits(&index, &q("Thunderclap", t2)).await.is_empty());
     assert!(
         hits(&index, &name_query(&mailbox, "Thunderclap", AsOf::Latest))
@@ -161,10 +167,25 @@ async fn every_query_form_equals_a_brute_force_scan_as_of_each_snapshot() {
     assert!(ran >= 40, "only {ran} queries");
     let kinds_seen: BTreeSet<String> = snaps
         .iter()
-        .flat_map(|(_, l)| l.iter().flat_map(|(_, items)| items.iter().map(|i| format!("{:?}", i.kind))))
+        .flat_map(|(_, l)| {
+            l.iter()
+                .flat_map(|(_, items)| items.iter().map(|i| format!("{:?}", i.kind)))
+        })
         .collect();
-    for k in ["Mail", "Contact", "Event", "Task", "File", "ListItem", "ChannelMessage", "ConversationPost"] {
-        assert!(kinds_seen.contains(k), "{k} items were searched: {kinds_seen:?}");
+    for k in [
+        "Mail",
+        "Contact",
+        "Event",
+        "Task",
+        "File",
+        "ListItem",
+        "ChannelMessage",
+        "ConversationPost",
+    ] {
+        assert!(
+            kinds_seen.contains(k),
+            "{k} items were searched: {kinds_seen:?}"
+        );
     }
 
     // Results for one entity never include another's.
@@ -174,10 +195,20 @@ async fn every_query_form_equals_a_brute_force_scan_as_of_each_snapshot() {
         ..Default::default()
     };
     for (ent, list) in &snaps {
-        let mine: BTreeSet<String> = list.last().unwrap().1.iter().map(|i| i.path.clone()).collect();
+        let mine: BTreeSet<String> = list
+            .last()
+            .unwrap()
+            .1
+            .iter()
+            .map(|i| i.path.clone())
+            .collect();
         assert_eq!(hits(&index, &everything(ent.key())).await, mine, "{ent:?}");
     }
-    assert!(hits(&index, &everything("mailbox:nobody".into())).await.is_empty());
+    assert!(
+        hits(&index, &everything("mailbox:nobody".into()))
+            .await
+            .is_empty()
+    );
 
     // Another machine: an empty cache downloads the index from the vault.
     let other_cache = tempfile::tempdir().unwrap();
@@ -204,29 +235,45 @@ async fn every_query_form_equals_a_brute_force_scan_as_of_each_snapshot() {
     assert_all_match(&reader, &snaps, "refreshed reader").await;
     index.close().await.unwrap();
 
-    // The stored index files are sealed: a distinctive subject is in the
+    // The stored index files are sealed: distinctive titles are in the
     // index (its opened objects) but nowhere in the stored bytes.
-    let subject = snaps[0].1[0]
-        .1
-        .iter()
-        .filter(|i| i.kind == ItemKind::Mail)
-        .map(|i| i.fields["subject"].clone())
-        .find(|s| s.len() >= 12)
-        .expect("a mail with a subject");
     let objects = e.account.list_objects("search").await.unwrap();
     assert!(!objects.is_empty());
     let mut opened = Vec::new();
     for o in &objects {
         opened.extend(e.account.get_object(&o.name).await.unwrap());
     }
-    assert!(contains(&opened, subject.as_bytes()), "the index holds {subject:?}");
-    let mut stored = 0;
-    for f in walk_files(e.dir.path()) {
+    let titles: BTreeSet<String> = snaps
+        .iter()
+        .flat_map(|(_, l)| l.iter().flat_map(|(_, items)| items.iter()))
+        .filter_map(|i| {
+            i.fields
+                .get("subject")
+                .or(i.fields.get("file_name"))
+                .cloned()
+        })
+        .filter(|t| t.len() >= 10)
+        .collect();
+    let in_index: Vec<&String> = titles
+        .iter()
+        .filter(|t| contains(&opened, t.as_bytes()))
+        .collect();
+    assert!(
+        in_index.len() >= 3,
+        "the index's plaintext holds titles: {in_index:?} of {}",
+        titles.len()
+    );
+    let stored_files = walk_files(e.dir.path());
+    assert!(stored_files.len() > objects.len());
+    for f in stored_files {
         let bytes = std::fs::read(&f).unwrap();
-        assert!(!contains(&bytes, subject.as_bytes()), "{f:?} holds {subject:?} in plaintext");
-        stored += 1;
+        for t in &in_index {
+            assert!(
+                !contains(&bytes, t.as_bytes()),
+                "{f:?} holds {t:?} in plaintext"
+            );
+        }
     }
-    assert!(stored > objects.len());
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -258,7 +305,10 @@ async fn one_writer_at_a_time_and_another_account_cannot_open_the_index() {
     let mut index = SearchIndex::open_writer(e.account.clone(), cache.path())
         .await
         .unwrap();
-    index.index_snapshot(&mailbox.key(), &s1, None).await.unwrap();
+    index
+        .index_snapshot(&mailbox.key(), &s1, None)
+        .await
+        .unwrap();
 
     // A second writer (another worker) is refused while the first lives.
     let other = tempfile::tempdir().unwrap();

@@ -138,10 +138,7 @@ mod tests {
         a.put_object("other/x", b"x").await.unwrap();
         assert_eq!(a.get_object("search/seg/one.idx").await.unwrap(), b"first");
         a.put_object("search/seg/one.idx", b"second").await.unwrap();
-        assert_eq!(
-            a.get_object("search/seg/one.idx").await.unwrap(),
-            b"second"
-        );
+        assert_eq!(a.get_object("search/seg/one.idx").await.unwrap(), b"second");
         let names: Vec<String> = a
             .list_objects("search")
             .await
@@ -172,9 +169,7 @@ mod tests {
         let secret = b"Quarterly merger plans for Contoso";
         a.put_object("search/f", secret).await.unwrap();
         // Not plaintext on disk.
-        let path = dir
-            .path()
-            .join(format!("{}/objects/search/f", a.dir()));
+        let path = dir.path().join(format!("{}/objects/search/f", a.dir()));
         let stored = std::fs::read(&path).unwrap();
         assert!(!stored.windows(9).any(|w| w == b"Quarterly"));
         // Another account's key does not open it, even at the same name.

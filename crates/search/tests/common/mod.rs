@@ -141,14 +141,18 @@ impl Env {
             .unwrap()
             .graph_id
             .clone();
-        let drives = engine::onedrive::discover_drives(&self.graph).await.unwrap();
+        let drives = engine::onedrive::discover_drives(&self.graph)
+            .await
+            .unwrap();
         let drive_user = drives
             .iter()
             .find(|d| d.user_id == user)
             .unwrap_or(&drives[0])
             .user_id
             .clone();
-        let sites = engine::sharepoint::discover_sites(&self.graph).await.unwrap();
+        let sites = engine::sharepoint::discover_sites(&self.graph)
+            .await
+            .unwrap();
         let site = sites
             .iter()
             .find(|s| !s.is_sub_site)
@@ -179,30 +183,34 @@ impl Env {
         let cancel = Cancel::new();
         let meta = json!({"test": true});
         let report = match e {
-            Entity::Mailbox(u) => engine::exchange::backup_mailbox(engine::exchange::MailboxBackup {
-                graph: &self.graph,
-                vault: &self.account,
-                mailbox_id: u,
-                parent,
-                options: &engine::exchange::BackupOptions::default(),
-                progress: &progress,
-                cancel: &cancel,
-                meta,
-            })
-            .await
-            .unwrap(),
-            Entity::OneDrive(u) => engine::onedrive::backup_onedrive(engine::onedrive::OneDriveBackup {
-                graph: &self.graph,
-                vault: &self.account,
-                user_id: u,
-                parent,
-                options: &engine::onedrive::OneDriveOptions::default(),
-                progress: &progress,
-                cancel: &cancel,
-                meta,
-            })
-            .await
-            .unwrap(),
+            Entity::Mailbox(u) => {
+                engine::exchange::backup_mailbox(engine::exchange::MailboxBackup {
+                    graph: &self.graph,
+                    vault: &self.account,
+                    mailbox_id: u,
+                    parent,
+                    options: &engine::exchange::BackupOptions::default(),
+                    progress: &progress,
+                    cancel: &cancel,
+                    meta,
+                })
+                .await
+                .unwrap()
+            }
+            Entity::OneDrive(u) => {
+                engine::onedrive::backup_onedrive(engine::onedrive::OneDriveBackup {
+                    graph: &self.graph,
+                    vault: &self.account,
+                    user_id: u,
+                    parent,
+                    options: &engine::onedrive::OneDriveOptions::default(),
+                    progress: &progress,
+                    cancel: &cancel,
+                    meta,
+                })
+                .await
+                .unwrap()
+            }
             Entity::Site(s) => engine::sharepoint::backup_site(engine::sharepoint::SiteBackup {
                 graph: &self.graph,
                 vault: &self.account,
@@ -340,15 +348,13 @@ pub async fn scan(account: &vault::Account, snap: &SnapshotInfo) -> Vec<Item> {
             ["mail", _, _] => {
                 let m: Value = serde_json::from_slice(meta).unwrap();
                 let mime = read().await;
-                let parsed = mail_parser::MessageParser::default().parse(&mime[..]).unwrap();
+                let parsed = mail_parser::MessageParser::default()
+                    .parse(&mime[..])
+                    .unwrap();
                 let text = parsed
                     .body_text(0)
                     .map(|t| t.into_owned())
-                    .or_else(|| {
-                        parsed
-                            .body_html(0)
-                            .map(|h| nanohtml2text::html2text(&h))
-                    })
+                    .or_else(|| parsed.body_html(0).map(|h| nanohtml2text::html2text(&h)))
                     .unwrap_or_default();
                 f.insert("keyword", format!("{} {text}", s(&m, "/subject")));
                 f.insert("subject", s(&m, "/subject").into());
@@ -362,11 +368,17 @@ pub async fn scan(account: &vault::Account, snap: &SnapshotInfo) -> Vec<Item> {
             }
             ["contacts", _, _] => {
                 let c = json_content().await;
-                let name = ["displayName", "givenName", "middleName", "surname", "nickName"]
-                    .iter()
-                    .map(|k| s(&c, &format!("/{k}")))
-                    .collect::<Vec<_>>()
-                    .join(" ");
+                let name = [
+                    "displayName",
+                    "givenName",
+                    "middleName",
+                    "surname",
+                    "nickName",
+                ]
+                .iter()
+                .map(|k| s(&c, &format!("/{k}")))
+                .collect::<Vec<_>>()
+                .join(" ");
                 let mut kw = vec![name.clone()];
                 for e in c["emailAddresses"].as_array().cloned().unwrap_or_default() {
                     kw.push(format!("{} {}", s(&e, "/name"), s(&e, "/address")));
@@ -405,7 +417,9 @@ pub async fn scan(account: &vault::Account, snap: &SnapshotInfo) -> Vec<Item> {
             }
             ["drive", "items", _] | ["drives", _, "items", _] => {
                 let m: Value = serde_json::from_slice(meta).unwrap();
-                if m.get("folder").is_some() || m.get("package").is_some() || m.get("root").is_some()
+                if m.get("folder").is_some()
+                    || m.get("package").is_some()
+                    || m.get("root").is_some()
                 {
                     continue;
                 }
@@ -414,8 +428,18 @@ pub async fn scan(account: &vault::Account, snap: &SnapshotInfo) -> Vec<Item> {
                 let texty = matches!(
                     ext.as_deref(),
                     Some(
-                        "txt" | "csv" | "md" | "markdown" | "html" | "htm" | "json" | "xml"
-                            | "log" | "tsv" | "ics" | "vcf"
+                        "txt"
+                            | "csv"
+                            | "md"
+                            | "markdown"
+                            | "html"
+                            | "htm"
+                            | "json"
+                            | "xml"
+                            | "log"
+                            | "tsv"
+                            | "ics"
+                            | "vcf"
                     )
                 );
                 let text = if texty && content.size > 0 && content.size <= 1024 * 1024 {
@@ -633,7 +657,12 @@ pub fn queries(entity: &str, items: &[Item], as_of: AsOf) -> Vec<(String, Query)
         ..Default::default()
     };
     let mut out = Vec::new();
-    let of = |k: ItemKind| items.iter().filter(move |i| i.kind == k).collect::<Vec<_>>();
+    let of = |k: ItemKind| {
+        items
+            .iter()
+            .filter(move |i| i.kind == k)
+            .collect::<Vec<_>>()
+    };
     let day = |t: i64| {
         (
             chrono::DateTime::from_timestamp(t - 86_400, 0).unwrap(),
@@ -710,7 +739,10 @@ pub fn queries(entity: &str, items: &[Item], as_of: AsOf) -> Vec<(String, Query)
         }
     }
     // A keyword and a date range together.
-    if let Some(m) = items.iter().find(|i| i.span.is_some() && i.kind == ItemKind::Mail) {
+    if let Some(m) = items
+        .iter()
+        .find(|i| i.span.is_some() && i.kind == ItemKind::Mail)
+    {
         if let Some(w) = pick_word(&field(m, "keyword"), 1) {
             let mut q = base.clone();
             q.keyword = Some(w);
