@@ -382,11 +382,11 @@ impl SearchIndex {
                     fields,
                 })?;
                 stats.added += 1;
-            } else if let Some(old) = open.remove(&path) {
-                if old.valid_from < t {
-                    self.close_version(old, t)?;
-                    stats.closed += 1;
-                }
+            } else if let Some(old) = open.remove(&path)
+                && old.valid_from < t
+            {
+                self.close_version(old, t)?;
+                stats.closed += 1;
             }
         }
         if parent.is_none() {

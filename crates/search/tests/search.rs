@@ -45,13 +45,12 @@ fn contact_id(paths: &BTreeSet<String>) -> Vec<String> {
         .collect()
 }
 
+/// Each entity with its snapshots and what the brute-force scan found in them.
+type Snapshots = [(Entity, Vec<(SnapshotInfo, Vec<common::Item>)>)];
+
 /// For every entity and every snapshot, every generated query answers what
 /// the brute-force scan of that snapshot finds. Returns how many queries ran.
-async fn assert_all_match(
-    index: &SearchIndex,
-    snaps: &[(Entity, Vec<(SnapshotInfo, Vec<common::Item>)>)],
-    what: &str,
-) -> usize {
+async fn assert_all_match(index: &SearchIndex, snaps: &Snapshots, what: &str) -> usize {
     let mut ran = 0;
     for (entity, list) in snaps {
         let key = entity.key();
@@ -138,22 +137,22 @@ async fn every_query_form_equals_a_brute_force_scan_as_of_each_snapshot() {
     let q = |name: &str, t| name_query(&mailbox, name, AsOf::Time(t));
     assert_eq!(
         contact_id(&hits(&index, &q("Quixotic", t1)).await),
-        [renamed.clone()]
+        vec![renamed.clone()]
     );
     assert!(hits(&index, &q("Quixotic", t2)).await.is_empty());
     assert!(hits(&index, &q("Marvelous", t1)).await.is_empty());
     assert_eq!(
         contact_id(&hits(&index, &q("Marvelous", t2)).await),
-        [renamed.clone()]
+        vec![renamed.clone()]
     );
     assert_eq!(
         contact_id(&hits(&index, &q("Zebulon", t1)).await),
-        [renamed.clone()],
+        vec![renamed.clone()],
         "one version as of each time, not two"
     );
     assert_eq!(
         contact_id(&hits(&index, &q("Thunderclap", t1)).await),
-        [deleted]
+        vec![deleted]
     );
     assert!(hits(&index, &q("Thunderclap", t2)).await.is_empty());
     assert!(

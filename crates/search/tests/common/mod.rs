@@ -742,13 +742,12 @@ pub fn queries(entity: &str, items: &[Item], as_of: AsOf) -> Vec<(String, Query)
     if let Some(m) = items
         .iter()
         .find(|i| i.span.is_some() && i.kind == ItemKind::Mail)
+        && let Some(w) = pick_word(&field(m, "keyword"), 1)
     {
-        if let Some(w) = pick_word(&field(m, "keyword"), 1) {
-            let mut q = base.clone();
-            q.keyword = Some(w);
-            q.date_range = Some(day(m.span.unwrap().0));
-            add("keyword and date", q);
-        }
+        let mut q = base.clone();
+        q.keyword = Some(w);
+        q.date_range = Some(day(m.span.unwrap().0));
+        add("keyword and date", q);
     }
     out
 }
