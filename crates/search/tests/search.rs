@@ -52,12 +52,16 @@ type Snapshots = [(Entity, Vec<(SnapshotInfo, Vec<common::Item>)>)];
 /// the brute-force scan of that snapshot finds. Returns how many queries ran.
 async fn assert_all_match(index: &SearchIndex, snaps: &Snapshots, what: &str) -> usize {
     let mut ran = 0;
+    let mut forms = BTreeSet::new();
     for (entity, list) in snaps {
         let key = entity.key();
         for (i, (snap, items)) in list.iter().enumerate() {
             let latest = i + 1 == list.len();
             for (label, q) in queries(&key, items, AsOf::Time(snap.time)) {
                 let want = brute(items, &q);
+                // Values are taken from an item, so at least that item matches.
+                assert!(!want.is_empty(), "{label}: {q:?}");
+                forms.insert(label.clone());
                 let got = hits(index, &q).await;
                 assert_eq!(got, want, "{what}: {key} snapshot {i}: {label}: {q:?}");
                 if latest {
@@ -68,6 +72,31 @@ async fn assert_all_match(index: &SearchIndex, snaps: &Snapshots, what: &str) ->
                 ran += 1;
             }
         }
+    }
+    // Every search form of SPEC F-E3 ran.
+    for form in [
+        "Mail by keyword",
+        "Mail by from",
+        "Mail by to",
+        "Mail by subject",
+        "Mail by date",
+        "Contact by name",
+        "Task by keyword",
+        "Event by keyword",
+        "Event by description",
+        "Event by owner",
+        "Event by date",
+        "File by keyword",
+        "File by author",
+        "File by file_name",
+        "File by date",
+        "ChannelMessage by keyword",
+        "ChannelMessage by channel",
+        "ChannelMessage by sender",
+        "ChannelMessage by date",
+        "keyword and date",
+    ] {
+        assert!(forms.contains(form), "{what}: {form} ran: {forms:?}");
     }
     ran
 }
