@@ -28,6 +28,8 @@ pub enum Kind {
     Condemned = b'G',
     /// A merged index: the indexes of many packs.
     MergedIndex = b'M',
+    /// A named object of the account (search index files, leases).
+    Named = b'N',
 }
 
 /// Current format version of each kind.
@@ -40,7 +42,8 @@ pub fn current_version(kind: Kind) -> u16 {
         | Kind::Snapshot
         | Kind::Lock
         | Kind::Condemned
-        | Kind::MergedIndex => 1,
+        | Kind::MergedIndex
+        | Kind::Named => 1,
     }
 }
 

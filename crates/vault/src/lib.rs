@@ -36,6 +36,7 @@
 //! accounts/<loc>/snapshots/<id>            sealed snapshot (root tree, metadata)
 //! accounts/<loc>/locks/<id>                sealed leases of writers and gc
 //! accounts/<loc>/gc/<id>                   sealed gc condemnation lists
+//! accounts/<loc>/objects/<name>            sealed named objects (search index files)
 //! ```
 //! `<loc>` is a hash of the repository id and the account id, so account
 //! ids are not visible. `<pack>` is the BLAKE3 hash of the pack's bytes.
@@ -196,6 +197,7 @@ pub mod format;
 mod gc;
 mod index;
 mod lock;
+mod objects;
 mod progress;
 mod reader;
 mod repo;
@@ -210,6 +212,7 @@ pub use crypto::{AccountKey, ChunkId, MasterKey};
 pub use error::{Error, Result};
 pub use gc::{GcReport, RetentionPolicy};
 pub use index::{MERGED_MAX_BLOBS, PackId};
+pub use objects::NamedObject;
 pub use progress::{NoProgress, Progress};
 pub use reader::Change;
 pub use repo::{Account, ChunkerParams, InitOptions, KdfParams, RepoConfig, Repository, Timing};
