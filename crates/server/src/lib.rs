@@ -182,6 +182,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(recovery::restore))
         .routes(routes!(recovery::browse))
         .routes(routes!(recovery::preview))
+        .routes(routes!(recovery::search))
 }
 
 /// The OpenAPI document of every route [`router`] serves.

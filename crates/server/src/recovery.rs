@@ -499,3 +499,192 @@ pub async fn preview(
         serde_json::to_value(preview).map_err(|e| ApiError::internal(&e))?,
     ))
 }
+
+/// A search of one entity's backups (F-E3). Every given filter must match;
+/// text matches when all its words occur.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchQuery {
+    /// Keywords (mail subject and body, names, task and note text, event
+    /// text, file names and text, messages).
+    pub q: Option<String>,
+    /// Mail sender.
+    pub from: Option<String>,
+    /// Mail recipient.
+    pub to: Option<String>,
+    /// Mail subject.
+    pub subject: Option<String>,
+    /// Contact name.
+    pub name: Option<String>,
+    /// Event description.
+    pub description: Option<String>,
+    /// Event organizer.
+    pub owner: Option<String>,
+    /// File author.
+    pub author: Option<String>,
+    /// File name.
+    pub file_name: Option<String>,
+    /// Teams channel.
+    pub channel: Option<String>,
+    /// Message or post sender.
+    pub sender: Option<String>,
+    /// Items dated on or after (RFC 3339).
+    pub date_from: Option<DateTime<Utc>>,
+    /// Items dated on or before (RFC 3339).
+    pub date_to: Option<DateTime<Utc>>,
+    /// Only these kinds, comma-separated (mail, contact, event, task, note,
+    /// file, list_item, page, channel_message, post).
+    pub kinds: Option<String>,
+    /// Search the backup with this id (as it was then) ...
+    pub snapshot_id: Option<String>,
+    /// ... or the newest backup taken at or before this time; without both,
+    /// what the latest backups hold.
+    pub at: Option<DateTime<Utc>>,
+    /// At most this many results (1..1000, default 100).
+    pub limit: Option<usize>,
+}
+
+/// One search result.
+#[derive(Serialize, ToSchema)]
+pub struct SearchHitView {
+    /// The item's snapshot path: pass it to preview, or to restore as an item.
+    pub path: String,
+    /// mail, contact, event, task, note, file, list_item, page, channel_message, post.
+    pub kind: String,
+    /// Subject, name or title.
+    pub title: String,
+    /// Its date.
+    pub date: Option<DateTime<Utc>>,
+    /// The first backup holding this version of it.
+    pub backed_up_since: DateTime<Utc>,
+    /// Relevance.
+    pub score: f32,
+}
+
+/// The result of a search.
+#[derive(Serialize, ToSchema)]
+pub struct SearchResults {
+    /// The backup searched (None: the latest of each item).
+    pub snapshot_id: Option<String>,
+    /// Hits, best first.
+    pub hits: Vec<SearchHitView>,
+}
+
+/// Search an entity's backups (F-E3), as of a chosen backup or the latest.
+#[utoipa::path(get, path = "/api/tasks/{id}/entities/{eid}/search", tag = "recovery",
+    params(("id" = Uuid, Path, description = "Task id"), ("eid" = Uuid, Path, description = "Entity id"), SearchQuery),
+    responses(
+        (status = 200, description = "Matching items, best first", body = SearchResults),
+        (status = 400, description = "No criteria, or a bad kind or range", body = ErrorBody),
+        (status = 404, description = "No such task, entity or backup in this account", body = ErrorBody),
+    ))]
+pub async fn search(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath((id, eid)): ApiPath<(Uuid, Uuid)>,
+    ApiQuery(query): ApiQuery<SearchQuery>,
+) -> ApiResult<ApiJson<SearchResults>> {
+    let entity = task_entity(&state, &principal, id, eid).await?;
+    let rt = state.runtime.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "this API server cannot read backups (it was started without a vault)",
+        )
+    })?;
+    let account = principal.account_id;
+    let chosen = match (&query.snapshot_id, query.at) {
+        (Some(s), _) => Some(state.catalog.entity_snapshot(account, entity.id, s).await?),
+        (None, Some(at)) => Some(state.catalog.snapshot_at(account, entity.id, at).await?),
+        (None, None) => None,
+    };
+    let kinds = match query.kinds.as_deref() {
+        None => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(|k| {
+                search::ItemKind::parse(k)
+                    .ok_or_else(|| ApiError::bad_request(format!("unknown kind {k:?}")))
+            })
+            .collect::<ApiResult<Vec<_>>>()?,
+    };
+    let date_range = match (query.date_from, query.date_to) {
+        (None, None) => None,
+        (f, t) => {
+            let f = f.unwrap_or(DateTime::UNIX_EPOCH);
+            let t = t.unwrap_or(DateTime::<Utc>::MAX_UTC);
+            if f > t {
+                return Err(ApiError::bad_request("date_from is after date_to"));
+            }
+            Some((f, t))
+        }
+    };
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request("limit is 1 to 1000"));
+    }
+    // "As of" a backup is the vault snapshot's own time: the index keys
+    // versions by it.
+    let as_of = match &chosen {
+        Some(s) => {
+            let vault = rt
+                .vault_account(account)
+                .await
+                .map_err(|e| ApiError::internal(&e))?;
+            let id: vault::SnapshotId = s
+                .snapshot_id
+                .parse()
+                .map_err(|_| ApiError::not_found("snapshot"))?;
+            let snap = vault.snapshot(&id).await.map_err(|e| match e {
+                vault::Error::NotFound(_) => ApiError::not_found("snapshot"),
+                other => ApiError::internal(&other),
+            })?;
+            search::AsOf::Time(snap.time)
+        }
+        None => search::AsOf::Latest,
+    };
+    let q = search::Query {
+        entity_key: String::new(),
+        as_of,
+        keyword: query.q,
+        from: query.from,
+        to: query.to,
+        subject: query.subject,
+        name: query.name,
+        description: query.description,
+        owner: query.owner,
+        author: query.author,
+        file_name: query.file_name,
+        channel: query.channel,
+        sender: query.sender,
+        date_range,
+        kinds,
+        limit,
+    };
+    if !worker::search::has_criteria(&q) {
+        return Err(ApiError::bad_request(
+            "give keywords or at least one filter to search",
+        ));
+    }
+    let hits = off_thread(move || async move {
+        worker::search::search_entity(&rt, account, &entity, q).await
+    })
+    .await?
+    .map_err(|e| ApiError::internal(&e))?;
+    Ok(ApiJson(SearchResults {
+        snapshot_id: chosen.map(|s| s.snapshot_id),
+        hits: hits
+            .into_iter()
+            .map(|h| SearchHitView {
+                path: h.path,
+                kind: h.kind.as_str().to_string(),
+                title: h.title,
+                date: h.date,
+                backed_up_since: h.version_from,
+                score: h.score,
+            })
+            .collect(),
+    }))
+}

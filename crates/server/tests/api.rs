@@ -593,6 +593,7 @@ const ROUTES: &[&str] = &[
     "POST /api/tasks/{id}/entities/{eid}/restore",
     "GET /api/tasks/{id}/entities/{eid}/browse",
     "GET /api/tasks/{id}/entities/{eid}/preview",
+    "GET /api/tasks/{id}/entities/{eid}/search",
     "GET /healthz",
     "GET /api/openapi.json",
     "POST /api/session",

@@ -29,6 +29,9 @@ pub enum WorkerError {
         #[source]
         source: std::io::Error,
     },
+    /// The search index failed.
+    #[error("search index: {0}")]
+    Search(String),
     /// A job's payload or state does not make sense.
     #[error("{0}")]
     Invalid(String),
@@ -49,7 +52,7 @@ impl WorkerError {
             WorkerError::Vault(_) => true,
             WorkerError::Engine(e) => e.is_retryable(),
             WorkerError::Graph(e) => e.class() == graph::ErrorClass::Transient,
-            WorkerError::Io { .. } => true,
+            WorkerError::Io { .. } | WorkerError::Search(_) => true,
             WorkerError::Config(_) | WorkerError::Invalid(_) => false,
         }
     }

@@ -573,6 +573,21 @@ async fn backup_entity(
         }
     };
     record_report(rt, claimed, &task, &entity, &runs, &report, &mut summary).await?;
+    if task.settings.index_for_search
+        && let Some(snapshot) = &summary.snapshot_id
+    {
+        engine::progress::Progress::set_stage(sink.as_ref(), "indexing for search");
+        // The backup stands whatever happens here: the next backup indexes
+        // from the last snapshot that was indexed.
+        if let Err(e) = crate::search::index_backup(rt, account, entity_id, snapshot).await {
+            tracing::warn!(entity = %entity_id, error = %e, "search indexing failed");
+            let note = format!("the search index was not updated ({e}); the next backup catches up");
+            summary.note = Some(match summary.note.take() {
+                Some(n) => format!("{n}; {note}"),
+                None => note,
+            });
+        }
+    }
     Ok(JobEnd::Completed(
         serde_json::to_value(&summary).unwrap_or(Value::Null),
     ))

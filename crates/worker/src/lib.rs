@@ -17,6 +17,7 @@ pub mod purge;
 pub mod restore;
 pub mod rules;
 mod runtime;
+pub mod search;
 pub mod scheduler;
 mod worker;
 

@@ -94,6 +94,7 @@ pub struct Runtime {
     pub options: RuntimeOptions,
     graphs: Mutex<HashMap<ConnectionId, (DateTime<Utc>, GraphClient)>>,
     vaults: tokio::sync::Mutex<HashMap<AccountId, vault::Account>>,
+    cache_dir: PathBuf,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -114,6 +115,14 @@ impl Runtime {
         key: Option<KeySource>,
         options: RuntimeOptions,
     ) -> Result<Arc<Runtime>> {
+        let cache_dir = match storage {
+            Storage::Embedded { data_dir } => data_dir.join("cache"),
+            // Local disk is only a cache (ARCHITECTURE): anything here can
+            // be deleted and is fetched again from the vault.
+            Storage::Remote { .. } => std::env::var_os("LIFEBOAT_CACHE_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| std::env::temp_dir().join("lifeboat-cache")),
+        };
         let (database_url, vault_url, key) = match storage {
             Storage::Embedded { data_dir } => {
                 std::fs::create_dir_all(data_dir)
@@ -164,7 +173,14 @@ impl Runtime {
             options,
             graphs: Mutex::new(HashMap::new()),
             vaults: tokio::sync::Mutex::new(HashMap::new()),
+            cache_dir,
         }))
+    }
+
+    /// This process's local cache (search index files); never the only copy
+    /// of anything.
+    pub fn cache_dir(&self) -> &Path {
+        &self.cache_dir
     }
 
     /// The account called `name`, created on first use.

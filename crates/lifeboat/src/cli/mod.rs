@@ -115,6 +115,8 @@ pub enum OpsCommand {
     Restore(recover::RestoreArgs),
     /// List what a backup of an entity holds, or preview one item.
     Browse(recover::BrowseArgs),
+    /// Search an entity's backups (keywords and filters, as of a date).
+    Search(recover::SearchArgs),
     /// Run jobs and the scheduler until SIGTERM or ctrl-c.
     Worker(WorkerArgs),
     /// Run the API server (with a worker and the scheduler unless --no-worker).
@@ -160,6 +162,7 @@ pub async fn run(cmd: OpsCommand) -> Result<()> {
         }
         OpsCommand::Restore(a) => recover::run_restore(a).await,
         OpsCommand::Browse(a) => recover::run_browse(a).await,
+        OpsCommand::Search(a) => recover::run_search(a).await,
         OpsCommand::Serve(a) => demo::run_serve(a).await,
         OpsCommand::Demo(a) => demo::run_demo(a).await,
         OpsCommand::Worker(a) => {

@@ -331,6 +331,127 @@ pub async fn run_browse(a: BrowseArgs) -> Result<()> {
     Ok(())
 }
 
+/// `lifeboat search ...`
+#[derive(Args)]
+pub struct SearchArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The task.
+    #[arg(long)]
+    task: String,
+    /// The entity (address or site URL).
+    #[arg(long)]
+    entity: String,
+    /// Keywords.
+    query: Option<String>,
+    /// Search the backup taken at or before this time (RFC 3339 or a date)
+    /// as it was then; without it, what the latest backups hold.
+    #[arg(long)]
+    at: Option<String>,
+    /// Mail sender.
+    #[arg(long)]
+    from: Option<String>,
+    /// Mail recipient.
+    #[arg(long)]
+    to: Option<String>,
+    /// Mail subject.
+    #[arg(long)]
+    subject: Option<String>,
+    /// Contact name.
+    #[arg(long)]
+    name: Option<String>,
+    /// File name.
+    #[arg(long)]
+    file_name: Option<String>,
+    /// File author.
+    #[arg(long)]
+    author: Option<String>,
+    /// Teams channel.
+    #[arg(long)]
+    channel: Option<String>,
+    /// Message sender.
+    #[arg(long)]
+    sender: Option<String>,
+    /// Only these kinds (mail, contact, event, task, note, file, list_item,
+    /// page, channel_message, post); repeatable.
+    #[arg(long = "kind")]
+    kinds: Vec<String>,
+    /// At most this many results.
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    /// Rebuild the account's search index from the vault first.
+    #[arg(long)]
+    rebuild: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `lifeboat search`.
+pub async fn run_search(a: SearchArgs) -> Result<()> {
+    let ctx = Ctx::open(&a.store).await?;
+    let task = ctx.task(&a.task).await?;
+    let entity = ctx
+        .entities_by_email(&task, std::slice::from_ref(&a.entity))
+        .await?
+        .remove(0);
+    if a.rebuild {
+        let stats = worker::search::rebuild_index(&ctx.rt, ctx.account).await?;
+        eprintln!("index rebuilt from the vault: {} item versions", stats.added);
+    }
+    let as_of = match &a.at {
+        Some(at) => {
+            let (_, snap) = chosen_snapshot(&ctx, &entity, None, Some(at)).await?;
+            search::AsOf::Time(snap.time)
+        }
+        None => search::AsOf::Latest,
+    };
+    let kinds = a
+        .kinds
+        .iter()
+        .map(|k| search::ItemKind::parse(k).ok_or_else(|| anyhow::anyhow!("unknown kind '{k}'")))
+        .collect::<Result<Vec<_>>>()?;
+    let q = search::Query {
+        entity_key: String::new(),
+        as_of,
+        keyword: a.query.clone(),
+        from: a.from.clone(),
+        to: a.to.clone(),
+        subject: a.subject.clone(),
+        name: a.name.clone(),
+        file_name: a.file_name.clone(),
+        author: a.author.clone(),
+        channel: a.channel.clone(),
+        sender: a.sender.clone(),
+        kinds,
+        limit: a.limit,
+        ..Default::default()
+    };
+    if !worker::search::has_criteria(&q) {
+        bail!("give keywords or at least one filter (--from, --subject, --kind ...)");
+    }
+    let hits = worker::search::search_entity(&ctx.rt, ctx.account, &entity, q).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&hits)?);
+        return Ok(());
+    }
+    if hits.is_empty() {
+        println!("nothing found");
+    }
+    for h in &hits {
+        println!(
+            "{:<15} {:<20} {}  {}",
+            h.kind.as_str(),
+            h.date
+                .map(|d| d.format("%Y-%m-%d %H:%M").to_string())
+                .unwrap_or_default(),
+            h.title,
+            h.path
+        );
+    }
+    Ok(())
+}
+
 /// A JSON value as a person reads it (strings without quotes).
 fn plain(v: &serde_json::Value) -> String {
     match v {
