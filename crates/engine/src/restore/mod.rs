@@ -15,6 +15,10 @@
 //! restore leaves a destination that is consistent, holding a subset of what
 //! was asked.
 
+pub mod drive;
+pub mod onedrive;
+pub mod sharepoint;
+
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
