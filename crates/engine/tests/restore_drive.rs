@@ -375,7 +375,7 @@ async fn versions_come_back_oldest_first_and_a_large_file_in_fragments() {
     let e = env(tenant(4, 306)).await;
     let d = e.some_drive().await;
     const BIG: u64 = 40 * 1024 * 1024;
-    graph_sim::files::add_generated_file(&e.sim.sim, &d.drive_id, "media/big.mp4", BIG).unwrap();
+    graph_sim::files::add_generated_file(&e.sim.sim, &d.drive_id, "big.mp4", BIG).unwrap();
     // A file with a history: three uploads.
     let mut sizes = Vec::new();
     for (i, body) in ["first", "second draft", "third and final text"]
@@ -406,7 +406,7 @@ async fn versions_come_back_oldest_first_and_a_large_file_in_fragments() {
         .iter()
         .find(|i| i.path == "notes/history.txt")
         .unwrap();
-    let big = items.iter().find(|i| i.path == "media/big.mp4").unwrap();
+    let big = items.iter().find(|i| i.path == "big.mp4").unwrap();
 
     // Into another user's OneDrive, with versions.
     let drives = engine::onedrive::discover_drives(&e.graph).await.unwrap();
@@ -426,7 +426,7 @@ async fn versions_come_back_oldest_first_and_a_large_file_in_fragments() {
     let r = run.go().await.unwrap();
     assert_eq!((r.restored, r.failed), (2, 0), "{:?}", run.log.entries());
     let after = e.truth(&other.user_id).await;
-    assert_eq!(after["media/big.mp4"], before["media/big.mp4"]);
+    assert_eq!(after["big.mp4"], before["big.mp4"]);
     assert_eq!(after["notes/history.txt"], before["notes/history.txt"]);
     // The history is in order: oldest first, sizes as written.
     let v = e

@@ -217,20 +217,30 @@ impl SiteWriter<'_, '_> {
             if !whole && !sel.reaches(&root) {
                 continue;
             }
-            let drive: Value = match self
+            // The drive's Graph JSON is the metadata of `<root>/drive`.
+            let drive = match self
                 .ctx
                 .vault
-                .read_item_bytes(self.ctx.snapshot, &format!("{root}/drive"))
+                .lookup(self.ctx.snapshot, &format!("{root}/drive"))
                 .await
             {
-                Ok(b) => serde_json::from_slice(&b).unwrap_or(Value::Null),
+                Ok(n) => meta_json(&n).unwrap_or(Value::Null),
                 Err(_) => Value::Null,
             };
-            let name = drive
+            let Some(name) = drive
                 .get("name")
                 .and_then(Value::as_str)
-                .unwrap_or("Documents")
-                .to_string();
+                .map(str::to_string)
+            else {
+                self.tally.item(
+                    &root,
+                    &e.name,
+                    ItemOutcome::Failed,
+                    Some("the snapshot does not name this library".into()),
+                    0,
+                );
+                continue;
+            };
             let dest_id = match dest.get(&name.to_lowercase()) {
                 Some(id) => id.clone(),
                 None => match self.create_library(&name).await {
