@@ -711,3 +711,37 @@ fn id_in(v: &Value) -> Result<String> {
         .map(str::to_string)
         .ok_or_else(|| EngineError::Invalid("Microsoft Graph answered without an item id".into()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_encoded_as_one_path_segment() {
+        assert_eq!(encode_segment("a b/c?.txt"), "a%20b%2Fc%3F.txt");
+        assert_eq!(encode_segment("Façade"), "Fa%C3%A7ade");
+    }
+
+    #[test]
+    fn file_system_times_prefer_the_items_own() {
+        let meta = json!({
+            "createdDateTime": "2024-01-01T00:00:00Z",
+            "lastModifiedDateTime": "2024-02-01T00:00:00Z",
+            "fileSystemInfo": {"lastModifiedDateTime": "2020-05-05T00:00:00Z"},
+        });
+        assert_eq!(
+            file_system_info(&meta),
+            json!({
+                "createdDateTime": "2024-01-01T00:00:00Z",
+                "lastModifiedDateTime": "2020-05-05T00:00:00Z",
+            })
+        );
+    }
+
+    #[test]
+    fn the_restore_folder_name_is_a_valid_drive_name() {
+        let mut o = super::super::RestoreOptions::new(RestoreMode::NonDestructive);
+        o.requested_at = "2023-04-01T00:05:25Z".parse().unwrap();
+        assert_eq!(restore_folder_name(&o), "Restored 2023-04-01 00.05.25");
+    }
+}
