@@ -25,6 +25,7 @@ pub fn routes() -> Router<Arc<Sim>> {
         .route("/_sim/users/{id}/delete", post(delete_user))
         .route("/_sim/groups/{id}/delete", post(delete_group))
         .route("/_sim/sites/{id}/delete", post(delete_site))
+        .route("/_sim/sites", post(create_site))
         .route(
             "/_sim/users/{id}/mailFolders/{folder}/purge",
             post(purge_folder),
@@ -206,6 +207,23 @@ async fn delete_site(
 ) -> GraphResult<StatusCode> {
     files::delete_site(&sim, &id)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NewSite {
+    name: String,
+    display_name: String,
+}
+
+/// An administrator creates a site (Graph v1.0 cannot): the first step of
+/// restoring a deleted site.
+async fn create_site(
+    State(sim): State<Arc<Sim>>,
+    Json(req): Json<NewSite>,
+) -> GraphResult<Json<Value>> {
+    let id = files::create_site(&sim, &req.name, &req.display_name)?;
+    Ok(Json(json!({ "id": id })))
 }
 
 async fn purge_folder(

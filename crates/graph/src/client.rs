@@ -27,6 +27,10 @@ pub struct Request {
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub body: Option<Bytes>,
+    /// Sent without the bearer token: a pre-authenticated URL (an upload
+    /// session's `uploadUrl`), which Graph may refuse with 401 when an
+    /// Authorization header comes along.
+    pub pre_authenticated: bool,
 }
 
 impl Request {
@@ -36,6 +40,7 @@ impl Request {
             url: url.into(),
             headers: Vec::new(),
             body: None,
+            pre_authenticated: false,
         }
     }
     pub fn get(url: impl Into<String>) -> Self {
@@ -61,6 +66,11 @@ impl Request {
     }
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+    /// Marks the URL as pre-authenticated: no bearer token is sent.
+    pub fn pre_authenticated(mut self) -> Self {
+        self.pre_authenticated = true;
         self
     }
     /// `Prefer: odata.maxpagesize=N`.
@@ -716,12 +726,10 @@ impl GraphClient {
                 .await
                 .map_err(|e| GraphError::Config(e.to_string()))?;
             let _slot = admission.admit().await?;
-            let token = self.access_token().await?;
-            let mut builder = self
-                .inner
-                .http
-                .request(req.method.clone(), &url)
-                .bearer_auth(&token);
+            let mut builder = self.inner.http.request(req.method.clone(), &url);
+            if !req.pre_authenticated {
+                builder = builder.bearer_auth(self.access_token().await?);
+            }
             for (k, v) in &req.headers {
                 builder = builder.header(k.as_str(), v.as_str());
             }

@@ -24,3 +24,5 @@ pub use client::{ClientStats, GraphClient, Request, Response, resource_units_for
 pub use config::{GraphConfig, Secret};
 pub use error::{ErrorClass, GraphError, GraphResult};
 pub use paging::{DeltaChange, DeltaRound, Page};
+/// HTTP methods, for building [`Request`]s without depending on reqwest.
+pub use reqwest::Method;

@@ -668,11 +668,12 @@ pub async fn search(
             "give keywords or at least one filter to search",
         ));
     }
-    let hits = off_thread(move || async move {
-        worker::search::search_entity(&rt, account, &entity, q).await
-    })
-    .await?
-    .map_err(|e| ApiError::internal(&e))?;
+    let hits =
+        off_thread(
+            move || async move { worker::search::search_entity(&rt, account, &entity, q).await },
+        )
+        .await?
+        .map_err(|e| ApiError::internal(&e))?;
     Ok(ApiJson(SearchResults {
         snapshot_id: chosen.map(|s| s.snapshot_id),
         hits: hits

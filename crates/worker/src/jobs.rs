@@ -581,7 +581,8 @@ async fn backup_entity(
         // from the last snapshot that was indexed.
         if let Err(e) = crate::search::index_backup(rt, account, entity_id, snapshot).await {
             tracing::warn!(entity = %entity_id, error = %e, "search indexing failed");
-            let note = format!("the search index was not updated ({e}); the next backup catches up");
+            let note =
+                format!("the search index was not updated ({e}); the next backup catches up");
             summary.note = Some(match summary.note.take() {
                 Some(n) => format!("{n}; {note}"),
                 None => note,

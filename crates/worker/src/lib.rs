@@ -17,8 +17,8 @@ pub mod purge;
 pub mod restore;
 pub mod rules;
 mod runtime;
-pub mod search;
 pub mod scheduler;
+pub mod search;
 mod worker;
 
 pub use error::{Result, WorkerError};

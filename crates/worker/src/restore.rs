@@ -214,19 +214,18 @@ async fn restore(
     }
 
     let (log, flusher) = CatalogLog::start(rt.catalog.clone(), account, job.id);
-    let ctx = RestoreCtx {
-        graph: &target.graph,
-        vault: &vault,
-        snapshot: &snapshot,
-        selection: &request.selection,
-        options: &request.options,
-        destination: target.external_id.as_deref(),
-        progress: sink.as_ref(),
-        log: &log,
-        cancel: &signals.cancel,
-    };
-    let result = engine::restore::restore(&ctx).await;
-    drop(log);
+    let result = run_engine_restore(
+        target.graph.clone(),
+        vault.clone(),
+        snapshot,
+        request.selection.clone(),
+        request.options.clone(),
+        target.external_id.clone(),
+        sink.clone(),
+        log,
+        signals.cancel.clone(),
+    )
+    .await?;
     let flushed = flusher.await;
     let report = match result {
         Ok(r) => r,
@@ -295,6 +294,47 @@ fn stopped(signals: &JobSignals) -> JobEnd {
         },
         _ => JobEnd::Cancelled,
     }
+}
+
+/// Runs the engine's restore on a thread of its own. Some workload
+/// restores hold borrows across awaits that the compiler cannot prove
+/// `Send` for every lifetime, which a job spawned on the runtime must be;
+/// driving the restore with `block_on` on a blocking-pool thread needs only
+/// its (owned) inputs to be `Send`.
+#[allow(clippy::too_many_arguments)]
+async fn run_engine_restore(
+    graph: graph::GraphClient,
+    vault: vault::Account,
+    snapshot: vault::SnapshotInfo,
+    selection: Selection,
+    options: RestoreOptions,
+    destination: Option<String>,
+    sink: Arc<JobProgressSink>,
+    log: CatalogLog,
+    cancel: engine::Cancel,
+) -> Result<engine::Result<RestoreReport>> {
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        handle.block_on(async move {
+            let ctx = RestoreCtx {
+                graph: &graph,
+                vault: &vault,
+                snapshot: &snapshot,
+                selection: &selection,
+                options: &options,
+                destination: destination.as_deref(),
+                progress: sink.as_ref(),
+                log: &log,
+                cancel: &cancel,
+            };
+            let r = engine::restore::restore(&ctx).await;
+            // The log's sender goes here, so its writer sees the end.
+            drop(log);
+            r
+        })
+    })
+    .await
+    .map_err(|e| WorkerError::Invalid(format!("the restore stopped unexpectedly: {e}")))
 }
 
 /// Which kinds of entity can receive a restore of `from` (F-E6: a group

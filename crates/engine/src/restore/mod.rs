@@ -15,8 +15,6 @@
 //! restore leaves a destination that is consistent, holding a subset of what
 //! was asked.
 
-pub mod teams;
-
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -31,7 +29,11 @@ use crate::faults::Outcome;
 use crate::progress::Progress;
 use crate::report::SubService;
 
+pub mod drive;
 pub mod exchange;
+pub mod onedrive;
+pub mod sharepoint;
+pub mod teams;
 
 /// How restored items meet what the destination already holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -121,14 +123,13 @@ impl Selection {
 
     /// Whether any of `sub`'s data is selected.
     pub fn touches(&self, sub: SubService) -> bool {
-        let prefix = sub.as_str();
         self.is_everything()
             || self.sub_services.contains(&sub)
             || self
                 .folders
                 .iter()
                 .chain(&self.items)
-                .any(|p| first_segment(p) == prefix)
+                .any(|p| sub_service_of(p) == Some(sub))
     }
 
     /// Whether the item or folder at snapshot path `path` is selected: it
@@ -141,7 +142,7 @@ impl Selection {
         if self
             .sub_services
             .iter()
-            .any(|s| first_segment(path) == s.as_str())
+            .any(|s| sub_service_of(path) == Some(*s))
         {
             return true;
         }
@@ -175,26 +176,33 @@ impl Selection {
             }
         }
         for p in self.folders.iter().chain(&self.items) {
-            let first = first_segment(p);
             if p.trim_matches('/').is_empty() {
                 return Err("an empty path was selected".into());
             }
-            if !allowed.iter().any(|s| s.as_str() == first)
-                && !allowed
-                    .iter()
-                    .any(|s| *s == SubService::Drive && first == "drives")
-                && !allowed
-                    .iter()
-                    .any(|s| *s == SubService::Site && first == "lists")
-                && !allowed
-                    .iter()
-                    .any(|s| *s == SubService::Site && first == "pages")
-            {
+            if !sub_service_of(p).is_some_and(|s| allowed.contains(&s)) {
                 return Err(format!("{p:?} is not in this snapshot's layout"));
             }
         }
         Ok(())
     }
+}
+
+/// The sub-service a snapshot path belongs to: its first segment, where a
+/// site's or group's libraries (`drives/…`) are its Drive part and a site's
+/// lists and pages its Site part.
+pub fn sub_service_of(path: &str) -> Option<SubService> {
+    Some(match first_segment(path) {
+        "mail" => SubService::Mail,
+        "contacts" => SubService::Contacts,
+        "calendar" => SubService::Calendar,
+        "tasks" => SubService::Tasks,
+        "drive" | "drives" => SubService::Drive,
+        "site" | "lists" | "pages" => SubService::Site,
+        "conversations" => SubService::Conversations,
+        "channels" => SubService::Channels,
+        "metadata" => SubService::Metadata,
+        _ => return None,
+    })
 }
 
 fn first_segment(path: &str) -> &str {
@@ -581,9 +589,9 @@ pub async fn restore(ctx: &RestoreCtx<'_>) -> crate::Result<RestoreReport> {
         .set_total(estimated_items(ctx.snapshot, ctx.selection), 0);
     let report = match kind {
         SnapshotKind::Mailbox => exchange::restore_mailbox(ctx).await,
-        other => Err(crate::EngineError::Invalid(format!(
-            "restoring {other:?} snapshots is not built yet"
-        ))),
+        SnapshotKind::OneDrive => onedrive::restore_onedrive(ctx).await,
+        SnapshotKind::Site => sharepoint::restore_site(ctx).await,
+        SnapshotKind::Group | SnapshotKind::Team => teams::restore_group(ctx).await,
     };
     ctx.progress.finish();
     report
@@ -593,10 +601,11 @@ pub async fn restore(ctx: &RestoreCtx<'_>) -> crate::Result<RestoreReport> {
 /// the named items, or the item counts the snapshot's parts recorded for
 /// the sub-services touched (an upper bound when folders are chosen).
 pub fn estimated_items(snapshot: &SnapshotInfo, selection: &Selection) -> u64 {
-    if selection.sub_services.is_empty() && selection.folders.is_empty() {
-        if !selection.items.is_empty() {
-            return selection.items.len() as u64;
-        }
+    if selection.sub_services.is_empty()
+        && selection.folders.is_empty()
+        && !selection.items.is_empty()
+    {
+        return selection.items.len() as u64;
     }
     snapshot
         .meta
@@ -609,10 +618,10 @@ pub fn estimated_items(snapshot: &SnapshotInfo, selection: &Selection) -> u64 {
                     let sub = p.get("subService").and_then(|s| s.as_str()).unwrap_or("");
                     selection.is_everything()
                         || selection.sub_services.iter().any(|s| s.as_str() == sub)
-                        || selection.folders.iter().any(|f| {
-                            first_segment(f) == sub
-                                || (sub == "drive" && first_segment(f) == "drives")
-                        })
+                        || selection
+                            .folders
+                            .iter()
+                            .any(|f| sub_service_of(f).is_some_and(|s| s.as_str() == sub))
                 })
                 .filter_map(|p| p.get("items").and_then(|i| i.as_u64()))
                 .sum::<u64>()

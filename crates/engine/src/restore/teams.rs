@@ -101,8 +101,10 @@ pub async fn restore_group(ctx: &RestoreCtx<'_>) -> Result<RestoreReport> {
     if is_team && (sel.touches(SubService::Channels) || run.created_team) {
         cancelled = run.restore_channels().await?;
     }
-    // The group's files come here (drives/<driveId>/…), restored by the
-    // drive module into the destination group's drives.
+    if !cancelled && sel.touches(SubService::Drive) {
+        ctx.progress.set_stage("files");
+        cancelled = run.restore_files().await?;
+    }
     if !cancelled && sel.touches(SubService::Calendar) {
         ctx.progress.set_stage("calendar");
         cancelled = run.restore_calendar().await?;
@@ -1007,6 +1009,23 @@ impl Run<'_, '_> {
     }
 
     // ------------------------------------------------------------ calendar
+
+    /// The group's files: its libraries (`drives/<driveId>/…`) into the
+    /// destination group's site, matched by name. Returns whether the
+    /// restore was cancelled.
+    async fn restore_files(&self) -> Result<bool> {
+        let site = self
+            .get(&format!("/groups/{}/sites/root?$select=id", self.dest))
+            .await?;
+        let Some(site_id) = site.get("id").and_then(Value::as_str) else {
+            return Err(EngineError::Invalid(format!(
+                "Graph gave group {}'s site without an id",
+                self.dest
+            )));
+        };
+        super::sharepoint::restore_site_libraries(self.ctx, self.tally, site_id).await?;
+        Ok(self.ctx.cancel.is_cancelled())
+    }
 
     async fn restore_calendar(&self) -> Result<bool> {
         let events = self.snapshot_folder("calendar").await?;

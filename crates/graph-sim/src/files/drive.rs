@@ -282,7 +282,12 @@ impl DriveState {
             }
             let t = random_time(&mut r, &st.meta.created);
             let by = pick(&mut r, &spec.people).clone();
-            let id = st.add_item(spec.seed, &root, name, Kind::Folder, t, by, None, 0);
+            // A team site's channel folder ("General") may already be
+            // there: names are unique among siblings, so it is reused.
+            let id = match st.child_named(&root, name).filter(|i| i.is_container()) {
+                Some(existing) => existing.id.clone(),
+                None => st.add_item(spec.seed, &root, name, Kind::Folder, t, by, None, 0),
+            };
             folders.push((id, 1));
         }
         for _ in 0..n_folders {
@@ -290,7 +295,9 @@ impl DriveState {
             if depth >= 5 {
                 continue;
             }
-            let name = rng::title(&mut r, 1, 3);
+            // Names are unique among siblings in a real drive; the
+            // generator may draw the same title twice.
+            let name = st.free_name(&parent, &rng::title(&mut r, 1, 3));
             let t = random_time(&mut r, &st.meta.created);
             let by = pick(&mut r, &spec.people).clone();
             let id = st.add_item(spec.seed, &parent, &name, Kind::Folder, t, by, None, 0);
@@ -406,6 +413,7 @@ impl DriveState {
             "jpg" | "png" => (60_000, 5_000_000),
             _ => (200, 60_000),
         };
+        let name = self.free_name(parent, &name);
         let base = size.unwrap_or_else(|| log_uniform(r, lo, hi));
         let n_versions = if r.random_bool(0.3) {
             r.random_range(2..=5)

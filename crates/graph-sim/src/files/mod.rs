@@ -957,3 +957,66 @@ pub(crate) fn add_library(sim: &Sim, site_id: &str, name: &str) -> GraphResult<u
         Ok((s.libs.len() - 1) as u8)
     })
 }
+
+/// Open upload sessions (for tests of abandoned uploads): the file name
+/// each would create and the bytes it has received so far.
+pub fn upload_sessions(sim: &Sim) -> Vec<(String, u64)> {
+    sim.files
+        .sessions
+        .lock()
+        .values()
+        .map(|s| (s.name.clone(), s.buf.len() as u64))
+        .collect()
+}
+
+/// Creates an empty communication site at `/sites/{name}` with one
+/// "Documents" library, as an administrator does in the SharePoint admin
+/// center (Graph v1.0 cannot create sites). Returns its Graph id. A live
+/// site already at that path is a conflict; a deleted one is replaced by a
+/// new site with new ids, as SharePoint does.
+pub fn create_site(sim: &Sim, name: &str, display: &str) -> GraphResult<String> {
+    if name.is_empty() || name.contains('/') {
+        return Err(GraphError::invalid_request(
+            "The site URL name is not valid.",
+        ));
+    }
+    let (_, host) = tenant_host(sim);
+    let path = format!("/sites/{name}");
+    let seq = sim.next_seq().to_string();
+    let coll =
+        crate::rng::stable_guid(sim.seed(), &["site-coll", "created", name, &seq]).to_string();
+    let web = crate::rng::stable_guid(sim.seed(), &["site-web", "created", name, &seq]).to_string();
+    let now = sim.now();
+    with_registry(sim, |reg| {
+        if reg
+            .values()
+            .any(|s| !s.deleted && s.path.eq_ignore_ascii_case(&path))
+        {
+            return Err(GraphError::conflict(
+                "nameAlreadyExists",
+                "A site already exists at this URL.",
+            ));
+        }
+        let site = SiteMeta {
+            id: format!("{host},{coll},{web}"),
+            coll,
+            web,
+            host,
+            name: name.to_string(),
+            display_name: display.to_string(),
+            description: String::new(),
+            path,
+            kind: SiteKind::Communication,
+            created: now,
+            modified: now,
+            parent: None,
+            libs: vec!["Documents".into()],
+            generated_libs: 0,
+            generated: false,
+            deleted: false,
+        };
+        let id = site.id.clone();
+        reg.insert(id.clone(), site);
+        Ok(id)
+    })
+}

@@ -397,7 +397,10 @@ pub async fn run_search(a: SearchArgs) -> Result<()> {
         .remove(0);
     if a.rebuild {
         let stats = worker::search::rebuild_index(&ctx.rt, ctx.account).await?;
-        eprintln!("index rebuilt from the vault: {} item versions", stats.added);
+        eprintln!(
+            "index rebuilt from the vault: {} item versions",
+            stats.added
+        );
     }
     let as_of = match &a.at {
         Some(at) => {

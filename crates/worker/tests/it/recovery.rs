@@ -93,7 +93,9 @@ async fn restore(env: &Env, req: &RestoreRequest) -> (catalog::Job, Option<Resto
 async fn delete_inbox_messages(env: &Env, task: &catalog::Task, user: &str, n: usize) -> usize {
     let graph = env.graph(task).await;
     let page: serde_json::Value = graph
-        .get_json(&format!("/users/{user}/mailFolders/inbox/messages?$select=id,subject&$top={n}"))
+        .get_json(&format!(
+            "/users/{user}/mailFolders/inbox/messages?$select=id,subject&$top={n}"
+        ))
         .await
         .expect("inbox");
     let ids: Vec<String> = page["value"]
@@ -104,7 +106,9 @@ async fn delete_inbox_messages(env: &Env, task: &catalog::Task, user: &str, n: u
         .collect();
     for id in &ids {
         graph
-            .send(graph::Request::delete(format!("/users/{user}/messages/{id}")))
+            .send(graph::Request::delete(format!(
+                "/users/{user}/messages/{id}"
+            )))
             .await
             .expect("delete");
     }
