@@ -14,7 +14,8 @@ db_test!(
         let t0 = crate::common::t0(); // 2026-03-10 12:00 UTC
         let day = Duration::days(1);
         // (start, snapshot, [(sub-service, outcome)])
-        let plan: [(Duration, Option<&str>, &[(SubService, RunOutcome)]); 5] = [
+        type Backup<'a> = (Duration, Option<&'a str>, &'a [(SubService, RunOutcome)]);
+        let plan: [Backup; 5] = [
             (-day * 2, Some("s1"), &[(SubService::Mail, RunOutcome::Success), (SubService::Contacts, RunOutcome::Success)]),
             (-day - Duration::hours(4), Some("s2"), &[(SubService::Mail, RunOutcome::Partial), (SubService::Contacts, RunOutcome::Success)]),
             (-day + Duration::hours(6), Some("s3"), &[(SubService::Mail, RunOutcome::Success), (SubService::Contacts, RunOutcome::Success)]),
