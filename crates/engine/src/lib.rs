@@ -4,9 +4,12 @@
 //! and the catalog port), so the CLI, a worker and tests each plug in their
 //! own.
 //!
-//! Built so far: Exchange discovery and mailbox backup ([`exchange`]),
-//! progress reporting, the fault bus that turns item failures into a run
-//! outcome (SPEC F-D6), and backup scheduling (SPEC F-B3).
+//! Built so far: discovery and backup of every workload ([`exchange`],
+//! [`onedrive`], [`sharepoint`], [`teams`]), browsing snapshots
+//! ([`browse`]), restore of every workload with every restore type
+//! ([`restore`]), progress reporting, the fault bus that turns item
+//! failures into a run outcome (SPEC F-D6), and backup scheduling (SPEC
+//! F-B3).
 
 pub mod browse;
 pub mod cancel;

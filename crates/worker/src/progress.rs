@@ -128,7 +128,16 @@ pub(crate) async fn keep_alive(
     let mut written = 0u64;
     loop {
         tokio::select! {
-            _ = done.notified() => return,
+            _ = done.notified() => {
+                // The job's last progress (items done of total) stays on
+                // the finished job, for the jobs page and the CLI summary.
+                if sink.version() != written
+                    && let Err(e) = rt.catalog.update_progress(&lease, &sink.snapshot()).await
+                {
+                    tracing::debug!(job = %lease.job_id, error = %e, "final progress not written");
+                }
+                return;
+            }
             _ = tokio::time::sleep(tick) => {}
         }
         if last_beat.elapsed() >= opts.heartbeat {

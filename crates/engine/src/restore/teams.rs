@@ -161,13 +161,6 @@ struct Target {
     created: Option<i64>,
 }
 
-/// A JSON request with a standard method ("POST", "PATCH"): the Graph client
-/// takes reqwest's method type, which the engine does not depend on.
-fn json_request(method: &str, url: impl Into<String>, body: &Value) -> Request {
-    // Standard method names always parse; GET (the default) is never reached.
-    Request::json(method.parse().unwrap_or_default(), url, body)
-}
-
 fn reason(e: &graph::GraphError) -> String {
     format!("{e} ({})", e.guidance())
 }
@@ -222,7 +215,8 @@ impl Run<'_, '_> {
     }
 
     async fn post(&self, url: &str, body: &Value) -> Result<graph::Response, graph::GraphError> {
-        self.send(json_request("POST", url, body)).await
+        self.send(Request::json(graph::Method::POST, url, body))
+            .await
     }
 
     async fn get(&self, url: &str) -> Result<Value, graph::GraphError> {
@@ -1084,7 +1078,10 @@ impl Run<'_, '_> {
                 }
                 Some(x) if mode == RestoreMode::Replace => {
                     let url = format!("/groups/{}/events/{}", self.dest, str_of(x, "id"));
-                    match self.send(json_request("PATCH", url, &body)).await {
+                    match self
+                        .send(Request::json(graph::Method::PATCH, url, &body))
+                        .await
+                    {
                         Ok(_) => (ItemOutcome::Overwritten, str_of(x, "id").to_string()),
                         Err(err) => (ItemOutcome::Failed, reason(&err)),
                     }
@@ -1311,7 +1308,10 @@ impl Run<'_, '_> {
                 }
                 _ => (format!("/groups/{}", self.dest), "group"),
             };
-            let outcome = match self.send(json_request("PATCH", url, &patch)).await {
+            let outcome = match self
+                .send(Request::json(graph::Method::PATCH, url, &patch))
+                .await
+            {
                 Ok(_) => (ItemOutcome::Overwritten, None),
                 Err(e) => (ItemOutcome::Failed, Some(reason(&e))),
             };

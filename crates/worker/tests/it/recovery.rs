@@ -89,26 +89,45 @@ async fn restore(env: &Env, req: &RestoreRequest) -> (catalog::Job, Option<Resto
     (job, summary)
 }
 
-/// Deletes `n` messages of the user's Inbox through Graph; their subjects.
-async fn delete_inbox_messages(env: &Env, task: &catalog::Task, user: &str, n: usize) -> usize {
+/// Deletes `n` messages of the user's fullest folder through Graph; how many.
+async fn delete_messages(env: &Env, task: &catalog::Task, user: &str, n: usize) -> usize {
     let graph = env.graph(task).await;
+    // The fullest top-level folder other than Deleted Items (generated
+    // mailboxes are small, and any folder will do).
+    let folders: serde_json::Value = graph
+        .get_json(&format!("/users/{user}/mailFolders?$top=100"))
+        .await
+        .expect("folders");
+    let folder = folders["value"]
+        .as_array()
+        .expect("folders")
+        .iter()
+        .filter(|f| f["displayName"] != "Deleted Items")
+        .max_by_key(|f| f["totalItemCount"].as_u64().unwrap_or(0))
+        .and_then(|f| f["id"].as_str())
+        .expect("a mail folder")
+        .to_string();
     let page: serde_json::Value = graph
         .get_json(&format!(
-            "/users/{user}/mailFolders/inbox/messages?$select=id,subject&$top={n}"
+            "/users/{user}/mailFolders/{folder}/messages?$select=id,subject&$top={n}"
         ))
         .await
-        .expect("inbox");
+        .expect("messages");
     let ids: Vec<String> = page["value"]
         .as_array()
         .expect("messages")
         .iter()
         .map(|m| m["id"].as_str().expect("id").to_string())
         .collect();
+    // Hard deletes: the messages leave the mailbox (Recoverable Items is
+    // not part of what a person sees, nor of the simulator's truth).
     for id in &ids {
         graph
-            .send(graph::Request::delete(format!(
-                "/users/{user}/messages/{id}"
-            )))
+            .send(graph::Request::json(
+                graph::Method::POST,
+                format!("/users/{user}/messages/{id}/permanentDelete"),
+                &json!({}),
+            ))
             .await
             .expect("delete");
     }
@@ -124,7 +143,7 @@ worker_test!(
         let snap1 = first.snapshot_id.clone().expect("snapshot");
         let between = env.rt.catalog.now();
 
-        let deleted = delete_inbox_messages(&env, &task, &user, 3).await;
+        let deleted = delete_messages(&env, &task, &user, 3).await;
         assert_eq!(deleted, 3);
         let second = backup(&env, &task, &alice).await;
         assert_ne!(second.snapshot_id.as_deref(), Some(snap1.as_str()));
