@@ -183,6 +183,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(recovery::browse))
         .routes(routes!(recovery::preview))
         .routes(routes!(recovery::search))
+        .routes(routes!(recovery::changes))
 }
 
 /// The OpenAPI document of every route [`router`] serves.

@@ -689,3 +689,51 @@ pub async fn search(
             .collect(),
     }))
 }
+
+/// A "changed from/to" range (F-E2).
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ChangesQuery {
+    /// The backup at or before this time is the "from" side (RFC 3339).
+    pub from: DateTime<Utc>,
+    /// The backup at or before this time is the "to" side (RFC 3339).
+    pub to: DateTime<Utc>,
+}
+
+/// What changed in a drive or site between the backups of a date range
+/// (F-E2): files, folders, list items and pages added, modified or
+/// removed, each with the columns of the backup that has it.
+#[utoipa::path(get, path = "/api/tasks/{id}/entities/{eid}/changes", tag = "recovery",
+    params(("id" = Uuid, Path, description = "Task id"), ("eid" = Uuid, Path, description = "Entity id"), ChangesQuery),
+    responses(
+        (status = 200, description = "The two backups compared and what changed", body = Object),
+        (status = 400, description = "from is not before to", body = ErrorBody),
+        (status = 404, description = "No such task or entity, or no backup at or before from", body = ErrorBody),
+    ))]
+pub async fn changes(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath((id, eid)): ApiPath<(Uuid, Uuid)>,
+    ApiQuery(query): ApiQuery<ChangesQuery>,
+) -> ApiResult<ApiJson<serde_json::Value>> {
+    if query.from > query.to {
+        return Err(ApiError::bad_request("from must not be after to"));
+    }
+    let entity = task_entity(&state, &principal, id, eid).await?;
+    let (_rt, vault, older) =
+        chosen_snapshot(&state, &principal, &entity, None, Some(query.from)).await?;
+    let (_rt, _, newer) =
+        chosen_snapshot(&state, &principal, &entity, None, Some(query.to)).await?;
+    let ids = (older.id.0.to_string(), newer.id.0.to_string());
+    let items =
+        off_thread(
+            move || async move { engine::browse::changed_between(&vault, &older, &newer).await },
+        )
+        .await?
+        .map_err(engine_error)?;
+    Ok(ApiJson(serde_json::json!({
+        "fromSnapshotId": ids.0,
+        "toSnapshotId": ids.1,
+        "items": items,
+    })))
+}

@@ -594,6 +594,7 @@ const ROUTES: &[&str] = &[
     "GET /api/tasks/{id}/entities/{eid}/browse",
     "GET /api/tasks/{id}/entities/{eid}/preview",
     "GET /api/tasks/{id}/entities/{eid}/search",
+    "GET /api/tasks/{id}/entities/{eid}/changes",
     "GET /healthz",
     "GET /api/openapi.json",
     "POST /api/session",

@@ -247,6 +247,46 @@ async fn browse_preview_search_and_restore_on_a_real_backup() {
     assert_eq!(items[0]["outcome"], "restored", "{items}");
     assert_eq!(items[0]["path"], path.as_str());
 
+    // What changed between two times with one backup between them: the
+    // same backup on both sides, so nothing; a reversed range is refused.
+    let now = chrono::Utc::now();
+    let changes = env
+        .get(
+            &format!(
+                "{base}/changes?from={}&to={}",
+                urlencode(&now.to_rfc3339()),
+                urlencode(&now.to_rfc3339())
+            ),
+            &otto,
+        )
+        .await
+        .expect(200);
+    assert_eq!(changes["fromSnapshotId"], changes["toSnapshotId"]);
+    assert_eq!(changes["items"], json!([]));
+    let earlier = (now - chrono::Duration::days(1)).to_rfc3339();
+    let a = env
+        .get(
+            &format!(
+                "{base}/changes?from={}&to={}",
+                urlencode(&now.to_rfc3339()),
+                urlencode(&earlier)
+            ),
+            &otto,
+        )
+        .await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    let a = env
+        .get(
+            &format!(
+                "{base}/changes?from={}&to={}",
+                urlencode(&earlier),
+                urlencode(&now.to_rfc3339())
+            ),
+            &otto,
+        )
+        .await;
+    assert_eq!(a.status, 404, "no backup a day ago: {}", a.text);
+
     // Another account reaches none of it.
     for url in [
         format!("{base}/browse"),

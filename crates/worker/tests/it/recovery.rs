@@ -196,10 +196,21 @@ worker_test!(
         let mut req = request(&task, &alice, RestoreMode::NonDestructive);
         req.selection = Selection { folders: vec![], items: vec![], sub_services: vec![engine::SubService::Mail] };
         req.destination = Some(RestoreDestination::Entity { entity_id: bob.id });
+        req.snapshot_destination_first = true;
         let (job, s) = restore(&env, &req).await;
         assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.error);
         let s = s.expect("summary");
         assert!(s.report.restored > 0);
+        // Bob was backed up before anything was written into his mailbox.
+        let first = s.destination_snapshot_id.clone().expect("a snapshot of the destination first");
+        let bobs = env.rt.catalog.entity_snapshot(env.account, bob.id, &first).await.expect("Bob's snapshot");
+        assert!(bobs.is_restorable());
+        let vault = env.rt.vault_account(env.account).await.expect("vault");
+        let snap = vault.snapshot(&first.parse().expect("snapshot id")).await.expect("snapshot");
+        assert!(vault.list_folder(&snap, "mail").await.expect("mail").iter().all(|f| {
+            let meta: serde_json::Value = serde_json::from_slice(f.node.meta()).unwrap_or_default();
+            meta["displayName"] != req.options.restore_folder_name().as_str()
+        }), "the snapshot was taken before the restore folder existed");
         let bob_after = mail_truth(&env, &bob.external_id).await;
         let folder = req.options.restore_folder_name();
         for (path, n) in &bob_before {
