@@ -328,6 +328,17 @@ pub struct BrowseQuery {
     pub limit: Option<usize>,
 }
 
+/// The runtime that reads backups, or 503 on a server started without one.
+fn backup_reader(state: &AppState) -> ApiResult<std::sync::Arc<worker::Runtime>> {
+    state.runtime.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "this API server cannot read backups (it was started without a vault)",
+        )
+    })
+}
+
 /// The vault snapshot `query` names, checked to be the entity's.
 async fn chosen_snapshot(
     state: &AppState,
@@ -335,18 +346,8 @@ async fn chosen_snapshot(
     entity: &catalog::Entity,
     snapshot_id: Option<&str>,
     at: Option<DateTime<Utc>>,
-) -> ApiResult<(
-    std::sync::Arc<worker::Runtime>,
-    vault::Account,
-    vault::SnapshotInfo,
-)> {
-    let rt = state.runtime.clone().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "this API server cannot read backups (it was started without a vault)",
-        )
-    })?;
+) -> ApiResult<(vault::Account, vault::SnapshotInfo)> {
+    let rt = backup_reader(state)?;
     let account = principal.account_id;
     let chosen = match (snapshot_id, at) {
         (Some(id), _) => {
@@ -375,7 +376,7 @@ async fn chosen_snapshot(
         vault::Error::NotFound(_) => ApiError::not_found("snapshot"),
         other => ApiError::internal(&other),
     })?;
-    Ok((rt, vault, snapshot))
+    Ok((vault, snapshot))
 }
 
 /// Runs `work` to completion on a blocking thread. The browse futures
@@ -423,7 +424,7 @@ pub async fn browse(
     ApiQuery(query): ApiQuery<BrowseQuery>,
 ) -> ApiResult<ApiJson<serde_json::Value>> {
     let entity = task_entity(&state, &principal, id, eid).await?;
-    let (_rt, vault, snapshot) = chosen_snapshot(
+    let (vault, snapshot) = chosen_snapshot(
         &state,
         &principal,
         &entity,
@@ -482,7 +483,7 @@ pub async fn preview(
 ) -> ApiResult<ApiJson<serde_json::Value>> {
     principal.require_permission(Permission::PreviewData)?;
     let entity = task_entity(&state, &principal, id, eid).await?;
-    let (_rt, vault, snapshot) = chosen_snapshot(
+    let (vault, snapshot) = chosen_snapshot(
         &state,
         &principal,
         &entity,
@@ -585,18 +586,16 @@ pub async fn search(
     ApiQuery(query): ApiQuery<SearchQuery>,
 ) -> ApiResult<ApiJson<SearchResults>> {
     let entity = task_entity(&state, &principal, id, eid).await?;
-    let rt = state.runtime.clone().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "this API server cannot read backups (it was started without a vault)",
-        )
-    })?;
+    let rt = backup_reader(&state)?;
     let account = principal.account_id;
+    // "As of" a backup is the vault snapshot's own time: the index keys
+    // versions by it.
     let chosen = match (&query.snapshot_id, query.at) {
-        (Some(s), _) => Some(state.catalog.entity_snapshot(account, entity.id, s).await?),
-        (None, Some(at)) => Some(state.catalog.snapshot_at(account, entity.id, at).await?),
         (None, None) => None,
+        (id, at) => {
+            let (_, snap) = chosen_snapshot(&state, &principal, &entity, id.as_deref(), at).await?;
+            Some(snap)
+        }
     };
     let kinds = match query.kinds.as_deref() {
         None => Vec::new(),
@@ -625,26 +624,10 @@ pub async fn search(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request("limit is 1 to 1000"));
     }
-    // "As of" a backup is the vault snapshot's own time: the index keys
-    // versions by it.
-    let as_of = match &chosen {
-        Some(s) => {
-            let vault = rt
-                .vault_account(account)
-                .await
-                .map_err(|e| ApiError::internal(&e))?;
-            let id: vault::SnapshotId = s
-                .snapshot_id
-                .parse()
-                .map_err(|_| ApiError::not_found("snapshot"))?;
-            let snap = vault.snapshot(&id).await.map_err(|e| match e {
-                vault::Error::NotFound(_) => ApiError::not_found("snapshot"),
-                other => ApiError::internal(&other),
-            })?;
-            search::AsOf::Time(snap.time)
-        }
-        None => search::AsOf::Latest,
-    };
+    let as_of = chosen
+        .as_ref()
+        .map(|snap| search::AsOf::Time(snap.time))
+        .unwrap_or_default();
     let q = search::Query {
         entity_key: String::new(),
         as_of,
@@ -675,7 +658,7 @@ pub async fn search(
         .await?
         .map_err(|e| ApiError::internal(&e))?;
     Ok(ApiJson(SearchResults {
-        snapshot_id: chosen.map(|s| s.snapshot_id),
+        snapshot_id: chosen.map(|s| s.id.0.to_string()),
         hits: hits
             .into_iter()
             .map(|h| SearchHitView {
@@ -720,10 +703,9 @@ pub async fn changes(
         return Err(ApiError::bad_request("from must not be after to"));
     }
     let entity = task_entity(&state, &principal, id, eid).await?;
-    let (_rt, vault, older) =
+    let (vault, older) =
         chosen_snapshot(&state, &principal, &entity, None, Some(query.from)).await?;
-    let (_rt, _, newer) =
-        chosen_snapshot(&state, &principal, &entity, None, Some(query.to)).await?;
+    let (_, newer) = chosen_snapshot(&state, &principal, &entity, None, Some(query.to)).await?;
     let ids = (older.id.0.to_string(), newer.id.0.to_string());
     let items =
         off_thread(
