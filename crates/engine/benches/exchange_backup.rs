@@ -21,34 +21,6 @@ use graph_sim::{SimConfig, ThrottleMode};
 use serde_json::{Value, json};
 use vault::SnapshotId;
 
-struct Args {
-    users: u32,
-    latency_ms: u64,
-    parallel: usize,
-    scale: f64,
-}
-
-fn args() -> Args {
-    let mut a = Args {
-        users: 12,
-        latency_ms: 20,
-        parallel: 8,
-        scale: 1.0,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(k) = it.next() {
-        let mut val = || it.next().unwrap_or_default();
-        match k.as_str() {
-            "--users" => a.users = val().parse().unwrap_or(a.users),
-            "--latency-ms" => a.latency_ms = val().parse().unwrap_or(a.latency_ms),
-            "--parallel" => a.parallel = val().parse().unwrap_or(a.parallel),
-            "--scale" => a.scale = val().parse().unwrap_or(a.scale),
-            _ => {}
-        }
-    }
-    a
-}
-
 async fn run_all(
     graph: &GraphClient,
     account: &vault::Account,
@@ -123,7 +95,13 @@ fn print_round(name: &str, rs: &[(String, BackupReport)], wall: Duration, latenc
 
 #[tokio::main]
 async fn main() {
-    let a = args();
+    let a = common::MailboxArgs {
+        users: 12,
+        latency_ms: 20,
+        parallel: 8,
+        scale: 1.0,
+    }
+    .overridden_by_command_line();
     let mut cfg = SimConfig::new(a.users, 2024);
     cfg.throttle = ThrottleMode::Realistic;
     cfg.latency_ms = a.latency_ms;

@@ -24,34 +24,6 @@ use graph_sim::{SimConfig, ThrottleMode};
 use serde_json::json;
 use vault::SnapshotInfo;
 
-struct Args {
-    users: u32,
-    latency_ms: u64,
-    parallel: usize,
-    scale: f64,
-}
-
-fn args() -> Args {
-    let mut a = Args {
-        users: 6,
-        latency_ms: 20,
-        parallel: 4,
-        scale: 0.5,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(k) = it.next() {
-        let mut val = || it.next().unwrap_or_default();
-        match k.as_str() {
-            "--users" => a.users = val().parse().unwrap_or(a.users),
-            "--latency-ms" => a.latency_ms = val().parse().unwrap_or(a.latency_ms),
-            "--parallel" => a.parallel = val().parse().unwrap_or(a.parallel),
-            "--scale" => a.scale = val().parse().unwrap_or(a.scale),
-            _ => {}
-        }
-    }
-    a
-}
-
 async fn restore_all(
     graph: &GraphClient,
     account: &vault::Account,
@@ -109,7 +81,13 @@ fn print_round(name: &str, rs: &[RestoreReport], wall: Duration) {
 
 #[tokio::main]
 async fn main() {
-    let a = args();
+    let a = common::MailboxArgs {
+        users: 6,
+        latency_ms: 20,
+        parallel: 4,
+        scale: 0.5,
+    }
+    .overridden_by_command_line();
     let mut cfg = SimConfig::new(a.users, 2025);
     cfg.throttle = ThrottleMode::Realistic;
     cfg.latency_ms = a.latency_ms;

@@ -51,3 +51,34 @@ pub async fn tenant(
         .expect("account");
     (sim, graph, account, dir)
 }
+
+/// The options of the mailbox benchmarks, as `--users N --latency-ms N
+/// --parallel N --scale X` on the command line.
+pub struct MailboxArgs {
+    /// Mailboxes in the simulated tenant.
+    pub users: u32,
+    /// Simulated Graph latency.
+    pub latency_ms: u64,
+    /// Mailboxes worked on at once.
+    pub parallel: usize,
+    /// The simulator's content scale.
+    pub scale: f64,
+}
+
+impl MailboxArgs {
+    /// These defaults, overridden by what the command line gives.
+    pub fn overridden_by_command_line(mut self) -> Self {
+        let mut it = std::env::args().skip(1);
+        while let Some(k) = it.next() {
+            let mut val = || it.next().unwrap_or_default();
+            match k.as_str() {
+                "--users" => self.users = val().parse().unwrap_or(self.users),
+                "--latency-ms" => self.latency_ms = val().parse().unwrap_or(self.latency_ms),
+                "--parallel" => self.parallel = val().parse().unwrap_or(self.parallel),
+                "--scale" => self.scale = val().parse().unwrap_or(self.scale),
+                _ => {}
+            }
+        }
+        self
+    }
+}
