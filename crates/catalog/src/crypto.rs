@@ -80,6 +80,9 @@ impl From<String> for Secret {
 #[derive(Clone)]
 pub(crate) struct SecretBox {
     cipher: XChaCha20Poly1305,
+    /// Keys the MACs of signed links, derived from the catalog key so that
+    /// a signature and a sealed secret never share a key.
+    mac_key: [u8; 32],
 }
 
 impl fmt::Debug for SecretBox {
@@ -92,6 +95,7 @@ impl SecretBox {
     pub(crate) fn new(key: &CatalogKey) -> Self {
         Self {
             cipher: XChaCha20Poly1305::new((&key.0).into()),
+            mac_key: blake3::derive_key("lifeboat catalog link signing v1", &key.0),
         }
     }
 
@@ -135,6 +139,78 @@ impl SecretBox {
     }
 }
 
+impl crate::Catalog {
+    /// Seals `secret` for `account` and `purpose` (for example
+    /// "export-credentials"), for a job payload or any other row that must
+    /// carry a secret: the text returned holds no plaintext, and opens only
+    /// through this catalog's key, for the same account and purpose, so a
+    /// payload copied into another account's job cannot be opened there.
+    pub fn seal_secret(
+        &self,
+        account: crate::AccountId,
+        purpose: &str,
+        secret: &Secret,
+    ) -> Result<String> {
+        use base64::Engine as _;
+        let sealed = self.secrets.seal(secret, &purpose_aad(account, purpose))?;
+        Ok(base64::engine::general_purpose::STANDARD.encode(sealed))
+    }
+
+    /// Opens what [`seal_secret`](crate::Catalog::seal_secret) sealed.
+    pub fn open_secret(
+        &self,
+        account: crate::AccountId,
+        purpose: &str,
+        sealed: &str,
+    ) -> Result<Secret> {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(sealed)
+            .map_err(|_| Error::Decrypt)?;
+        self.secrets.open(&bytes, &purpose_aad(account, purpose))
+    }
+}
+
+impl crate::Catalog {
+    /// A signature (hex) over `message` for `account` and `purpose`: what
+    /// makes a download link unforgeable. Only holders of the catalog key
+    /// (API servers and workers of this installation) can make one, and it
+    /// is bound to the account, so a link never works for another account.
+    pub fn sign(&self, account: crate::AccountId, purpose: &str, message: &str) -> String {
+        self.secrets.mac(account, purpose, message).to_hex().to_string()
+    }
+
+    /// Whether `signature` is [`sign`](crate::Catalog::sign)'s for these
+    /// inputs (compared in constant time).
+    pub fn verify_signature(
+        &self,
+        account: crate::AccountId,
+        purpose: &str,
+        message: &str,
+        signature: &str,
+    ) -> bool {
+        blake3::Hash::from_hex(signature)
+            .map(|given| given == self.secrets.mac(account, purpose, message))
+            .unwrap_or(false)
+    }
+}
+
+impl SecretBox {
+    fn mac(&self, account: crate::AccountId, purpose: &str, message: &str) -> blake3::Hash {
+        let mut h = blake3::Hasher::new_keyed(&self.mac_key);
+        // Lengths first, so no two (purpose, message) pairs hash alike.
+        let aad = purpose_aad(account, purpose);
+        h.update(&(aad.len() as u64).to_le_bytes());
+        h.update(aad.as_bytes());
+        h.update(message.as_bytes());
+        h.finalize()
+    }
+}
+
+fn purpose_aad(account: crate::AccountId, purpose: &str) -> String {
+    format!("lifeboat/sealed/{account}/{purpose}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +227,20 @@ mod tests {
         assert!(matches!(other.open(&sealed, "a/c"), Err(Error::Decrypt)));
         assert!(matches!(b.open(&[1, 2], "a/c"), Err(Error::Decrypt)));
         assert_eq!(format!("{s:?}"), "Secret(<redacted>)");
+    }
+
+    #[test]
+    fn signatures_bind_key_and_message() {
+        let b = SecretBox::new(&CatalogKey::new([7; 32]));
+        let account = crate::AccountId(uuid::Uuid::new_v4());
+        let other_account = crate::AccountId(uuid::Uuid::new_v4());
+        let sig = b.mac(account, "download", "job/file/123");
+        assert_eq!(sig, b.mac(account, "download", "job/file/123"));
+        assert_ne!(sig, b.mac(account, "download", "job/file/124"));
+        assert_ne!(sig, b.mac(other_account, "download", "job/file/123"));
+        assert_ne!(sig, b.mac(account, "other", "job/file/123"));
+        let other = SecretBox::new(&CatalogKey::new([8; 32]));
+        assert_ne!(sig, other.mac(account, "download", "job/file/123"));
     }
 
     #[test]

@@ -742,6 +742,56 @@ async fn browse_search_and_restore_through_the_cli() {
     );
     assert!(none.contains("keywords"), "{none}");
 
+    // Export that message as EML and the mail as a PST into a directory.
+    let out = tempfile::tempdir().expect("out dir");
+    let out_dir = out.path().to_str().expect("utf-8 path").to_string();
+    let exported = cli.json(
+        "default",
+        &[
+            "export", "--task", &task, "--entity", &email, "--item", &item_path, "--format",
+            "eml", "--to", "download", "--out", &out_dir, "--wait", "--json",
+        ],
+    );
+    assert_eq!(exported["job_status"], "succeeded", "{exported}");
+    assert_eq!(exported["summary"]["report"]["exported"], 1, "{exported}");
+    let saved = exported["saved"][0].as_str().expect("a saved file").to_string();
+    assert!(saved.ends_with(".eml"), "{saved}");
+    let eml = std::fs::read(&saved).expect("read the .eml");
+    assert!(
+        String::from_utf8_lossy(&eml).contains(subject.split_whitespace().next().unwrap_or("")),
+        "the .eml is the message"
+    );
+    let exported = cli.json(
+        "default",
+        &[
+            "export", "--task", &task, "--entity", &email, "--sub-service", "mail", "--format",
+            "pst", "--out", &out_dir, "--wait", "--json",
+        ],
+    );
+    assert_eq!(exported["job_status"], "succeeded", "{exported}");
+    let pst = std::fs::read(exported["saved"][0].as_str().expect("a saved PST")).expect("read");
+    assert_eq!(&pst[..4], b"!BDN", "a PST");
+    assert_eq!(
+        pst.len() as u64,
+        exported["summary"]["files"][0]["size"].as_u64().expect("size")
+    );
+    let err = cli.fails(
+        "default",
+        &[
+            "export", "--task", &task, "--entity", &email, "--sub-service", "mail", "--format",
+            "vcf",
+        ],
+    );
+    assert!(err.to_lowercase().contains("vcf") || err.to_lowercase().contains("vcard"), "{err}");
+    let err = cli.fails(
+        "default",
+        &[
+            "export", "--task", &task, "--entity", &email, "--format", "pst", "--to",
+            "s3://bucket/prefix",
+        ],
+    );
+    assert!(err.contains("AWS") || err.to_lowercase().contains("credential"), "{err}");
+
     // Delete it in the tenant, then restore that one item by its path.
     let message_id = item_path.rsplit('/').next().expect("message id");
     let user = entities

@@ -29,6 +29,7 @@ use utoipa_axum::routes;
 pub mod auth;
 pub mod dto;
 pub mod error;
+pub mod exports;
 pub mod jobs;
 pub mod recovery;
 pub mod rules;
@@ -184,6 +185,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(recovery::preview))
         .routes(routes!(recovery::search))
         .routes(routes!(recovery::changes))
+       .routes(routes!(exports::export))
+       .routes(routes!(exports::download))
 }
 
 /// The OpenAPI document of every route [`router`] serves.

@@ -169,14 +169,7 @@ pub async fn restore(
         .mode
         .parse()
         .map_err(|e: engine::restore::UnknownMode| ApiError::bad_request(e.to_string()))?;
-    let sub_services = body
-        .sub_services
-        .iter()
-        .map(|s| {
-            serde_json::from_value::<engine::SubService>(serde_json::Value::String(s.clone()))
-                .map_err(|_| ApiError::bad_request(format!("unknown sub-service {s:?}")))
-        })
-        .collect::<ApiResult<Vec<_>>>()?;
+    let sub_services = parse_sub_services(&body.sub_services)?;
     let destination = match body.destination {
         None => None,
         Some(DestinationBody {
@@ -238,6 +231,17 @@ pub async fn restore(
         other => ApiError::bad_request(other.to_string()),
     })?;
     Ok((StatusCode::ACCEPTED, ApiJson(job.into())))
+}
+
+/// Sub-service names as the API takes them (`mail`, `drive`, ...).
+pub(crate) fn parse_sub_services(names: &[String]) -> ApiResult<Vec<engine::SubService>> {
+    names
+        .iter()
+        .map(|s| {
+            serde_json::from_value::<engine::SubService>(serde_json::Value::String(s.clone()))
+                .map_err(|_| ApiError::bad_request(format!("unknown sub-service {s:?}")))
+        })
+        .collect()
 }
 
 /// A page of a job's item log.
@@ -329,7 +333,7 @@ pub struct BrowseQuery {
 }
 
 /// The runtime that reads backups, or 503 on a server started without one.
-fn backup_reader(state: &AppState) -> ApiResult<std::sync::Arc<worker::Runtime>> {
+pub(crate) fn backup_reader(state: &AppState) -> ApiResult<std::sync::Arc<worker::Runtime>> {
     state.runtime.clone().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

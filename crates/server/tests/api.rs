@@ -591,6 +591,8 @@ const ROUTES: &[&str] = &[
     "GET /api/jobs/{id}/items",
     "GET /api/tasks/{id}/entities/{eid}/calendar",
     "POST /api/tasks/{id}/entities/{eid}/restore",
+    "POST /api/tasks/{id}/entities/{eid}/export",
+    "GET /api/exports/{id}/download",
     "GET /api/tasks/{id}/entities/{eid}/browse",
     "GET /api/tasks/{id}/entities/{eid}/preview",
     "GET /api/tasks/{id}/entities/{eid}/search",

@@ -88,8 +88,10 @@ async fn browse_preview_search_and_restore_on_a_real_backup() {
     let op = env.user(account, "otto@a.test", Role::Operator).await;
     env.account_with_user("B", "bob@b.test", Role::Owner).await;
     let ada = env.login("ada@a.test").await.auth();
-    let otto = env.login("otto@a.test").await.auth();
-    let bob = env.login("bob@b.test").await.auth();
+    let otto_browser = env.login("otto@a.test").await;
+    let otto = otto_browser.auth();
+    let bob_browser = env.login("bob@b.test").await;
+    let bob = bob_browser.auth();
 
     // A task on the simulator, one mailbox backed up.
     let c = &sim.sim.cfg;
@@ -287,6 +289,54 @@ async fn browse_preview_search_and_restore_on_a_real_backup() {
         .await;
     assert_eq!(a.status, 404, "no backup a day ago: {}", a.text);
 
+    // Export: refused without the permission, then the mailbox's mail as a
+    // PST behind a signed download link that only this account can use.
+    let export_body = json!({"format": "pst", "sub_services": ["mail"], "destination": "download"});
+    let refused = env.post(&format!("{base}/export"), &otto, export_body.clone()).await;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    rt.catalog
+        .set_user_permissions(
+            account,
+            op,
+            Some(&[Permission::PreviewData, Permission::Restore, Permission::Export]),
+        )
+        .await
+        .expect("grant export");
+    let bad = env
+        .post(&format!("{base}/export"), &otto, json!({"format": "vcf", "sub_services": ["mail"], "destination": "download"}))
+        .await;
+    assert_eq!(bad.status, 400, "mail is not a vCard: {}", bad.text);
+    let bad = env
+        .post(&format!("{base}/export"), &otto, json!({"format": "pst", "destination": "s3://bucket/p"}))
+        .await;
+    assert_eq!(bad.status, 400, "S3 without credentials: {}", bad.text);
+    let bad = env
+        .post(&format!("{base}/export"), &otto, json!({"format": "pst", "destination": "ftp://x"}))
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.text);
+    let job = env.post(&format!("{base}/export"), &otto, export_body).await.expect(202);
+    let export_id: catalog::JobId = job["id"].as_str().expect("id").parse().expect("job id");
+    let done = run_jobs(&rt, account, &[export_id]).await.remove(0);
+    assert_eq!(done.status, JobStatus::Succeeded, "{:?}", done.error);
+    let result = done.result.clone().expect("result");
+    let file = &result["files"][0];
+    let url = file["url"].as_str().expect("a download link").to_string();
+    let size = file["size"].as_u64().expect("size");
+    let (status, bytes) = download(&env, &url, &Some(otto_browser.clone())).await;
+    assert_eq!(status, 200);
+    assert_eq!(bytes.len() as u64, size);
+    assert_eq!(&bytes[..4], b"!BDN", "a PST");
+    // Another account's user, a forged signature, a link made longer: refused.
+    assert_eq!(download(&env, &url, &Some(bob_browser.clone())).await.0, 404);
+    let flipped = if url.ends_with('0') { '1' } else { '0' };
+    let forged = format!("{}{flipped}", &url[..url.len() - 1]);
+    assert_eq!(download(&env, &forged, &Some(otto_browser.clone())).await.0, 403);
+    let expires = result["expires_at"].as_str().expect("expiry");
+    let expires = chrono::DateTime::parse_from_rfc3339(expires).expect("time").timestamp();
+    let longer = url.replace(&format!("expires={expires}"), &format!("expires={}", expires + 86_400));
+    assert_eq!(download(&env, &longer, &Some(otto_browser.clone())).await.0, 403);
+    assert_eq!(download(&env, &url, &None).await.0, 401);
+
     // Another account reaches none of it.
     for url in [
         format!("{base}/browse"),
@@ -294,10 +344,22 @@ async fn browse_preview_search_and_restore_on_a_real_backup() {
         format!("{base}/search?q=a"),
         format!("{base}/calendar"),
         format!("/api/jobs/{job_id}/items"),
+        format!("/api/jobs/{export_id}/items"),
     ] {
         assert_eq!(env.get(&url, &bob).await.status, 404, "{url}");
     }
     rt.catalog.close().await;
+}
+
+/// GETs a download link as `who` (None: signed out): status and bytes.
+async fn download(env: &Env, url: &str, who: &Option<common::Browser>) -> (u16, Vec<u8>) {
+    let mut req = env.http.get(format!("{}{}", env.base, url));
+    if let Some(b) = who {
+        req = req.header("cookie", format!("{}={}", server::SESSION_COOKIE, b.cookie));
+    }
+    let resp = req.send().await.expect("request reaches the server");
+    let status = resp.status().as_u16();
+    (status, resp.bytes().await.expect("body").to_vec())
 }
 
 fn urlencode(s: &str) -> String {

@@ -910,9 +910,10 @@ async fn log_entity_activity(
 }
 
 /// The kinds of job this worker runs.
-pub const JOB_KINDS: [JobKind; 4] = [
+pub const JOB_KINDS: [JobKind; 5] = [
     JobKind::Backup,
     JobKind::Discovery,
     JobKind::Purge,
     JobKind::Restore,
+    JobKind::Export,
 ];

@@ -11,6 +11,7 @@
 //! - [`Scheduler`]: enqueues due backups and the daily discovery.
 
 mod error;
+pub mod export;
 pub mod jobs;
 pub mod progress;
 pub mod purge;
@@ -22,6 +23,9 @@ pub mod search;
 mod worker;
 
 pub use error::{Result, WorkerError};
+pub use export::{
+    ExportRequest, ExportSummary, ExportedFileView, enqueue_export, sweep_expired_downloads,
+};
 pub use jobs::{BackupSummary, DiscoverySummary, PartSummary, discover_task, task_entities};
 pub use restore::{RestoreDestination, RestoreRequest, RestoreSummary, enqueue_restore};
 pub use rules::{RuleOutcome, apply_rule};

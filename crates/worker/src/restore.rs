@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use catalog::{
     AccountId, ActivityKind, ActivityStatus, Claimed, ConnectionId, Entity, EntityId, EntityKind,
-    EntityStatus, JobItem, NewActivity, NewJob, Task, TaskId,
+    EntitySnapshot, EntityStatus, JobItem, NewActivity, NewJob, Task, TaskId,
 };
 use chrono::{DateTime, Utc};
 use engine::faults::Outcome;
@@ -184,17 +184,14 @@ async fn restore(
         .map_err(|e| WorkerError::Invalid(format!("restore job payload: {e}")))?;
     let entity = rt.catalog.get_entity(account, request.entity_id).await?;
     let task = rt.catalog.get_task(account, entity.task_id).await?;
-    let chosen = match (&request.snapshot_id, request.at) {
-        (Some(id), _) => rt.catalog.entity_snapshot(account, entity.id, id).await?,
-        (None, Some(at)) => rt.catalog.snapshot_at(account, entity.id, at).await?,
-        (None, None) => {
-            rt.catalog
-                .snapshot_at(account, entity.id, rt.catalog.now())
-                .await?
-        }
-    };
-    let vault = rt.vault_account(account).await?;
-    let snapshot = vault.snapshot(&chosen.snapshot_id.parse()?).await?;
+    let (chosen, vault, snapshot) = resolve_snapshot(
+        rt,
+        account,
+        &entity,
+        request.snapshot_id.as_deref(),
+        request.at,
+    )
+    .await?;
     let kind = engine::restore::SnapshotKind::of(&snapshot)?;
     request
         .selection
@@ -285,7 +282,31 @@ async fn restore(
     ))
 }
 
-fn stopped(signals: &JobSignals) -> JobEnd {
+/// The snapshot a restore or export asked for: by id, else the newest at or
+/// before `at`, else the latest; always one of `entity`'s.
+pub(crate) async fn resolve_snapshot(
+    rt: &Runtime,
+    account: AccountId,
+    entity: &Entity,
+    snapshot_id: Option<&str>,
+    at: Option<DateTime<Utc>>,
+) -> Result<(EntitySnapshot, vault::Account, vault::SnapshotInfo)> {
+    let chosen = match (snapshot_id, at) {
+        (Some(id), _) => rt.catalog.entity_snapshot(account, entity.id, id).await?,
+        (None, Some(at)) => rt.catalog.snapshot_at(account, entity.id, at).await?,
+        (None, None) => {
+            rt.catalog
+                .snapshot_at(account, entity.id, rt.catalog.now())
+                .await?
+        }
+    };
+    let vault = rt.vault_account(account).await?;
+    let snapshot = vault.snapshot(&chosen.snapshot_id.parse()?).await?;
+    Ok((chosen, vault, snapshot))
+}
+
+/// How a job that stopped early ends, by why it stopped.
+pub(crate) fn stopped(signals: &JobSignals) -> JobEnd {
     match signals.stop_reason() {
         Some(StopReason::LeaseLost) => JobEnd::Released,
         Some(StopReason::Shutdown) => JobEnd::Failed {
@@ -473,12 +494,12 @@ const LOG_BATCH: usize = 200;
 
 /// The per-item log, written to the catalog in batches by a task of its
 /// own (the engine logs from synchronous code, per item).
-struct CatalogLog {
+pub(crate) struct CatalogLog {
     tx: mpsc::UnboundedSender<ItemLogEntry>,
 }
 
 impl CatalogLog {
-    fn start(
+    pub(crate) fn start(
         catalog: catalog::Catalog,
         account: AccountId,
         job: catalog::JobId,

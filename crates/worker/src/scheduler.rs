@@ -33,11 +33,19 @@ pub struct TickReport {
     pub discoveries: usize,
     /// Purge jobs created (backups past retention or grace).
     pub purges: usize,
+    /// Expired export downloads deleted.
+    pub expired_exports: usize,
 }
+
+/// How often expired export downloads are looked for: listing them costs
+/// a store request per account, and an hour late is within "72 hours".
+const EXPORT_SWEEP_EVERY: chrono::Duration = chrono::Duration::hours(1);
 
 /// The scheduler.
 pub struct Scheduler {
     rt: Arc<Runtime>,
+    /// When expired export downloads were last swept.
+    last_export_sweep: parking_lot::Mutex<Option<DateTime<Utc>>>,
 }
 
 fn frequency(f: catalog::Frequency) -> Frequency {
@@ -52,12 +60,29 @@ fn frequency(f: catalog::Frequency) -> Frequency {
 impl Scheduler {
     /// A scheduler on the runtime's catalog.
     pub fn new(rt: Arc<Runtime>) -> Self {
-        Self { rt }
+        Self {
+            rt,
+            last_export_sweep: parking_lot::Mutex::new(None),
+        }
     }
 
     /// Enqueue what is due at `now`.
     pub async fn tick(&self, now: DateTime<Utc>) -> Result<TickReport> {
         let mut report = TickReport::default();
+        let sweep_due = {
+            let mut last = self.last_export_sweep.lock();
+            let due = last.is_none_or(|t| now - t >= EXPORT_SWEEP_EVERY);
+            if due {
+                *last = Some(now);
+            }
+            due
+        };
+        if sweep_due {
+            match crate::export::sweep_expired_downloads(&self.rt, now).await {
+                Ok(n) => report.expired_exports = n,
+                Err(e) => tracing::warn!(error = %e, "sweeping expired exports failed"),
+            }
+        }
         for account in self.rt.catalog.list_accounts().await? {
             for task in self.rt.catalog.list_tasks(account.id, None).await? {
                 match crate::purge::enqueue_purges(&self.rt, &task, now).await {

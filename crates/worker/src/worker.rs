@@ -120,6 +120,7 @@ pub async fn execute(rt: Arc<Runtime>, claimed: Claimed, signals: Arc<JobSignals
         JobKind::Discovery => run_discovery_job(&rt, &claimed).await,
         JobKind::Purge => crate::purge::run_purge_job(&rt, &claimed).await,
         JobKind::Restore => crate::restore::run_restore_job(&rt, &claimed, &signals, &sink).await,
+        JobKind::Export => crate::export::run_export_job(&rt, &claimed, &signals, &sink).await,
         other => JobEnd::Failed {
             error: format!("this worker does not run {other} jobs"),
             retryable: false,

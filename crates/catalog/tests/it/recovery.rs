@@ -123,3 +123,24 @@ db_test!(
         assert!(matches!(c.set_user_permissions(other, u.id, None).await, Err(Error::NotFound(_))));
     }
 );
+
+db_test!(
+    async fn sealed_secrets_and_signatures_are_bound_to_their_account(db) {
+        let c = &db.catalog;
+        let acc = db.account("Contoso").await;
+        let other = db.account("Fabrikam").await;
+        let secret = Secret::new(r#"{"secret_access_key":"wJalrXUtnFEMI"}"#);
+        let sealed = c.seal_secret(acc, "export-credentials", &secret).expect("seal");
+        assert!(!sealed.contains("wJalrXUtnFEMI"));
+        assert_eq!(c.open_secret(acc, "export-credentials", &sealed).expect("open"), secret);
+        assert!(matches!(c.open_secret(other, "export-credentials", &sealed), Err(Error::Decrypt)));
+        assert!(matches!(c.open_secret(acc, "connection", &sealed), Err(Error::Decrypt)));
+        assert!(matches!(c.open_secret(acc, "export-credentials", "not base64!"), Err(Error::Decrypt)));
+
+        let sig = c.sign(acc, "download", "job/1/file.pst/1700000000");
+        assert!(c.verify_signature(acc, "download", "job/1/file.pst/1700000000", &sig));
+        assert!(!c.verify_signature(acc, "download", "job/1/file.pst/1700000001", &sig));
+        assert!(!c.verify_signature(other, "download", "job/1/file.pst/1700000000", &sig));
+        assert!(!c.verify_signature(acc, "download", "job/1/file.pst/1700000000", "zz"));
+    }
+);

@@ -175,7 +175,6 @@ pub async fn restore_mailbox(ctx: &RestoreCtx<'_>) -> Result<RestoreReport> {
         dest,
         tally,
         folder_name: ctx.options.restore_folder_name(),
-        uploader: reqwest::Client::new(),
     };
     r.check_destination().await?;
     let mut location = None;
@@ -253,7 +252,6 @@ struct Restorer<'a> {
     same_mailbox: bool,
     tally: Tally<'a>,
     folder_name: String,
-    uploader: reqwest::Client,
 }
 
 /// A failure of one item, as a person reads it.
@@ -941,21 +939,22 @@ impl<'a> Restorer<'a> {
         let mut at = 0;
         while at < total {
             let end = (at + UPLOAD_CHUNK).min(total);
+            // The upload URL carries its own authorization: no bearer token
+            // (the client's retries and budgets still apply).
+            let req = Request::bytes(
+                Method::PUT,
+                &url,
+                "application/octet-stream",
+                bytes::Bytes::copy_from_slice(&data[at..end]),
+            )
+            .header("Content-Range", &format!("bytes {at}-{}/{total}", end - 1))
+            .pre_authenticated();
             self.tally.requests(1);
-            // The upload URL carries its own authorization: no bearer token.
-            let r = self
-                .uploader
-                .put(&url)
-                .header("Content-Range", format!("bytes {at}-{}/{total}", end - 1))
-                .header("Content-Type", "application/octet-stream")
-                .body(data[at..end].to_vec())
-                .send()
-                .await
-                .map_err(|e| format!("upload failed: {e}"))?;
-            if !r.status().is_success() {
-                let status = r.status();
-                let _ = self.uploader.delete(&url).send().await;
-                return Err(format!("upload refused with {status}"));
+            if let Err(e) = self.graph.send(req).await {
+                // Abandon the session, so no half attachment remains.
+                self.tally.requests(1);
+                let _ = self.graph.send(Request::delete(&url).pre_authenticated()).await;
+                return Err(format!("upload failed: {}", graph_reason(&e)));
             }
             at = end;
         }

@@ -12,35 +12,76 @@ use worker::{RestoreDestination, RestoreRequest, RestoreSummary};
 
 use super::{Ctx, StoreArgs};
 
+/// Which backup of which entity, and what of it (restore and export).
+#[derive(Args)]
+pub struct SourceArgs {
+    /// The task.
+    #[arg(long)]
+    pub task: String,
+    /// The entity whose backup is used (address or site URL).
+    #[arg(long)]
+    pub entity: String,
+    /// The backup (snapshot id, as `lifeboat snapshot list` shows).
+    #[arg(long, conflicts_with = "at")]
+    pub snapshot: Option<String>,
+    /// The newest backup taken at or before this time (RFC 3339, or a date
+    /// meaning the end of that day, UTC).
+    #[arg(long)]
+    pub at: Option<String>,
+    /// These sub-services whole (mail, contacts, calendar, tasks, drive,
+    /// site, channels, conversations, metadata); repeatable.
+    #[arg(long = "sub-service")]
+    pub sub_services: Vec<String>,
+    /// This folder (snapshot path, as `lifeboat browse` shows); repeatable.
+    #[arg(long = "folder")]
+    pub folders: Vec<String>,
+    /// This item (snapshot path, as `lifeboat browse` and `search` show);
+    /// repeatable.
+    #[arg(long = "item")]
+    pub items: Vec<String>,
+}
+
+impl SourceArgs {
+    /// The task and entity named.
+    pub async fn resolve(&self, ctx: &Ctx) -> Result<(Task, Entity)> {
+        let task = ctx.task(&self.task).await?;
+        let entity = ctx
+            .entities_by_email(&task, std::slice::from_ref(&self.entity))
+            .await?
+            .remove(0);
+        Ok((task, entity))
+    }
+
+    /// What was chosen.
+    pub fn selection(&self) -> Result<Selection> {
+        let sub_services = self
+            .sub_services
+            .iter()
+            .map(|s| {
+                serde_json::from_value::<engine::SubService>(json!(s))
+                    .map_err(|_| anyhow::anyhow!("unknown sub-service '{s}'"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Selection {
+            sub_services,
+            folders: self.folders.clone(),
+            items: self.items.clone(),
+        })
+    }
+
+    /// `--at`, parsed.
+    pub fn at(&self) -> Result<Option<DateTime<Utc>>> {
+        self.at.as_deref().map(parse_at).transpose()
+    }
+}
+
 /// `lifeboat restore ...`
 #[derive(Args)]
 pub struct RestoreArgs {
     #[command(flatten)]
     store: StoreArgs,
-    /// The task.
-    #[arg(long)]
-    task: String,
-    /// The entity whose backup is restored (address or site URL).
-    #[arg(long)]
-    entity: String,
-    /// The backup (snapshot id, as `lifeboat snapshot list` shows).
-    #[arg(long, conflicts_with = "at")]
-    snapshot: Option<String>,
-    /// Restore the newest backup taken at or before this time (RFC 3339, or
-    /// a date meaning the end of that day, UTC).
-    #[arg(long)]
-    at: Option<String>,
-    /// Restore these sub-services whole (mail, contacts, calendar, tasks,
-    /// drive, site, channels, conversations, metadata); repeatable.
-    #[arg(long = "sub-service")]
-    sub_services: Vec<String>,
-    /// Restore this folder (snapshot path, as `lifeboat browse` shows); repeatable.
-    #[arg(long = "folder")]
-    folders: Vec<String>,
-    /// Restore this item (snapshot path, as `lifeboat browse` and `search`
-    /// show); repeatable.
-    #[arg(long = "item")]
-    items: Vec<String>,
+    #[command(flatten)]
+    source: SourceArgs,
     /// Restore into this entity of the account instead (address or URL).
     #[arg(long, conflicts_with = "to_id")]
     to: Option<String>,
@@ -74,11 +115,7 @@ pub struct RestoreArgs {
 /// `lifeboat restore`.
 pub async fn run_restore(a: RestoreArgs) -> Result<()> {
     let ctx = Ctx::open(&a.store).await?;
-    let task = ctx.task(&a.task).await?;
-    let entity = ctx
-        .entities_by_email(&task, std::slice::from_ref(&a.entity))
-        .await?
-        .remove(0);
+    let (task, entity) = a.source.resolve(&ctx).await?;
     let destination = match (&a.to, &a.to_id) {
         (Some(to), _) => Some(RestoreDestination::Entity {
             entity_id: find_destination(&ctx, &task, &entity, to).await?.id,
@@ -89,14 +126,6 @@ pub async fn run_restore(a: RestoreArgs) -> Result<()> {
         }),
         (None, None) => None,
     };
-    let sub_services = a
-        .sub_services
-        .iter()
-        .map(|s| {
-            serde_json::from_value::<engine::SubService>(json!(s))
-                .map_err(|_| anyhow::anyhow!("unknown sub-service '{s}'"))
-        })
-        .collect::<Result<Vec<_>>>()?;
     let mut options = RestoreOptions::new(a.mode);
     options.tag = a.tag.clone();
     options.mark_restored = a.mark_restored;
@@ -104,13 +133,9 @@ pub async fn run_restore(a: RestoreArgs) -> Result<()> {
     let request = RestoreRequest {
         task_id: task.id,
         entity_id: entity.id,
-        snapshot_id: a.snapshot.clone(),
-        at: a.at.as_deref().map(parse_at).transpose()?,
-        selection: Selection {
-            sub_services,
-            folders: a.folders.clone(),
-            items: a.items.clone(),
-        },
+        snapshot_id: a.source.snapshot.clone(),
+        at: a.source.at()?,
+        selection: a.source.selection()?,
         options,
         destination,
         snapshot_destination_first: a.snapshot_destination,

@@ -27,6 +27,7 @@ mod common;
 
 mod backup;
 mod discovery;
+mod export;
 mod purge;
 mod recovery;
 mod scheduler;
