@@ -156,9 +156,12 @@ impl Sink for ObjectSink {
     async fn create(&self, name: &str) -> Result<Box<dyn FileUpload>, DestinationError> {
         check_name(name)?;
         let key = self.key(name);
+        // `Path::parse` keeps the name as given; `Path::from` would
+        // percent-encode every non-ASCII character into the key itself.
+        let path = Path::parse(&key).map_err(|_| DestinationError::BadName(key.clone()))?;
         Ok(Box::new(ObjectUpload {
             store: self.store.clone(),
-            path: Path::from(key.as_str()),
+            path,
             location: format!("{}/{key}", self.url_base),
             name: name.to_string(),
             target: self.target.clone(),

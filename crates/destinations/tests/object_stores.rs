@@ -12,7 +12,7 @@ const MIB: usize = 1024 * 1024;
 
 async fn get(store: &dyn ObjectStore, key: &str) -> Vec<u8> {
     store
-        .get(&Path::from(key))
+        .get(&Path::parse(key).unwrap())
         .await
         .unwrap()
         .bytes()
