@@ -27,6 +27,8 @@ impl Http {
     ) -> Result<Self, DestinationError> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(30))
+            // GCS answers 308 to a resumable chunk: not a redirect.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| DestinationError::BadTarget(format!("{target}: HTTP client: {e}")))?;
         Ok(Http {
@@ -46,9 +48,23 @@ impl Http {
     where
         F: Fn(&reqwest::Client) -> Result<reqwest::RequestBuilder, DestinationError>,
     {
+        self.send_as(what, &self.token, build).await
+    }
+
+    /// [`Http::send`] with another bearer token (one that is refreshed,
+    /// like a GCS service account's).
+    pub(crate) async fn send_as<F>(
+        &self,
+        what: &str,
+        token: &str,
+        build: F,
+    ) -> Result<reqwest::Response, DestinationError>
+    where
+        F: Fn(&reqwest::Client) -> Result<reqwest::RequestBuilder, DestinationError>,
+    {
         let mut attempt = 0u32;
         loop {
-            let request = build(&self.client)?.bearer_auth(&self.token);
+            let request = build(&self.client)?.bearer_auth(token);
             let wait = match request.send().await {
                 Err(e) if e.is_builder() || attempt >= self.max_retries => {
                     return Err(self.network(what, e));
@@ -56,7 +72,7 @@ impl Http {
                 Err(_) => backoff(attempt),
                 Ok(resp) => {
                     let status = resp.status();
-                    if status.as_u16() != 429 && !status.is_server_error() {
+                    if !retryable(status) {
                         return Ok(resp);
                     }
                     if attempt >= self.max_retries {
@@ -93,7 +109,7 @@ impl Http {
             s => DestinationError::Remote {
                 target,
                 detail,
-                temporary: s == 429 || s >= 500,
+                temporary: s == 429 || (s >= 500 && s != 501 && s != 505),
             },
         }
     }
@@ -114,6 +130,12 @@ impl Http {
             temporary: false,
         })
     }
+}
+
+/// Throttling and server errors, except those that say the request can
+/// never work (501 Not Implemented, 505 HTTP Version Not Supported).
+fn retryable(status: reqwest::StatusCode) -> bool {
+    status.as_u16() == 429 || (status.is_server_error() && !matches!(status.as_u16(), 501 | 505))
 }
 
 /// `Retry-After` in seconds (HTTP dates are not used by Box or Dropbox).
@@ -143,6 +165,10 @@ fn summary(body: &str) -> String {
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(body) {
         if let Some(s) = v.get("error_summary").and_then(|s| s.as_str()) {
             return s.to_string();
+        }
+        // GCS (JSON API): {"error": {"code": 401, "message": "..."}}
+        if let Some(m) = v.pointer("/error/message").and_then(|s| s.as_str()) {
+            return m.to_string();
         }
         let code = v.get("code").and_then(|s| s.as_str());
         let message = v.get("message").and_then(|s| s.as_str());

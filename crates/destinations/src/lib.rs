@@ -15,7 +15,8 @@
 //! | target   | how                                                          | memory per file           |
 //! |----------|--------------------------------------------------------------|---------------------------|
 //! | download | vault named objects `exports/<id>/<name hash>/<part>` + manifest | one part (8 MiB)       |
-//! | S3/Azure/GCS | `object_store` multipart upload (one PUT below one part)  | about three parts         |
+//! | S3/Azure | `object_store` multipart upload (one PUT below one part)     | about three parts         |
+//! | GCS      | JSON API: one media upload below one part, else a resumable session | one part           |
 //! | Box      | direct upload below 20 MiB, else a chunked upload session     | one part (size from Box)  |
 //! | Dropbox  | upload session start / append_v2 / finish (overwrite)         | one part                  |
 //!
@@ -32,6 +33,7 @@ mod boxcom;
 pub mod download;
 mod dropbox;
 mod error;
+mod gcs;
 mod http;
 mod object;
 mod target;
@@ -52,7 +54,8 @@ pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
 #[derive(Clone, Debug)]
 pub struct OpenOptions {
     /// Part size (see [`DEFAULT_PART_SIZE`]). S3 refuses parts below 5 MiB
-    /// except the last; Box chooses its own part size.
+    /// except the last; GCS rounds it up to a multiple of 256 KiB; Box
+    /// chooses its own part size.
     pub part_size: usize,
     /// How many times a Box/Dropbox request is retried after 429/5xx or a
     /// network error (waiting as `Retry-After` says, else backing off).
@@ -142,9 +145,10 @@ pub async fn open_with(
                 export_id,
             )?))
         }
-        Target::S3 { .. } | Target::Azure { .. } | Target::Gcs { .. } => {
+        Target::S3 { .. } | Target::Azure { .. } => {
             Ok(Box::new(object::ObjectSink::new(target, creds, part_size)?))
         }
+        Target::Gcs { .. } => Ok(Box::new(gcs::GcsSink::new(target, creds, options)?)),
         Target::Box { .. } => Ok(Box::new(boxcom::BoxSink::new(target, creds, options)?)),
         Target::Dropbox { .. } => Ok(Box::new(dropbox::DropboxSink::new(
             target, creds, options,

@@ -1,4 +1,4 @@
-//! S3, Azure Blob and GCS through `object_store`. A file smaller than one
+//! S3 and Azure Blob through `object_store` (GCS: see `gcs.rs`). A file smaller than one
 //! part goes up in a single PUT (cheap for many small EML/ICS files); from
 //! the first full part on it is a multipart upload with at most
 //! [`MAX_PARTS_IN_FLIGHT`] parts uploading at once, aborted if anything
@@ -18,12 +18,12 @@ use tokio::task::JoinSet;
 /// one filling).
 const MAX_PARTS_IN_FLIGHT: usize = 2;
 
-/// The sink of [`crate::open`] for S3, Azure and GCS targets.
+/// The sink of [`crate::open`] for S3 and Azure targets.
 pub(crate) struct ObjectSink {
     store: Arc<dyn ObjectStore>,
     /// Key prefix inside the bucket/container ("" for none).
     prefix: String,
-    /// `s3://bucket`, `az://account/container`, `gs://bucket`: what a
+    /// `s3://bucket`, `az://account/container`: what a
     /// person reads before the key.
     url_base: String,
     target: String,
@@ -99,31 +99,6 @@ impl ObjectSink {
                     Arc::new(b.build().map_err(build_error)?),
                     prefix,
                     format!("az://{account}/{container}"),
-                )
-            }
-            Target::Gcs {
-                bucket,
-                prefix,
-                endpoint,
-            } => {
-                let mut b =
-                    object_store::gcp::GoogleCloudStorageBuilder::new().with_bucket_name(bucket);
-                if let Some(json) = given(&creds.service_account_json) {
-                    b = b.with_service_account_key(json);
-                } else if let Some(token) = given(&creds.bearer_token) {
-                    b = b.with_bearer_token(token);
-                }
-                if let Some(endpoint) = endpoint {
-                    b = b.with_base_url(endpoint.trim_end_matches('/')).with_client_options(
-                        object_store::ClientOptions::new().with_allow_http(allow_http(&Some(
-                            endpoint.clone(),
-                        ))),
-                    );
-                }
-                (
-                    Arc::new(b.build().map_err(build_error)?),
-                    prefix,
-                    format!("gs://{bucket}"),
                 )
             }
             _ => {

@@ -231,57 +231,74 @@ fn gcs_creds() -> Credentials {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gcs_single_request_files_arrive_byte_for_byte() {
-    let emulator = gcs_emulator();
-    gcs_create_bucket(&emulator, "exports");
-    let sink = destinations::open(&gcs_target(&emulator), &gcs_creds(), None, "x").await.unwrap();
-    // Up to one part (8 MiB) a file is one PUT, which the emulator serves.
-    let one_part = noise(6, 8 * MIB);
-    let small = b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n".to_vec();
-    let f = temp_file(&one_part);
-    let stored = destinations::upload_file(&*sink, "cal/whole.ics", f.path()).await.unwrap();
-    assert_eq!(stored.location, "gs://exports/run-1/cal/whole.ics");
-    write_in_pieces(&*sink, "cal/small.ics", &small).await.unwrap();
-    let reader: Arc<dyn ObjectStore> = Arc::new(
-        object_store::gcp::GoogleCloudStorageBuilder::new()
-            .with_bucket_name("exports")
-            .with_base_url(&emulator.url())
-            .with_bearer_token("emulator-token-123")
-            .with_client_options(object_store::ClientOptions::new().with_allow_http(true))
-            .build()
-            .unwrap(),
-    );
-    assert_eq!(sha256_hex(&get(&*reader, "run-1/cal/whole.ics").await), sha256_hex(&one_part));
-    assert_eq!(get(&*reader, "run-1/cal/small.ics").await, small);
-    // Aborting before the first part completes sends nothing.
-    let mut aborted = sink.create("cal/aborted.ics").await.unwrap();
-    aborted.write(bytes::Bytes::from(noise(7, MIB))).await.unwrap();
-    aborted.abort().await.unwrap();
-    assert!(matches!(
-        reader.head(&Path::from("run-1/cal/aborted.ics")).await,
-        Err(object_store::Error::NotFound { .. })
-    ));
+/// An object's bytes through the JSON API (object_store's GCS reader
+/// wants a Last-Modified header the emulator does not send).
+async fn gcs_get(svc: &Service, key: &str) -> Vec<u8> {
+    let name: String = key
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let resp = reqwest::get(format!("{}/storage/v1/b/exports/o/{name}?alt=media", svc.url()))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{key}");
+    resp.bytes().await.unwrap().to_vec()
 }
 
-/// object_store's GCS multipart upload is GCS's XML multipart API
-/// (`POST ?uploads`, `PUT ?partNumber&uploadId`, `POST ?uploadId`), which
-/// gcp-storage-emulator (like fake-gcs-server, fsouza/fake-gcs-server#852)
-/// does not implement: it serves only the JSON API's resumable uploads and
-/// a plain XML PUT. So a multi-part file cannot arrive there; this checks
-/// that the failure is a clear error naming the target, not a hang or a
-/// half-written object.
+async fn gcs_keys(svc: &Service) -> Vec<String> {
+    let listing: serde_json::Value = reqwest::get(format!("{}/storage/v1/b/exports/o", svc.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut k: Vec<String> = listing["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|i| i["name"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    k.sort();
+    k
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gcs_multi_part_upload_is_not_served_by_the_emulator_and_fails_clearly() {
+async fn gcs_multi_part_file_arrives_byte_for_byte_and_abort_leaves_nothing() {
     let emulator = gcs_emulator();
     gcs_create_bucket(&emulator, "exports");
+    let big = noise(6, 20 * MIB + 13);
+    let small = b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n".to_vec();
+    let (b, s) = upload_big_small_and_abort(&gcs_target(&emulator), &gcs_creds(), &big, &small).await;
+    assert_eq!(b.location, "gs://exports/run-1/mailbox/Alice part 1.pst");
+    assert_eq!(s.location, "gs://exports/run-1/mail/ä one.eml");
+    assert_eq!(
+        sha256_hex(&gcs_get(&emulator, "run-1/mailbox/Alice part 1.pst").await),
+        sha256_hex(&big)
+    );
+    assert_eq!(gcs_get(&emulator, "run-1/mail/ä one.eml").await, small);
+    assert_eq!(
+        gcs_keys(&emulator).await,
+        vec!["run-1/mail/ä one.eml", "run-1/mailbox/Alice part 1.pst"]
+    );
+    // Exactly one part, and an empty file.
     let sink = destinations::open(&gcs_target(&emulator), &gcs_creds(), None, "x").await.unwrap();
-    let big = noise(8, 20 * MIB);
-    let f = temp_file(&big);
-    let err = destinations::upload_file(&*sink, "big.pst", f.path()).await.unwrap_err();
-    let msg = err.to_string();
-    assert!(msg.contains("gs://exports/run-1"), "{msg}");
-    assert!(!msg.contains("emulator-token-123"), "{msg}");
+    let one_part = noise(7, 8 * MIB);
+    write_in_pieces(&*sink, "one-part.bin", &one_part).await.unwrap();
+    write_in_pieces(&*sink, "empty.bin", b"").await.unwrap();
+    assert_eq!(
+        sha256_hex(&gcs_get(&emulator, "run-1/one-part.bin").await),
+        sha256_hex(&one_part)
+    );
+    assert_eq!(gcs_get(&emulator, "run-1/empty.bin").await, b"");
 }
 
 #[tokio::test]
@@ -297,4 +314,39 @@ async fn gcs_malformed_service_account_is_a_clear_error_without_the_key() {
     let msg = err.to_string();
     assert!(msg.contains("gs://exports/p"), "{msg}");
     assert!(!msg.contains("secretpart"), "{msg}");
+}
+
+/// The emulator accepts any token; GCS answers a bad one with 401 and a
+/// JSON error, as this stand-in does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcs_refused_token_is_a_clear_error_without_the_token() {
+    use axum::http::StatusCode;
+    let app = axum::Router::new().fallback(|| async {
+        (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(serde_json::json!({"error": {"code": 401, "message": "Invalid Credentials"}})),
+        )
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let target = Target::Gcs {
+        bucket: "exports".into(),
+        prefix: String::new(),
+        endpoint: Some(base),
+    };
+    let token = "ya29.revoked-token-1234";
+    let creds = Credentials {
+        bearer_token: Some(token.into()),
+        ..Default::default()
+    };
+    let sink = destinations::open(&target, &creds, None, "x").await.unwrap();
+    for len in [10, 9 * MIB] {
+        let err = write_in_pieces(&*sink, "a.bin", &noise(1, len)).await.unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, DestinationError::CredentialsRefused { .. }), "{msg}");
+        assert!(msg.starts_with("the credentials were refused by gs://exports"), "{msg}");
+        assert!(msg.contains("Invalid Credentials"), "{msg}");
+        assert!(!msg.contains(token) && !format!("{err:?}").contains(token), "{msg}");
+    }
 }
