@@ -291,8 +291,14 @@ impl BoxClient {
             };
             let url = format!("{}/files/{existing}/content", self.upload);
             let attributes = json!({ "name": file_name });
-            self.post_form(&format!("uploading a new version of {file_name}"), &url, &attributes, path, size)
-                .await?
+            self.post_form(
+                &format!("uploading a new version of {file_name}"),
+                &url,
+                &attributes,
+                path,
+                size,
+            )
+            .await?
         } else {
             resp
         };
@@ -354,12 +360,15 @@ impl BoxClient {
         self.http
             .send(what, |c| {
                 // Reopened for every attempt: a retry sends the file again.
-                let file = std::fs::File::open(path).map_err(|e| DestinationError::io(&shown, e))?;
+                let file =
+                    std::fs::File::open(path).map_err(|e| DestinationError::io(&shown, e))?;
                 let content = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
                 use futures::StreamExt;
                 let body = futures::stream::once(futures::future::ready(Ok(head.clone())))
                     .chain(content)
-                    .chain(futures::stream::once(futures::future::ready(Ok(tail.clone()))));
+                    .chain(futures::stream::once(futures::future::ready(Ok(
+                        tail.clone()
+                    ))));
                 Ok(c.post(url)
                     .header(
                         reqwest::header::CONTENT_TYPE,
@@ -383,7 +392,10 @@ impl BoxClient {
         let what = format!("opening an upload session for {file_name}");
         let url = format!("{}/files/upload_sessions", self.upload);
         let body = json!({ "folder_id": folder, "file_size": size, "file_name": file_name });
-        let resp = self.http.send(&what, |c| Ok(c.post(&url).json(&body))).await?;
+        let resp = self
+            .http
+            .send(&what, |c| Ok(c.post(&url).json(&body)))
+            .await?;
         let resp = if resp.status().as_u16() == 409 {
             let answer: serde_json::Value = resp.json().await.unwrap_or_default();
             let Some(existing) = conflict_id(&answer) else {
@@ -391,7 +403,9 @@ impl BoxClient {
             };
             let url = format!("{}/files/{existing}/upload_sessions", self.upload);
             let body = json!({ "file_size": size, "file_name": file_name });
-            self.http.send(&what, |c| Ok(c.post(&url).json(&body))).await?
+            self.http
+                .send(&what, |c| Ok(c.post(&url).json(&body)))
+                .await?
         } else {
             resp
         };
@@ -430,7 +444,10 @@ impl BoxClient {
             if part.is_empty() {
                 return Err(DestinationError::io(
                     &shown,
-                    std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file shrank while uploading"),
+                    std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "file shrank while uploading",
+                    ),
                 ));
             }
             whole.update(&part);
@@ -460,9 +477,7 @@ impl BoxClient {
             let resp = self
                 .http
                 .send(&what, |c| {
-                    Ok(c.post(&commit_url)
-                        .header("Digest", &digest)
-                        .json(&body))
+                    Ok(c.post(&commit_url).header("Digest", &digest).json(&body))
                 })
                 .await?;
             if resp.status().as_u16() == 202 {
@@ -481,7 +496,9 @@ impl BoxClient {
         }
         Err(DestinationError::Remote {
             target: self.target().to_string(),
-            detail: format!("{what}: Box was still processing the parts after {COMMIT_ATTEMPTS} tries"),
+            detail: format!(
+                "{what}: Box was still processing the parts after {COMMIT_ATTEMPTS} tries"
+            ),
             temporary: true,
         })
     }

@@ -233,7 +233,11 @@ pub async fn list(
 /// Where [`read`] is between parts.
 enum ReadState {
     Start,
-    Parts { manifest: Manifest, next: u32, seen: u64 },
+    Parts {
+        manifest: Manifest,
+        next: u32,
+        seen: u64,
+    },
     Done,
 }
 

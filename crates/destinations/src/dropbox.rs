@@ -154,7 +154,8 @@ impl DropboxUpload {
                         part,
                     )
                     .await?;
-                let started: SessionStart = self.http.json("starting an upload session", resp).await?;
+                let started: SessionStart =
+                    self.http.json("starting an upload session", resp).await?;
                 self.session_id = Some(started.session_id);
             }
             Some(id) => {

@@ -129,7 +129,8 @@ impl Redactor {
             if out.contains(secret.as_str()) {
                 out = out.replace(secret.as_str(), "***");
             }
-            let encoded = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect::<String>();
+            let encoded =
+                url::form_urlencoded::byte_serialize(secret.as_bytes()).collect::<String>();
             if encoded != *secret && out.contains(&encoded) {
                 out = out.replace(&encoded, "***");
             }
@@ -172,7 +173,8 @@ mod tests {
             ..Default::default()
         };
         let r = Redactor::new(&creds);
-        let text = "GET https://x/y?sig=abc%2Fdef&sv=1 key s3cr3t/+key enc s3cr3t%2F%2Bkey (tok-123456)";
+        let text =
+            "GET https://x/y?sig=abc%2Fdef&sv=1 key s3cr3t/+key enc s3cr3t%2F%2Bkey (tok-123456)";
         let clean = r.clean(text);
         assert!(!clean.contains("s3cr3t"), "{clean}");
         assert!(!clean.contains("tok-123456"), "{clean}");

@@ -185,7 +185,10 @@ impl GcsUpload {
             .send_as(&what, &token, |c| {
                 Ok(c.post(url.clone())
                     .header("X-Upload-Content-Type", "application/octet-stream")
-                    .header(reqwest::header::CONTENT_TYPE, "application/json; charset=UTF-8")
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        "application/json; charset=UTF-8",
+                    )
                     .body("{}"))
             })
             .await?;

@@ -44,7 +44,11 @@ impl Http {
     /// bodies are rebuilt), with the bearer token. Retries 429, 5xx and
     /// network errors up to `max_retries` times; any other answer is
     /// returned as is. `what` names the operation in errors.
-    pub(crate) async fn send<F>(&self, what: &str, build: F) -> Result<reqwest::Response, DestinationError>
+    pub(crate) async fn send<F>(
+        &self,
+        what: &str,
+        build: F,
+    ) -> Result<reqwest::Response, DestinationError>
     where
         F: Fn(&reqwest::Client) -> Result<reqwest::RequestBuilder, DestinationError>,
     {
@@ -91,7 +95,10 @@ impl Http {
         let temporary = !e.is_builder();
         DestinationError::Remote {
             target: self.target.clone(),
-            detail: format!("{what}: {}", self.redactor.clean(&e.without_url().to_string())),
+            detail: format!(
+                "{what}: {}",
+                self.redactor.clean(&e.without_url().to_string())
+            ),
             temporary,
         }
     }
@@ -101,7 +108,10 @@ impl Http {
     pub(crate) async fn error(&self, what: &str, resp: reqwest::Response) -> DestinationError {
         let status = resp.status();
         let body = resp.text().await.unwrap_or_default();
-        let detail = format!("{what}: HTTP {status}: {}", self.redactor.clean(&summary(&body)));
+        let detail = format!(
+            "{what}: HTTP {status}: {}",
+            self.redactor.clean(&summary(&body))
+        );
         let target = self.target.clone();
         match status.as_u16() {
             401 | 403 => DestinationError::CredentialsRefused { target, detail },

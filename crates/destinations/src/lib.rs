@@ -150,9 +150,7 @@ pub async fn open_with(
         }
         Target::Gcs { .. } => Ok(Box::new(gcs::GcsSink::new(target, creds, options)?)),
         Target::Box { .. } => Ok(Box::new(boxcom::BoxSink::new(target, creds, options)?)),
-        Target::Dropbox { .. } => Ok(Box::new(dropbox::DropboxSink::new(
-            target, creds, options,
-        )?)),
+        Target::Dropbox { .. } => Ok(Box::new(dropbox::DropboxSink::new(target, creds, options)?)),
     }
 }
 

@@ -45,10 +45,9 @@ impl ObjectSink {
     ) -> Result<Self, DestinationError> {
         let redactor = Redactor::new(creds);
         let described = target.describe();
-        let build_error = |e: object_store::Error| DestinationError::BadTarget(format!(
-            "{described}: {}",
-            redactor.clean(&e.to_string())
-        ));
+        let build_error = |e: object_store::Error| {
+            DestinationError::BadTarget(format!("{described}: {}", redactor.clean(&e.to_string())))
+        };
         let (store, prefix, url_base): (Arc<dyn ObjectStore>, &String, String) = match target {
             Target::S3 {
                 bucket,

@@ -194,7 +194,9 @@ impl Target {
             "box" => {
                 let folder_id = body.trim_end_matches('/');
                 if folder_id.is_empty() || !folder_id.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(bad("expected box://<numeric folder id> (0 is the root folder)"));
+                    return Err(bad(
+                        "expected box://<numeric folder id> (0 is the root folder)",
+                    ));
                 }
                 Target::Box {
                     folder_id: folder_id.to_string(),
@@ -328,7 +330,10 @@ impl Target {
             Target::Gcs { bucket, prefix, .. } => join("gs", bucket, prefix),
             Target::Box { folder_id, .. } => format!("Box folder {folder_id}"),
             Target::Dropbox { path, .. } => {
-                format!("Dropbox folder {}", if path.is_empty() { "/" } else { path })
+                format!(
+                    "Dropbox folder {}",
+                    if path.is_empty() { "/" } else { path }
+                )
             }
         }
     }
@@ -390,9 +395,9 @@ fn clean_prefix(p: &str) -> String {
 fn check_bucket(name: &str) -> Result<(), String> {
     if name.len() >= 3
         && name.len() <= 222
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'_'))
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'_')
+        })
     {
         Ok(())
     } else {

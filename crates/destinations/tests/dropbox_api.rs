@@ -41,12 +41,19 @@ async fn multi_part_and_small_files_arrive_byte_for_byte() {
         .await
         .unwrap();
     assert_eq!(stored.size, big.len() as u64);
-    assert_eq!(stored.location, "Dropbox /Exports/Run 1/mailbox/Müller part 1.pst");
+    assert_eq!(
+        stored.location,
+        "Dropbox /Exports/Run 1/mailbox/Müller part 1.pst"
+    );
     let small = b"BEGIN:VCARD\r\nEND:VCARD\r\n".to_vec();
-    write_in_pieces(&*sink, "contacts.vcf", &small).await.unwrap();
+    write_in_pieces(&*sink, "contacts.vcf", &small)
+        .await
+        .unwrap();
     write_in_pieces(&*sink, "empty.txt", b"").await.unwrap();
 
-    let got = server.file("/Exports/Run 1/mailbox/Müller part 1.pst").unwrap();
+    let got = server
+        .file("/Exports/Run 1/mailbox/Müller part 1.pst")
+        .unwrap();
     assert_eq!(sha256_hex(&got), sha256_hex(&big));
     assert_eq!(server.file("/Exports/Run 1/contacts.vcf").unwrap(), small);
     assert_eq!(server.file("/Exports/Run 1/empty.txt").unwrap(), b"");
@@ -64,11 +71,21 @@ async fn multi_part_and_small_files_arrive_byte_for_byte() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rerun_overwrites() {
     let server = dropboxapi::start(TOKEN).await;
-    let sink = destinations::open_with(&server.target(""), &creds(TOKEN), None, "x", &parts_of(4 * MIB))
+    let sink = destinations::open_with(
+        &server.target(""),
+        &creds(TOKEN),
+        None,
+        "x",
+        &parts_of(4 * MIB),
+    )
+    .await
+    .unwrap();
+    write_in_pieces(&*sink, "a.zip", &noise(2, 9 * MIB))
         .await
         .unwrap();
-    write_in_pieces(&*sink, "a.zip", &noise(2, 9 * MIB)).await.unwrap();
-    write_in_pieces(&*sink, "a.zip", &noise(3, 100)).await.unwrap();
+    write_in_pieces(&*sink, "a.zip", &noise(3, 100))
+        .await
+        .unwrap();
     assert_eq!(server.file("/a.zip").unwrap(), noise(3, 100));
     assert_eq!(server.state.lock().unwrap().files.len(), 1);
 }
@@ -77,24 +94,45 @@ async fn a_rerun_overwrites() {
 async fn wrong_token_is_refused_clearly_without_the_token() {
     let server = dropboxapi::start(TOKEN).await;
     let wrong = "sl.wrong-token-5566";
-    let sink = destinations::open_with(&server.target("/E"), &creds(wrong), None, "x", &parts_of(4 * MIB))
-        .await
-        .unwrap();
+    let sink = destinations::open_with(
+        &server.target("/E"),
+        &creds(wrong),
+        None,
+        "x",
+        &parts_of(4 * MIB),
+    )
+    .await
+    .unwrap();
     let err = write_in_pieces(&*sink, "a.eml", b"x").await.unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, DestinationError::CredentialsRefused { .. }), "{msg}");
-    assert!(msg.starts_with("the credentials were refused by Dropbox folder /E"), "{msg}");
+    assert!(
+        matches!(err, DestinationError::CredentialsRefused { .. }),
+        "{msg}"
+    );
+    assert!(
+        msg.starts_with("the credentials were refused by Dropbox folder /E"),
+        "{msg}"
+    );
     assert!(msg.contains("invalid_access_token"), "{msg}");
-    assert!(!msg.contains(wrong) && !format!("{err:?}").contains(wrong), "{msg}");
+    assert!(
+        !msg.contains(wrong) && !format!("{err:?}").contains(wrong),
+        "{msg}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_is_waited_out_and_abort_leaves_no_file() {
     let server = dropboxapi::start(TOKEN).await;
     server.state.lock().unwrap().throttle = 1;
-    let sink = destinations::open_with(&server.target("/E"), &creds(TOKEN), None, "x", &parts_of(4 * MIB))
-        .await
-        .unwrap();
+    let sink = destinations::open_with(
+        &server.target("/E"),
+        &creds(TOKEN),
+        None,
+        "x",
+        &parts_of(4 * MIB),
+    )
+    .await
+    .unwrap();
     let started = std::time::Instant::now();
     write_in_pieces(&*sink, "a.eml", b"hello").await.unwrap();
     assert!(started.elapsed() >= std::time::Duration::from_secs(1));
@@ -102,7 +140,10 @@ async fn throttling_is_waited_out_and_abort_leaves_no_file() {
     assert_eq!(server.file("/E/a.eml").unwrap(), b"hello");
 
     let mut upload = sink.create("b.pst").await.unwrap();
-    upload.write(bytes::Bytes::from(noise(4, 10 * MIB))).await.unwrap();
+    upload
+        .write(bytes::Bytes::from(noise(4, 10 * MIB)))
+        .await
+        .unwrap();
     upload.abort().await.unwrap();
     assert!(server.file("/E/b.pst").is_none());
     assert_eq!(server.state.lock().unwrap().files.len(), 1);

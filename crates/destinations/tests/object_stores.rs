@@ -42,17 +42,27 @@ async fn upload_big_small_and_abort(
     big: &[u8],
     small: &[u8],
 ) -> (StoredFile, StoredFile) {
-    let sink = destinations::open(target, creds, None, "unused").await.unwrap();
+    let sink = destinations::open(target, creds, None, "unused")
+        .await
+        .unwrap();
     let big_file = temp_file(big);
     let stored_big = destinations::upload_file(&*sink, "mailbox/Alice part 1.pst", big_file.path())
         .await
         .unwrap();
     assert_eq!(stored_big.size, big.len() as u64);
-    let stored_small = write_in_pieces(&*sink, "mail/ä one.eml", small).await.unwrap();
+    let stored_small = write_in_pieces(&*sink, "mail/ä one.eml", small)
+        .await
+        .unwrap();
     assert_eq!(stored_small.size, small.len() as u64);
     let mut aborted = sink.create("mailbox/aborted.pst").await.unwrap();
-    aborted.write(bytes::Bytes::from(noise(9, 12 * MIB))).await.unwrap();
-    aborted.write(bytes::Bytes::from(noise(10, 5 * MIB))).await.unwrap();
+    aborted
+        .write(bytes::Bytes::from(noise(9, 12 * MIB)))
+        .await
+        .unwrap();
+    aborted
+        .write(bytes::Bytes::from(noise(10, 5 * MIB)))
+        .await
+        .unwrap();
     aborted.abort().await.unwrap();
     (stored_big, stored_small)
 }
@@ -93,7 +103,10 @@ async fn s3_multi_part_file_arrives_byte_for_byte_and_abort_leaves_nothing() {
     let big = noise(1, 20 * MIB + 7);
     let small = b"Subject: hi\r\n\r\nsmall".to_vec();
     let (b, s) = upload_big_small_and_abort(&target, &s3_creds("test", "test"), &big, &small).await;
-    assert_eq!(b.location, "s3://exports/lifeboat/run-1/mailbox/Alice part 1.pst");
+    assert_eq!(
+        b.location,
+        "s3://exports/lifeboat/run-1/mailbox/Alice part 1.pst"
+    );
     assert_eq!(s.location, "s3://exports/lifeboat/run-1/mail/ä one.eml");
 
     let store = s3_reader(&moto, "exports");
@@ -104,7 +117,10 @@ async fn s3_multi_part_file_arrives_byte_for_byte_and_abort_leaves_nothing() {
     assert_eq!(get(&*store, "lifeboat/run-1/mail/ä one.eml").await, small);
     assert_eq!(
         keys(&*store).await,
-        vec!["lifeboat/run-1/mail/ä one.eml", "lifeboat/run-1/mailbox/Alice part 1.pst"]
+        vec![
+            "lifeboat/run-1/mail/ä one.eml",
+            "lifeboat/run-1/mailbox/Alice part 1.pst"
+        ]
     );
     // The aborted multipart upload is gone too, not just invisible.
     let (status, listing) = http(
@@ -119,9 +135,16 @@ async fn s3_multi_part_file_arrives_byte_for_byte_and_abort_leaves_nothing() {
     assert!(!listing.contains("<UploadId>"), "{listing}");
 
     // An export re-run overwrites.
-    let sink = destinations::open(&target, &s3_creds("test", "test"), None, "x").await.unwrap();
-    write_in_pieces(&*sink, "mail/ä one.eml", b"second").await.unwrap();
-    assert_eq!(get(&*store, "lifeboat/run-1/mail/ä one.eml").await, b"second");
+    let sink = destinations::open(&target, &s3_creds("test", "test"), None, "x")
+        .await
+        .unwrap();
+    write_in_pieces(&*sink, "mail/ä one.eml", b"second")
+        .await
+        .unwrap();
+    assert_eq!(
+        get(&*store, "lifeboat/run-1/mail/ä one.eml").await,
+        b"second"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,11 +158,22 @@ async fn s3_wrong_credentials_are_refused_clearly_without_the_secret() {
         .await
         .unwrap();
     for len in [100, 9 * MIB] {
-        let err = write_in_pieces(&*sink, "a.bin", &noise(2, len)).await.unwrap_err();
+        let err = write_in_pieces(&*sink, "a.bin", &noise(2, len))
+            .await
+            .unwrap_err();
         let msg = err.to_string();
-        assert!(matches!(err, DestinationError::CredentialsRefused { .. }), "{msg}");
-        assert!(msg.starts_with("the credentials were refused by s3://locked/exports"), "{msg}");
-        assert!(!msg.contains(secret) && !format!("{err:?}").contains(secret), "{msg}");
+        assert!(
+            matches!(err, DestinationError::CredentialsRefused { .. }),
+            "{msg}"
+        );
+        assert!(
+            msg.starts_with("the credentials were refused by s3://locked/exports"),
+            "{msg}"
+        );
+        assert!(
+            !msg.contains(secret) && !format!("{err:?}").contains(secret),
+            "{msg}"
+        );
     }
 }
 
@@ -173,7 +207,10 @@ async fn azure_multi_part_file_arrives_byte_for_byte_and_abort_leaves_nothing() 
     let big = noise(3, 20 * MIB + 11);
     let small = noise(4, 1000);
     let (b, _) = upload_big_small_and_abort(&target, &creds, &big, &small).await;
-    assert_eq!(b.location, "az://devstoreaccount1/exports/run-1/mailbox/Alice part 1.pst");
+    assert_eq!(
+        b.location,
+        "az://devstoreaccount1/exports/run-1/mailbox/Alice part 1.pst"
+    );
     let store = azure_reader(&azurite, "exports");
     assert_eq!(
         sha256_hex(&get(&*store, "run-1/mailbox/Alice part 1.pst").await),
@@ -201,16 +238,26 @@ async fn azure_wrong_key_is_refused_clearly_without_the_secret() {
         account_key: Some(wrong.clone()),
         ..Default::default()
     };
-    let sink = destinations::open(&target, &creds, None, "x").await.unwrap();
+    let sink = destinations::open(&target, &creds, None, "x")
+        .await
+        .unwrap();
     for len in [100, 9 * MIB] {
-        let err = write_in_pieces(&*sink, "a.bin", &noise(5, len)).await.unwrap_err();
+        let err = write_in_pieces(&*sink, "a.bin", &noise(5, len))
+            .await
+            .unwrap_err();
         let msg = err.to_string();
-        assert!(matches!(err, DestinationError::CredentialsRefused { .. }), "{msg}");
+        assert!(
+            matches!(err, DestinationError::CredentialsRefused { .. }),
+            "{msg}"
+        );
         assert!(
             msg.starts_with("the credentials were refused by az://devstoreaccount1/exports/p"),
             "{msg}"
         );
-        assert!(!msg.contains(&wrong) && !format!("{err:?}").contains(&wrong), "{msg}");
+        assert!(
+            !msg.contains(&wrong) && !format!("{err:?}").contains(&wrong),
+            "{msg}"
+        );
     }
 }
 
@@ -244,9 +291,12 @@ async fn gcs_get(svc: &Service, key: &str) -> Vec<u8> {
             }
         })
         .collect();
-    let resp = reqwest::get(format!("{}/storage/v1/b/exports/o/{name}?alt=media", svc.url()))
-        .await
-        .unwrap();
+    let resp = reqwest::get(format!(
+        "{}/storage/v1/b/exports/o/{name}?alt=media",
+        svc.url()
+    ))
+    .await
+    .unwrap();
     assert_eq!(resp.status(), 200, "{key}");
     resp.bytes().await.unwrap().to_vec()
 }
@@ -277,7 +327,8 @@ async fn gcs_multi_part_file_arrives_byte_for_byte_and_abort_leaves_nothing() {
     gcs_create_bucket(&emulator, "exports");
     let big = noise(6, 20 * MIB + 13);
     let small = b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n".to_vec();
-    let (b, s) = upload_big_small_and_abort(&gcs_target(&emulator), &gcs_creds(), &big, &small).await;
+    let (b, s) =
+        upload_big_small_and_abort(&gcs_target(&emulator), &gcs_creds(), &big, &small).await;
     assert_eq!(b.location, "gs://exports/run-1/mailbox/Alice part 1.pst");
     assert_eq!(s.location, "gs://exports/run-1/mail/ä one.eml");
     assert_eq!(
@@ -290,9 +341,13 @@ async fn gcs_multi_part_file_arrives_byte_for_byte_and_abort_leaves_nothing() {
         vec!["run-1/mail/ä one.eml", "run-1/mailbox/Alice part 1.pst"]
     );
     // Exactly one part, and an empty file.
-    let sink = destinations::open(&gcs_target(&emulator), &gcs_creds(), None, "x").await.unwrap();
+    let sink = destinations::open(&gcs_target(&emulator), &gcs_creds(), None, "x")
+        .await
+        .unwrap();
     let one_part = noise(7, 8 * MIB);
-    write_in_pieces(&*sink, "one-part.bin", &one_part).await.unwrap();
+    write_in_pieces(&*sink, "one-part.bin", &one_part)
+        .await
+        .unwrap();
     write_in_pieces(&*sink, "empty.bin", b"").await.unwrap();
     assert_eq!(
         sha256_hex(&gcs_get(&emulator, "run-1/one-part.bin").await),
@@ -304,7 +359,9 @@ async fn gcs_multi_part_file_arrives_byte_for_byte_and_abort_leaves_nothing() {
 #[tokio::test]
 async fn gcs_malformed_service_account_is_a_clear_error_without_the_key() {
     let creds = Credentials {
-        service_account_json: Some(r#"{"private_key": "-----BEGIN PRIVATE KEY-----secretpart"#.into()),
+        service_account_json: Some(
+            r#"{"private_key": "-----BEGIN PRIVATE KEY-----secretpart"#.into(),
+        ),
         ..Default::default()
     };
     let err = destinations::open(&Target::parse("gs://exports/p").unwrap(), &creds, None, "x")
@@ -324,7 +381,9 @@ async fn gcs_refused_token_is_a_clear_error_without_the_token() {
     let app = axum::Router::new().fallback(|| async {
         (
             StatusCode::UNAUTHORIZED,
-            axum::Json(serde_json::json!({"error": {"code": 401, "message": "Invalid Credentials"}})),
+            axum::Json(
+                serde_json::json!({"error": {"code": 401, "message": "Invalid Credentials"}}),
+            ),
         )
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -340,13 +399,26 @@ async fn gcs_refused_token_is_a_clear_error_without_the_token() {
         bearer_token: Some(token.into()),
         ..Default::default()
     };
-    let sink = destinations::open(&target, &creds, None, "x").await.unwrap();
+    let sink = destinations::open(&target, &creds, None, "x")
+        .await
+        .unwrap();
     for len in [10, 9 * MIB] {
-        let err = write_in_pieces(&*sink, "a.bin", &noise(1, len)).await.unwrap_err();
+        let err = write_in_pieces(&*sink, "a.bin", &noise(1, len))
+            .await
+            .unwrap_err();
         let msg = err.to_string();
-        assert!(matches!(err, DestinationError::CredentialsRefused { .. }), "{msg}");
-        assert!(msg.starts_with("the credentials were refused by gs://exports"), "{msg}");
+        assert!(
+            matches!(err, DestinationError::CredentialsRefused { .. }),
+            "{msg}"
+        );
+        assert!(
+            msg.starts_with("the credentials were refused by gs://exports"),
+            "{msg}"
+        );
         assert!(msg.contains("Invalid Credentials"), "{msg}");
-        assert!(!msg.contains(token) && !format!("{err:?}").contains(token), "{msg}");
+        assert!(
+            !msg.contains(token) && !format!("{err:?}").contains(token),
+            "{msg}"
+        );
     }
 }

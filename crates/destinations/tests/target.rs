@@ -195,7 +195,10 @@ fn check_credentials_names_what_is_missing() {
         access_token: Some("t".into()),
         ..Default::default()
     };
-    for t in [Target::parse("box://1").unwrap(), Target::parse("dropbox:///x").unwrap()] {
+    for t in [
+        Target::parse("box://1").unwrap(),
+        Target::parse("dropbox:///x").unwrap(),
+    ] {
         let err = t.check_credentials(&bearer).unwrap_err().to_string();
         assert!(err.contains("access token"), "{err}");
         assert!(t.check_credentials(&token).is_ok());
@@ -219,7 +222,10 @@ fn debug_of_credentials_shows_fields_but_no_secret() {
     for secret in c.clone().secret_strings() {
         assert!(!shown.contains(&secret), "{secret} in {shown}");
     }
-    assert!(shown.contains("secret_access_key: Some(\"***\")"), "{shown}");
+    assert!(
+        shown.contains("secret_access_key: Some(\"***\")"),
+        "{shown}"
+    );
     let empty = format!("{:?}", Credentials::default());
     assert!(empty.contains("access_token: None"), "{empty}");
     // Serializable for the vault, and back.
@@ -270,5 +276,8 @@ async fn open_checks_credentials_before_anything_else() {
     .await
     .err()
     .unwrap();
-    assert!(matches!(err, DestinationError::MissingCredentials { .. }), "{err}");
+    assert!(
+        matches!(err, DestinationError::MissingCredentials { .. }),
+        "{err}"
+    );
 }

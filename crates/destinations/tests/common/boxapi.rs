@@ -8,6 +8,9 @@
 //! that are multiples of it, `Content-Range` and `Digest: sha=` checked;
 //! commit with the exact part list and the whole file's SHA-1; `DELETE` to
 //! abort). The API lives under `/2.0`, uploads under `/upload/2.0`.
+// Handlers answer early with a ready axum `Response` as the error value;
+// its size does not matter in a test server.
+#![allow(clippy::result_large_err)]
 
 use axum::Router;
 use axum::body::Bytes;
@@ -112,20 +115,28 @@ pub async fn start(token: &str, part_size: u64) -> BoxServer {
     };
     st.folders
         .insert(ROOT.to_string(), (String::new(), "All Files".to_string()));
-    st.folders
-        .insert(EXPORTS.to_string(), (ROOT.to_string(), "Exports".to_string()));
+    st.folders.insert(
+        EXPORTS.to_string(),
+        (ROOT.to_string(), "Exports".to_string()),
+    );
     let state: Shared = Arc::new(Mutex::new(st));
     let app = Router::new()
         .route("/2.0/folders", post(create_folder))
         .route("/upload/2.0/files/content", post(upload_new))
         .route("/upload/2.0/files/{id}/content", post(upload_version))
         .route("/upload/2.0/files/upload_sessions", post(session_new))
-        .route("/upload/2.0/files/{id}/upload_sessions", post(session_version))
+        .route(
+            "/upload/2.0/files/{id}/upload_sessions",
+            post(session_version),
+        )
         .route(
             "/upload/2.0/files/upload_sessions/{id}",
             put(session_part).delete(session_delete),
         )
-        .route("/upload/2.0/files/upload_sessions/{id}/commit", post(session_commit))
+        .route(
+            "/upload/2.0/files/upload_sessions/{id}/commit",
+            post(session_commit),
+        )
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -161,7 +172,10 @@ fn gate(st: &mut BoxState, headers: &HeaderMap) -> Result<(), Response> {
         // Box answers 401 with an empty body and a WWW-Authenticate header.
         return Err((
             StatusCode::UNAUTHORIZED,
-            [("www-authenticate", "Bearer realm=\"Service\", error=\"invalid_token\"")],
+            [(
+                "www-authenticate",
+                "Bearer realm=\"Service\", error=\"invalid_token\"",
+            )],
         )
             .into_response());
     }
@@ -204,10 +218,20 @@ async fn create_folder(State(s): State<Shared>, headers: HeaderMap, body: Bytes)
         return error(StatusCode::BAD_REQUEST, "bad_request", "invalid JSON", None);
     };
     let (Some(name), Some(parent)) = (v["name"].as_str(), v["parent"]["id"].as_str()) else {
-        return error(StatusCode::BAD_REQUEST, "bad_request", "name and parent.id required", None);
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "name and parent.id required",
+            None,
+        );
     };
     if !st.folders.contains_key(parent) {
-        return error(StatusCode::NOT_FOUND, "not_found", "parent folder not found", None);
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "parent folder not found",
+            None,
+        );
     }
     if let Some(existing) = st.folder_in(parent, name) {
         return error(
@@ -280,7 +304,12 @@ fn upload_form(headers: &HeaderMap, body: &[u8]) -> Result<(Value, Vec<u8>), Res
     match parts.as_slice() {
         [(a, attrs), (f, data)] if a == "attributes" && f == "file" => {
             let attrs = serde_json::from_slice(attrs).map_err(|_| {
-                error(StatusCode::BAD_REQUEST, "bad_request", "attributes are not JSON", None)
+                error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    "attributes are not JSON",
+                    None,
+                )
             })?;
             Ok((attrs, data.clone()))
         }
@@ -313,10 +342,20 @@ async fn upload_new(State(s): State<Shared>, headers: HeaderMap, body: Bytes) ->
     };
     let (Some(name), Some(parent)) = (attrs["name"].as_str(), attrs["parent"]["id"].as_str())
     else {
-        return error(StatusCode::BAD_REQUEST, "bad_request", "name and parent.id required", None);
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "name and parent.id required",
+            None,
+        );
     };
     if !st.folders.contains_key(parent) {
-        return error(StatusCode::NOT_FOUND, "not_found", "parent folder not found", None);
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "parent folder not found",
+            None,
+        );
     }
     if let Some(existing) = st.file_in(parent, name) {
         return conflict(existing);
@@ -386,7 +425,12 @@ async fn session_new(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -
     }
     let v: Value = serde_json::from_slice(&body).unwrap_or_default();
     let (Some(folder), Some(name)) = (v["folder_id"].as_str(), v["file_name"].as_str()) else {
-        return error(StatusCode::BAD_REQUEST, "bad_request", "folder_id and file_name required", None);
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "folder_id and file_name required",
+            None,
+        );
     };
     let size = match check_session_size(v["file_size"].as_u64()) {
         Ok(s) => s,
@@ -466,7 +510,12 @@ async fn session_part(
     let part_size = st.part_size;
     let fail_at = st.fail_part_at;
     let Some(session) = st.sessions.get_mut(&id) else {
-        return error(StatusCode::NOT_FOUND, "not_found", "upload session not found", None);
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "upload session not found",
+            None,
+        );
     };
     let range = headers
         .get("content-range")
@@ -475,10 +524,19 @@ async fn session_part(
         .and_then(|r| {
             let (span, total) = r.split_once('/')?;
             let (a, b) = span.split_once('-')?;
-            Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?, total.parse::<u64>().ok()?))
+            Some((
+                a.parse::<u64>().ok()?,
+                b.parse::<u64>().ok()?,
+                total.parse::<u64>().ok()?,
+            ))
         });
     let Some((start, end, total)) = range else {
-        return error(StatusCode::BAD_REQUEST, "bad_request", "missing or malformed Content-Range", None);
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "missing or malformed Content-Range",
+            None,
+        );
     };
     let len = body.len() as u64;
     let last = end + 1 == session.size;
@@ -508,7 +566,12 @@ async fn session_part(
         );
     }
     if fail_at == Some(start) {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "internal_server_error", "injected", None);
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_server_error",
+            "injected",
+            None,
+        );
     }
     let part_id = format!("{:08X}", start / part_size + 0xA000);
     let sha_hex = hex::encode(sha);
@@ -517,7 +580,9 @@ async fn session_part(
         .insert(start, (part_id.clone(), body.to_vec(), sha_hex.clone()));
     (
         StatusCode::OK,
-        axum::Json(json!({"part": {"part_id": part_id, "offset": start, "size": len, "sha1": sha_hex}})),
+        axum::Json(
+            json!({"part": {"part_id": part_id, "offset": start, "size": len, "sha1": sha_hex}}),
+        ),
     )
         .into_response()
 }
@@ -533,7 +598,12 @@ async fn session_commit(
         return r;
     }
     let Some(session) = st.sessions.get(&id) else {
-        return error(StatusCode::NOT_FOUND, "not_found", "upload session not found", None);
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "upload session not found",
+            None,
+        );
     };
     let v: Value = serde_json::from_slice(&body).unwrap_or_default();
     let expected: Vec<Value> = session
@@ -557,7 +627,12 @@ async fn session_commit(
         .flat_map(|(_, d, _)| d.iter().copied())
         .collect();
     if whole.len() as u64 != session.size {
-        return error(StatusCode::BAD_REQUEST, "bad_request", "parts do not cover the file", None);
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "parts do not cover the file",
+            None,
+        );
     }
     let expected_digest = base64::engine::general_purpose::STANDARD.encode(Sha1::digest(&whole));
     if digest_of(&headers).as_deref() != Some(expected_digest.as_str()) {
@@ -573,7 +648,12 @@ async fn session_commit(
         return (StatusCode::ACCEPTED, [("retry-after", "1")]).into_response();
     }
     let Some(session) = st.sessions.remove(&id) else {
-        return error(StatusCode::NOT_FOUND, "not_found", "upload session not found", None);
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "upload session not found",
+            None,
+        );
     };
     let f = match session.file_id {
         Some(fid) => {
@@ -601,7 +681,11 @@ async fn session_commit(
     entries(&f)
 }
 
-async fn session_delete(State(s): State<Shared>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+async fn session_delete(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let mut st = s.lock().unwrap();
     if let Err(r) = gate(&mut st, &headers) {
         return r;
@@ -610,6 +694,11 @@ async fn session_delete(State(s): State<Shared>, Path(id): Path<String>, headers
         st.deleted_sessions += 1;
         StatusCode::NO_CONTENT.into_response()
     } else {
-        error(StatusCode::NOT_FOUND, "not_found", "upload session not found", None)
+        error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "upload session not found",
+            None,
+        )
     }
 }

@@ -6,6 +6,9 @@
 //! with the correct one), commit modes `add` (409 `path/conflict/file` if
 //! the path exists) and `overwrite`, and 429 with `Retry-After` when asked
 //! to throttle. Served under `/2`.
+// Handlers answer early with a ready axum `Response` as the error value;
+// its size does not matter in a test server.
+#![allow(clippy::result_large_err)]
 
 use axum::Router;
 use axum::body::Bytes;
@@ -148,7 +151,11 @@ fn gate(st: &mut DropboxState, headers: &HeaderMap) -> Result<Value, Response> {
 fn append(st: &mut DropboxState, cursor: &Value, body: &[u8]) -> Result<(), Response> {
     let (Some(id), Some(offset)) = (cursor["session_id"].as_str(), cursor["offset"].as_u64())
     else {
-        return Err((StatusCode::BAD_REQUEST, "cursor needs session_id and offset").into_response());
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "cursor needs session_id and offset",
+        )
+            .into_response());
     };
     let Some(data) = st.sessions.get_mut(id) else {
         return Err(api_error(
@@ -222,7 +229,10 @@ async fn session_finish(State(s): State<Shared>, headers: HeaderMap, body: Bytes
         return r;
     }
     st.bodies.push(body.len());
-    let id = arg["cursor"]["session_id"].as_str().unwrap_or("").to_string();
+    let id = arg["cursor"]["session_id"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     let data = st.sessions.remove(&id).unwrap_or_default();
     let size = data.len();
     st.files

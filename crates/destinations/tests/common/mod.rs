@@ -97,7 +97,12 @@ pub fn moto() -> Service {
     let port = free_port();
     spawn(
         "moto_server",
-        &["-H".into(), "127.0.0.1".into(), "-p".into(), port.to_string()],
+        &[
+            "-H".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string(),
+        ],
         &[],
         port,
         "pip install 'moto[server]'",
@@ -196,7 +201,10 @@ pub fn azure_create_container(svc: &Service, container: &str) {
             svc.port
         ),
     );
-    assert_eq!(status, 201, "creating container {container} on Azurite: {body}");
+    assert_eq!(
+        status, 201,
+        "creating container {container} on Azurite: {body}"
+    );
 }
 
 pub fn gcs_emulator() -> Service {
@@ -227,7 +235,10 @@ pub fn gcs_create_bucket(svc: &Service, bucket: &str) {
             body.len()
         ),
     );
-    assert_eq!(status, 200, "creating bucket {bucket} on the GCS emulator: {answer}");
+    assert_eq!(
+        status, 200,
+        "creating bucket {bucket} on the GCS emulator: {answer}"
+    );
 }
 
 /// Deterministic pseudo-random bytes.
