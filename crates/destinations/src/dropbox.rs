@@ -169,12 +169,49 @@ impl DropboxUpload {
                     )
                     .await?;
                 if !resp.status().is_success() {
-                    return Err(self.http.error(&what, resp).await);
+                    return self.confirm_received(&what, resp, len).await;
                 }
             }
         }
         self.offset += len;
         Ok(())
+    }
+}
+
+impl DropboxUpload {
+    /// An append refused with `incorrect_offset` whose correct offset is
+    /// just past this part: an earlier attempt arrived but its answer was
+    /// lost (and the request retried), so the part is in. Anything else is
+    /// an error.
+    async fn confirm_received(
+        &mut self,
+        what: &str,
+        resp: reqwest::Response,
+        len: u64,
+    ) -> Result<(), DestinationError> {
+        if resp.status().as_u16() != 409 {
+            return Err(self.http.error(what, resp).await);
+        }
+        let body = resp.bytes().await.unwrap_or_default();
+        let answer: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let correct = answer
+            .pointer("/error/correct_offset")
+            .and_then(|v| v.as_u64());
+        if answer.pointer("/error/.tag").and_then(|v| v.as_str()) == Some("incorrect_offset")
+            && correct == Some(self.offset + len)
+        {
+            self.offset += len;
+            return Ok(());
+        }
+        let summary = answer
+            .get("error_summary")
+            .and_then(|v| v.as_str())
+            .unwrap_or("conflict");
+        Err(DestinationError::Remote {
+            target: self.http.target.clone(),
+            detail: format!("{what}: HTTP 409: {}", self.http.redactor.clean(summary)),
+            temporary: false,
+        })
     }
 }
 

@@ -198,7 +198,9 @@ pub(crate) async fn stream_file<S: Sink + ?Sized>(
 
 /// Reads up to `len` bytes (fewer only at the end of the file).
 pub(crate) async fn read_part(file: &mut tokio::fs::File, len: usize) -> std::io::Result<Bytes> {
-    let mut buf = Vec::with_capacity(len);
+    // A part size chosen by a service (Box) is not trusted for the
+    // allocation up front; the buffer grows as bytes arrive.
+    let mut buf = Vec::with_capacity(len.min(4 * DEFAULT_PART_SIZE));
     let mut limited = file.take(len as u64);
     limited.read_to_end(&mut buf).await?;
     Ok(Bytes::from(buf))

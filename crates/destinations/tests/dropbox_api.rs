@@ -148,3 +148,25 @@ async fn throttling_is_waited_out_and_abort_leaves_no_file() {
     assert!(server.file("/E/b.pst").is_none());
     assert_eq!(server.state.lock().unwrap().files.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_whose_answer_was_lost_is_not_sent_twice() {
+    let server = dropboxapi::start(TOKEN).await;
+    server.state.lock().unwrap().lose_append_answer = true;
+    let sink = destinations::open_with(
+        &server.target("/E"),
+        &creds(TOKEN),
+        None,
+        "x",
+        &parts_of(4 * MIB),
+    )
+    .await
+    .unwrap();
+    let data = noise(7, 13 * MIB);
+    write_in_pieces(&*sink, "c.pst", &data).await.unwrap();
+    assert_eq!(
+        sha256_hex(&server.file("/E/c.pst").unwrap()),
+        sha256_hex(&data)
+    );
+    assert!(!server.state.lock().unwrap().lose_append_answer);
+}

@@ -31,6 +31,8 @@ pub struct DropboxState {
     /// Answer the next this-many requests with 429 and `Retry-After: 1`.
     pub throttle: u32,
     pub throttled: u32,
+    /// Take the next append but answer 500, as if the answer was lost.
+    pub lose_append_answer: bool,
     pub requests: u32,
     /// Sizes of the bodies received by start/append/finish, in order.
     pub bodies: Vec<usize>,
@@ -197,6 +199,10 @@ async fn session_append(State(s): State<Shared>, headers: HeaderMap, body: Bytes
         return r;
     }
     st.bodies.push(body.len());
+    if st.lose_append_answer {
+        st.lose_append_answer = false;
+        return (StatusCode::INTERNAL_SERVER_ERROR, "lost").into_response();
+    }
     axum::Json(Value::Null).into_response()
 }
 
