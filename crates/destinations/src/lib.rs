@@ -21,9 +21,14 @@
 //! | Dropbox  | upload session start / append_v2 / finish (overwrite)         | one part                  |
 //!
 //! Box's chunked upload needs the total size up front, so a Box
-//! [`Sink::create`] spools the bytes to an anonymous temporary file and
-//! uploads at `finish`; [`upload_file`] (size known) uploads straight from
-//! the file.
+//! [`Sink::create`] spools the bytes to a temporary file (in the system's
+//! temporary directory, deleted when the upload ends) and uploads at
+//! `finish`; [`upload_file`] (size known) uploads straight from the file,
+//! so exports to Box should prefer it.
+//!
+//! Box and Dropbox (and GCS) requests are retried on 429, 5xx and network
+//! errors a bounded number of times ([`OpenOptions::max_retries`]), waiting
+//! as `Retry-After` says; S3 and Azure use `object_store`'s own retries.
 //!
 //! Secrets never appear in `Debug` output, error messages or traces: text
 //! from services and client libraries is scrubbed of every credential value
