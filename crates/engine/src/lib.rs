@@ -16,6 +16,7 @@ pub mod cancel;
 pub mod drive;
 pub mod error;
 pub mod exchange;
+pub mod export;
 pub mod faults;
 pub mod onedrive;
 pub mod progress;

@@ -141,6 +141,22 @@ fn to_utc(w: &When) -> DateTime<Utc> {
         .unwrap_or_else(|| w.local.and_utc())
 }
 
+/// The instant a Graph `dateTimeTimeZone` field (`start`, `end`,
+/// `dueDateTime`…) of `item` names, in UTC; Windows zone names are resolved
+/// as for iCalendar.
+pub fn graph_time_utc(item: &Value, key: &'static str) -> Result<DateTime<Utc>, IcsError> {
+    let id = text(item, &["id"]).unwrap_or("?");
+    Ok(to_utc(&when(item, id, key)?))
+}
+
+/// The calendar date of `instant` in the zone of `event`'s start (the date
+/// Outlook and Graph give an occurrence of a series).
+pub fn local_date(event: &Value, instant: DateTime<Utc>) -> Result<NaiveDate, IcsError> {
+    let id = text(event, &["id"]).unwrap_or("?");
+    let start = when(event, id, "start")?;
+    Ok(instant.with_timezone(&start.tz).date_naive())
+}
+
 const DAY_CODES: [(&str, &str); 7] = [
     ("sunday", "SU"),
     ("monday", "MO"),

@@ -84,6 +84,37 @@ impl<W: Write + Seek> ZipExport<W> {
         Ok(io::copy(&mut data, &mut self.zip)?)
     }
 
+    /// Starts a file whose bytes are then given with [`Self::write_chunk`]
+    /// (for data that arrives in pieces, such as an async stream).
+    pub fn begin_file(
+        &mut self,
+        path: &str,
+        size: Option<u64>,
+        modified: DateTime<Utc>,
+    ) -> Result<(), ZipExportError> {
+        check_path(path)?;
+        let large = self.force_zip64 || size.is_none_or(|s| s >= ZIP64_THRESHOLD);
+        let options = SimpleFileOptions::default()
+            .compression_method(CompressionMethod::Deflated)
+            .last_modified_time(zip_time(modified))
+            .large_file(large);
+        self.zip.start_file(path, options)?;
+        Ok(())
+    }
+
+    /// Appends bytes to the file started last.
+    pub fn write_chunk(&mut self, data: &[u8]) -> Result<(), ZipExportError> {
+        self.zip.write_all(data)?;
+        Ok(())
+    }
+
+    /// Drops the file started last (its data could not all be read), so
+    /// the archive holds no truncated entry.
+    pub fn abort_file(&mut self) -> Result<(), ZipExportError> {
+        self.zip.abort_file()?;
+        Ok(())
+    }
+
     pub fn add_directory(&mut self, path: &str) -> Result<(), ZipExportError> {
         check_path(path.trim_end_matches('/'))?;
         self.zip.add_directory(path, SimpleFileOptions::default())?;

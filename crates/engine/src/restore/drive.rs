@@ -85,7 +85,7 @@ pub async fn restore_drive_tree(
     let root = root.trim_matches('/');
     let dest = crate::run::seg(dest_drive_id)?;
     let items = stored_items(ctx.vault, ctx.snapshot, root).await?;
-    let chosen = selected(ctx, root, &items);
+    let chosen = selected(ctx.selection, root, &items);
     if chosen.is_empty() {
         return Ok(());
     }
@@ -159,15 +159,18 @@ pub async fn restore_drive_tree(
 }
 
 /// The snapshot path of an item node.
-fn node_path(root: &str, id: &str) -> String {
+pub(crate) fn node_path(root: &str, id: &str) -> String {
     format!("{root}/items/{id}")
 }
 
 /// The items to restore (without the drive root), folders before files,
 /// parents before children. A folder named by the selection brings what its
 /// rebuilt path holds.
-fn selected<'a>(ctx: &RestoreCtx<'_>, root: &str, items: &'a [StoredItem]) -> Vec<&'a StoredItem> {
-    let sel = ctx.selection;
+pub(crate) fn selected<'a>(
+    sel: &super::Selection,
+    root: &str,
+    items: &'a [StoredItem],
+) -> Vec<&'a StoredItem> {
     let named_folders: Vec<&str> = items
         .iter()
         .filter(|i| !i.is_file() && i.meta.get("root").is_none())

@@ -407,80 +407,16 @@ impl<'a> Restorer<'a> {
             .collect())
     }
 
-    /// Which folders are restored whole (selected themselves or below a
-    /// selected folder in the hierarchy) and which are needed (they or a
-    /// descendant hold something selected). Returns (whole, needed).
     fn plan_folders(
         &self,
         root: &str,
         folders: &[(String, Value)],
     ) -> (HashSet<String>, HashSet<String>) {
-        let ids: HashSet<&str> = folders.iter().map(|(n, _)| n.as_str()).collect();
-        let parent_of: HashMap<&str, &str> = folders
-            .iter()
-            .filter_map(|(n, v)| {
-                let p = str_at(v, "parentFolderId");
-                ids.contains(p).then_some((n.as_str(), p))
-            })
-            .collect();
-        let chain = |start: &str| {
-            let mut out = vec![start.to_string()];
-            let mut cur = start;
-            for _ in 0..64 {
-                match parent_of.get(cur) {
-                    Some(p) => {
-                        out.push(p.to_string());
-                        cur = p;
-                    }
-                    None => break,
-                }
-            }
-            out
-        };
-        let mut whole = HashSet::new();
-        let mut needed = HashSet::new();
-        for (n, _) in folders {
-            let c = chain(n);
-            if c.iter()
-                .any(|f| self.ctx.selection.covers(&format!("{root}/{f}")))
-            {
-                whole.insert(n.clone());
-            }
-            if self.ctx.selection.reaches(&format!("{root}/{n}")) {
-                needed.extend(c);
-            }
-        }
-        needed.extend(whole.iter().cloned());
-        // Ancestors of whole folders are needed to rebuild the path.
-        for n in whole.clone() {
-            needed.extend(chain(&n));
-        }
-        (whole, needed)
+        plan_folders(self.ctx.selection, root, folders)
     }
 
-    /// Folders in an order where parents come before children.
     fn parents_first(folders: &[(String, Value)]) -> Vec<(String, Value)> {
-        let ids: HashSet<&str> = folders.iter().map(|(n, _)| n.as_str()).collect();
-        let mut depth: HashMap<&str, usize> = HashMap::new();
-        let parent: HashMap<&str, &str> = folders
-            .iter()
-            .map(|(n, v)| (n.as_str(), str_at(v, "parentFolderId")))
-            .collect();
-        for (n, _) in folders {
-            let mut d = 0;
-            let mut cur = n.as_str();
-            while let Some(p) = parent.get(cur).filter(|p| ids.contains(**p)) {
-                d += 1;
-                cur = p;
-                if d > 64 {
-                    break;
-                }
-            }
-            depth.insert(n.as_str(), d);
-        }
-        let mut out = folders.to_vec();
-        out.sort_by_key(|(n, _)| depth.get(n.as_str()).copied().unwrap_or(0));
-        out
+        parents_first(folders)
     }
 
     /// Runs `f` on each job with the restore's concurrency; a job that
@@ -1593,4 +1529,80 @@ impl Existing {
         let k = key.filter(|k| !k.is_empty())?;
         self.by_key.get(k).and_then(|id| self.by_id.get(id))
     }
+}
+
+/// Which folders are restored whole (selected themselves or below a
+/// selected folder in the hierarchy) and which are needed (they or a
+/// descendant hold something selected). Returns (whole, needed).
+pub(crate) fn plan_folders(
+    selection: &super::Selection,
+    root: &str,
+    folders: &[(String, Value)],
+) -> (HashSet<String>, HashSet<String>) {
+    let ids: HashSet<&str> = folders.iter().map(|(n, _)| n.as_str()).collect();
+    let parent_of: HashMap<&str, &str> = folders
+        .iter()
+        .filter_map(|(n, v)| {
+            let p = str_at(v, "parentFolderId");
+            ids.contains(p).then_some((n.as_str(), p))
+        })
+        .collect();
+    let chain = |start: &str| {
+        let mut out = vec![start.to_string()];
+        let mut cur = start;
+        for _ in 0..64 {
+            match parent_of.get(cur) {
+                Some(p) => {
+                    out.push(p.to_string());
+                    cur = p;
+                }
+                None => break,
+            }
+        }
+        out
+    };
+    let mut whole = HashSet::new();
+    let mut needed = HashSet::new();
+    for (n, _) in folders {
+        let c = chain(n);
+        if c.iter()
+            .any(|f| selection.covers(&format!("{root}/{f}")))
+        {
+            whole.insert(n.clone());
+        }
+        if selection.reaches(&format!("{root}/{n}")) {
+            needed.extend(c);
+        }
+    }
+    needed.extend(whole.iter().cloned());
+    // Ancestors of whole folders are needed to rebuild the path.
+    for n in whole.clone() {
+        needed.extend(chain(&n));
+    }
+    (whole, needed)
+}
+
+/// Folders in an order where parents come before children.
+pub(crate) fn parents_first(folders: &[(String, Value)]) -> Vec<(String, Value)> {
+    let ids: HashSet<&str> = folders.iter().map(|(n, _)| n.as_str()).collect();
+    let mut depth: HashMap<&str, usize> = HashMap::new();
+    let parent: HashMap<&str, &str> = folders
+        .iter()
+        .map(|(n, v)| (n.as_str(), str_at(v, "parentFolderId")))
+        .collect();
+    for (n, _) in folders {
+        let mut d = 0;
+        let mut cur = n.as_str();
+        while let Some(p) = parent.get(cur).filter(|p| ids.contains(**p)) {
+            d += 1;
+            cur = p;
+            if d > 64 {
+                break;
+            }
+        }
+        depth.insert(n.as_str(), d);
+    }
+    let mut out = folders.to_vec();
+    out.sort_by_key(|(n, _)| depth.get(n.as_str()).copied().unwrap_or(0));
+    out
 }
