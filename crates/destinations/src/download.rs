@@ -308,6 +308,25 @@ fn damaged(object: &str, reason: &str) -> DestinationError {
     })
 }
 
+/// The ids of every export with objects in the account's vault (finished
+/// or not), sorted: what a sweep of expired downloads looks at.
+pub async fn exports(vault: &vault::Account) -> Result<Vec<String>, DestinationError> {
+    let mut ids: Vec<String> = vault
+        .list_objects("exports")
+        .await?
+        .into_iter()
+        .filter_map(|o| {
+            o.name
+                .strip_prefix("exports/")
+                .and_then(|rest| rest.split('/').next())
+                .map(str::to_string)
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
+}
+
 /// Deletes every object of the export (after 72 hours, or on account
 /// removal). Deleting an export that has nothing left is not an error.
 pub async fn delete(vault: &vault::Account, export_id: &str) -> Result<(), DestinationError> {

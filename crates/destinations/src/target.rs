@@ -308,6 +308,47 @@ impl Target {
         }
     }
 
+    /// The target with an endpoint other than the public cloud's (an
+    /// S3-compatible store, Azurite, a GCS emulator, a Box or Dropbox API
+    /// host) and, for S3, a region, given beside its URL (API fields, CLI
+    /// flags). What is given replaces what the URL's query said; an endpoint
+    /// for a download or a region for anything but S3 is refused.
+    pub fn with_endpoint(
+        mut self,
+        endpoint: Option<String>,
+        region_given: Option<String>,
+    ) -> Result<Target, DestinationError> {
+        let endpoint = endpoint.filter(|e| !e.trim().is_empty());
+        let region_given = region_given.filter(|r| !r.trim().is_empty());
+        match &mut self {
+            Target::S3 {
+                endpoint: e,
+                region,
+                ..
+            } => {
+                *e = endpoint.or(e.take());
+                *region = region_given.or(region.take());
+                return Ok(self);
+            }
+            Target::Azure { endpoint: e, .. }
+            | Target::Gcs { endpoint: e, .. }
+            | Target::Box { endpoint: e, .. }
+            | Target::Dropbox { endpoint: e, .. } => *e = endpoint.or(e.take()),
+            Target::Download if endpoint.is_some() => {
+                return Err(DestinationError::BadTarget(
+                    "a download link has no endpoint; leave it out".into(),
+                ));
+            }
+            Target::Download => {}
+        }
+        if region_given.is_some() {
+            return Err(DestinationError::BadTarget(
+                "only S3 destinations take a region".into(),
+            ));
+        }
+        Ok(self)
+    }
+
     /// What a person reads: "s3://bucket/prefix", "Box folder 123",
     /// "download link". Endpoints are left out (they may carry user info).
     pub fn describe(&self) -> String {

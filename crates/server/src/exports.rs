@@ -125,18 +125,14 @@ pub async fn export(
             .parse()
             .map_err(|e: engine::export::UnknownSplit| ApiError::bad_request(e.to_string()))?,
     };
-    let target = with_endpoint(
-        Target::parse(&body.destination).map_err(|e| ApiError::bad_request(e.to_string()))?,
-        body.endpoint,
-        body.region,
-    )?;
-    let options = ExportOptions {
-        format,
-        pst_split,
-        include_legal_holds: body.include_legal_holds,
-        include_deleted: body.include_deleted,
-        requested_at: state.clock.now(),
-    };
+    let target = Target::parse(&body.destination)
+        .and_then(|t| t.with_endpoint(body.endpoint, body.region))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let mut options = ExportOptions::new(format);
+    options.pst_split = pst_split;
+    options.include_legal_holds = body.include_legal_holds;
+    options.include_deleted = body.include_deleted;
+    options.requested_at = state.clock.now();
     let request = worker::ExportRequest {
         task_id: entity.task_id,
         entity_id: entity.id,
@@ -165,43 +161,6 @@ pub async fn export(
         other => ApiError::bad_request(other.to_string()),
     })?;
     Ok((StatusCode::ACCEPTED, ApiJson(job.into())))
-}
-
-/// Puts the endpoint (and S3 region) given beside the URL into the target.
-fn with_endpoint(
-    mut target: Target,
-    endpoint: Option<String>,
-    region_given: Option<String>,
-) -> ApiResult<Target> {
-    let endpoint = endpoint.filter(|e| !e.trim().is_empty());
-    match &mut target {
-        Target::S3 {
-            endpoint: e,
-            region,
-            ..
-        } => {
-            *e = endpoint.or(e.take());
-            *region = region_given.or(region.take());
-            return Ok(target);
-        }
-        Target::Azure { endpoint: e, .. }
-        | Target::Gcs { endpoint: e, .. }
-        | Target::Box { endpoint: e, .. }
-        | Target::Dropbox { endpoint: e, .. } => {
-            *e = endpoint.or(e.take());
-        }
-        Target::Download => {
-            if endpoint.is_some() {
-                return Err(ApiError::bad_request(
-                    "a download link has no endpoint; leave it out",
-                ));
-            }
-        }
-    }
-    if region_given.is_some() {
-        return Err(ApiError::bad_request("only S3 destinations take a region"));
-    }
-    Ok(target)
 }
 
 /// A signed download link's parameters.
@@ -313,33 +272,5 @@ mod tests {
         let d = content_disposition("Zoë \"x\".zip");
         assert!(d.starts_with("attachment; filename=\"Zo_ _x_.zip\""), "{d}");
         assert!(d.ends_with("filename*=UTF-8''Zo%C3%AB%20%22x%22.zip"), "{d}");
-    }
-
-    #[test]
-    fn endpoints_go_where_they_belong() {
-        let t = with_endpoint(
-            Target::parse("s3://bucket/p").expect("parse"),
-            Some("http://127.0.0.1:9000".into()),
-            Some("eu-west-1".into()),
-        )
-        .expect("s3");
-        match t {
-            Target::S3 {
-                endpoint, region, ..
-            } => {
-                assert_eq!(endpoint.as_deref(), Some("http://127.0.0.1:9000"));
-                assert_eq!(region.as_deref(), Some("eu-west-1"));
-            }
-            other => panic!("not s3: {other:?}"),
-        }
-        assert!(with_endpoint(Target::Download, Some("http://x".into()), None).is_err());
-        assert!(
-            with_endpoint(
-                Target::parse("gs://b/p").expect("parse"),
-                None,
-                Some("r".into())
-            )
-            .is_err()
-        );
     }
 }

@@ -31,7 +31,7 @@ use serde_json::{Value, json};
 
 use crate::error::{Result, WorkerError};
 use crate::jobs::JobEnd;
-use crate::progress::{JobProgressSink, JobSignals, StopReason};
+use crate::progress::{JobProgressSink, JobSignals};
 use crate::restore::{CatalogLog, stopped};
 use crate::runtime::Runtime;
 

@@ -121,7 +121,31 @@ pub enum PstSplit {
     Gb20,
 }
 
+/// A PST split name that is not one of ours.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown PST split {0:?}: expected 5gb or 20gb")]
+pub struct UnknownSplit(pub String);
+
+impl FromStr for PstSplit {
+    type Err = UnknownSplit;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "5gb" => Ok(PstSplit::Gb5),
+            "20gb" => Ok(PstSplit::Gb20),
+            _ => Err(UnknownSplit(s.to_string())),
+        }
+    }
+}
+
 impl PstSplit {
+    /// The name used in the API, the CLI and job payloads.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PstSplit::Gb5 => "5gb",
+            PstSplit::Gb20 => "20gb",
+        }
+    }
+
     /// The size limit of one part, in bytes.
     pub fn bytes(self) -> u64 {
         match self {

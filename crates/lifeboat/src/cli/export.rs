@@ -72,8 +72,7 @@ pub async fn run_export(a: ExportArgs) -> Result<()> {
     }
     let ctx = Ctx::open(&a.store).await?;
     let (task, entity) = a.source.resolve(&ctx).await?;
-    let mut target = Target::parse(&a.to)?;
-    set_endpoint(&mut target, a.endpoint.clone(), a.region.clone())?;
+    let target = Target::parse(&a.to)?.with_endpoint(a.endpoint.clone(), a.region.clone())?;
     let credentials = credentials_from_env(&target)?;
     let request = ExportRequest {
         task_id: task.id,
@@ -82,11 +81,11 @@ pub async fn run_export(a: ExportArgs) -> Result<()> {
         at: a.source.at()?,
         selection: a.source.selection()?,
         options: ExportOptions {
-            format: a.format,
             pst_split: a.split,
             include_legal_holds: a.legal_holds,
             include_deleted: a.deleted,
             requested_at: ctx.rt.catalog.now(),
+            ..ExportOptions::new(a.format)
         },
         target,
         sealed_credentials: None,
@@ -187,31 +186,6 @@ pub async fn run_export(a: ExportArgs) -> Result<()> {
             job.error.as_deref().unwrap_or("see the job's log")
         ),
     }
-}
-
-/// Puts `--endpoint` and `--region` into the target they belong to.
-fn set_endpoint(target: &mut Target, endpoint: Option<String>, region: Option<String>) -> Result<()> {
-    match target {
-        Target::S3 {
-            endpoint: e,
-            region: r,
-            ..
-        } => {
-            *e = endpoint.or(e.take());
-            *r = region.or(r.take());
-            return Ok(());
-        }
-        Target::Azure { endpoint: e, .. }
-        | Target::Gcs { endpoint: e, .. }
-        | Target::Box { endpoint: e, .. }
-        | Target::Dropbox { endpoint: e, .. } => *e = endpoint.or(e.take()),
-        Target::Download if endpoint.is_some() => bail!("a download has no --endpoint"),
-        Target::Download => {}
-    }
-    if region.is_some() {
-        bail!("--region is for S3 destinations");
-    }
-    Ok(())
 }
 
 /// The credentials `target` needs, from the environment.

@@ -5,7 +5,7 @@
 
 use catalog::{EntityType, JobStatus, TaskSettings};
 use destinations::{Credentials, Target};
-use engine::export::{ExportFormat, ExportOptions, PstSplit};
+use engine::export::{ExportFormat, ExportOptions};
 use engine::restore::Selection;
 use futures::StreamExt;
 use serde_json::json;
@@ -54,13 +54,7 @@ fn request(task: &catalog::Task, e: &catalog::Entity, format: ExportFormat, targ
         snapshot_id: None,
         at: None,
         selection: Selection { sub_services: vec![engine::SubService::Mail], ..Default::default() },
-        options: ExportOptions {
-            format,
-            pst_split: PstSplit::default(),
-            include_legal_holds: false,
-            include_deleted: false,
-            requested_at: chrono::Utc::now(),
-        },
+        options: ExportOptions::new(format),
         target,
         sealed_credentials: None,
     }
