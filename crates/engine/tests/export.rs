@@ -8,11 +8,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufReader, Read};
 use std::path::Path;
 
+use engine::exchange::{BackupOptions, DiscoveryOptions, MailboxBackup, MailboxKind};
+use engine::exchange::{backup_mailbox, discover_mailboxes};
 use engine::export::{
     ExportCtx, ExportFormat, ExportOptions, ExportReport, ExportedFile, PREVIOUSLY_DELETED, export,
 };
-use engine::exchange::{BackupOptions, DiscoveryOptions, MailboxBackup, MailboxKind};
-use engine::exchange::{backup_mailbox, discover_mailboxes};
 use engine::faults::Outcome;
 use engine::onedrive::{OneDriveBackup, OneDriveOptions, backup_onedrive};
 use engine::progress::{CountingProgress, NoProgress, Progress};
@@ -77,7 +77,16 @@ async fn run_export(
     selection: &Selection,
     options: &ExportOptions,
 ) -> Result<Run, EngineError> {
-    run_export_with(e, snap, earlier, selection, options, &NoProgress, &Cancel::new()).await
+    run_export_with(
+        e,
+        snap,
+        earlier,
+        selection,
+        options,
+        &NoProgress,
+        &Cancel::new(),
+    )
+    .await
 }
 
 async fn run_export_with(
@@ -209,9 +218,15 @@ async fn a_whole_mailbox_becomes_one_pst_that_outlook_pst_and_readpst_read() {
     let e = env(tenant(3, 701, 0.3)).await;
     let user = users(&e).await[0].clone();
     let snap = backup(&e, &user, None).await;
-    let run = run_export(&e, &snap, &[], &Selection::everything(), &options(ExportFormat::Pst))
-        .await
-        .unwrap();
+    let run = run_export(
+        &e,
+        &snap,
+        &[],
+        &Selection::everything(),
+        &options(ExportFormat::Pst),
+    )
+    .await
+    .unwrap();
     assert!(failures(&run.log).is_empty(), "{:?}", failures(&run.log));
     assert_eq!(run.report.outcome(), Outcome::Success);
     assert_eq!(run.files.len(), 1, "{:?}", run.report);
@@ -361,7 +376,10 @@ async fn a_small_split_limit_gives_several_parts_that_each_open() {
     let want = snapshot_subjects(&e, &snap).await;
     let mut all: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (n, f) in run.files.iter().enumerate() {
-        assert_eq!(f.name, format!("Alex Wilber 2026-11-29 1405 ({}).pst", n + 1));
+        assert_eq!(
+            f.name,
+            format!("Alex Wilber 2026-11-29 1405 ({}).pst", n + 1)
+        );
         let (folders, got) = pst_subjects(&f.path);
         assert!(folders.contains(&"Inbox".to_string()), "{folders:?}");
         assert_eq!(
@@ -445,7 +463,9 @@ async fn legal_holds_and_previously_deleted_items_are_added_on_request() {
     .unwrap();
     assert!(failures(&with_deleted.log).is_empty());
     let (_, got) = pst_subjects(&with_deleted.files[0].path);
-    let deleted = got.get(PREVIOUSLY_DELETED).expect("a previously deleted folder");
+    let deleted = got
+        .get(PREVIOUSLY_DELETED)
+        .expect("a previously deleted folder");
     assert!(deleted.contains(&subject), "{deleted:?}");
     assert!(
         with_deleted.report.exported > plain.report.exported,
@@ -543,7 +563,11 @@ async fn mail_exports_as_eml_calendars_as_ics_contacts_as_vcf_and_others_are_ref
         .unwrap();
     assert_eq!(run.files.len(), 1);
     assert!(run.files[0].name.ends_with(".eml"), "{}", run.files[0].name);
-    let stored = e.account.read_item_bytes(&snap, &inbox_items[0]).await.unwrap();
+    let stored = e
+        .account
+        .read_item_bytes(&snap, &inbox_items[0])
+        .await
+        .unwrap();
     assert_eq!(std::fs::read(&run.files[0].path).unwrap(), stored);
 
     // Several from two folders: a ZIP of .eml files by folder path.
@@ -657,7 +681,10 @@ async fn mail_exports_as_eml_calendars_as_ics_contacts_as_vcf_and_others_are_ref
         })
         .collect();
     let mut folder = None;
-    for f in contact_folders.iter().filter(|f| !parents.contains(&f.name)) {
+    for f in contact_folders
+        .iter()
+        .filter(|f| !parents.contains(&f.name))
+    {
         let n = e
             .account
             .list_folder(&snap, &format!("contacts/{}", f.name))
@@ -707,7 +734,11 @@ async fn mail_exports_as_eml_calendars_as_ics_contacts_as_vcf_and_others_are_ref
 
     // Refusals, with the reason, and nothing written.
     for (sel, format, want) in [
-        (sel.clone(), ExportFormat::Eml, "contacts cannot be exported as EML; choose VCF or PST"),
+        (
+            sel.clone(),
+            ExportFormat::Eml,
+            "contacts cannot be exported as EML; choose VCF or PST",
+        ),
         (
             Selection::everything(),
             ExportFormat::Eml,
@@ -721,7 +752,11 @@ async fn mail_exports_as_eml_calendars_as_ics_contacts_as_vcf_and_others_are_ref
             ExportFormat::Ics,
             "tasks cannot be exported as ICS; choose PST",
         ),
-        (Selection::everything(), ExportFormat::Zip, "cannot be exported as ZIP"),
+        (
+            Selection::everything(),
+            ExportFormat::Zip,
+            "cannot be exported as ZIP",
+        ),
     ] {
         let err = run_export(&e, &snap, &[], &sel, &options(format))
             .await
@@ -790,9 +825,15 @@ async fn a_onedrive_exports_as_a_zip_equal_to_the_truth_with_deleted_files_on_re
     }
     let (drive, truth) = chosen.expect("a OneDrive with files in folders");
     let first = backup_drive(&e, &drive.user_id, None).await;
-    let run = run_export(&e, &first, &[], &Selection::everything(), &options(ExportFormat::Zip))
-        .await
-        .unwrap();
+    let run = run_export(
+        &e,
+        &first,
+        &[],
+        &Selection::everything(),
+        &options(ExportFormat::Zip),
+    )
+    .await
+    .unwrap();
     assert!(failures(&run.log).is_empty(), "{:?}", failures(&run.log));
     assert_eq!(run.files.len(), 1);
     assert_eq!(run.files[0].items, truth.len() as u64);
@@ -826,9 +867,15 @@ async fn a_onedrive_exports_as_a_zip_equal_to_the_truth_with_deleted_files_on_re
         .await
         .unwrap();
     let second = backup_drive(&e, &drive.user_id, Some(&first.id)).await;
-    let plain = run_export(&e, &second, &[], &Selection::everything(), &options(ExportFormat::Zip))
-        .await
-        .unwrap();
+    let plain = run_export(
+        &e,
+        &second,
+        &[],
+        &Selection::everything(),
+        &options(ExportFormat::Zip),
+    )
+    .await
+    .unwrap();
     let plain_entries = zip_entries(&plain.files[0].path);
     assert!(!plain_entries.contains_key(&victim.path));
     let mut o = options(ExportFormat::Zip);
@@ -914,10 +961,7 @@ async fn a_cancelled_export_leaves_nothing_and_a_damaged_item_fails_alone() {
 
     // A snapshot with one good message and one whose description is damaged.
     let folders = mail_folders(&e, &snap).await;
-    let (inbox, (_, inbox_meta, _)) = folders
-        .iter()
-        .find(|(_, (p, _, _))| p == "Inbox")
-        .unwrap();
+    let (inbox, (_, inbox_meta, _)) = folders.iter().find(|(_, (p, _, _))| p == "Inbox").unwrap();
     let good = e
         .account
         .list_folder(&snap, &format!("mail/{inbox}"))
@@ -929,7 +973,10 @@ async fn a_cancelled_export_leaves_nothing_and_a_damaged_item_fails_alone() {
     let writer = e.account.begin_snapshot(None).await.unwrap();
     writer.put_folder("mail", b"{}".to_vec()).await.unwrap();
     writer
-        .put_folder(&format!("mail/{inbox}"), serde_json::to_vec(inbox_meta).unwrap())
+        .put_folder(
+            &format!("mail/{inbox}"),
+            serde_json::to_vec(inbox_meta).unwrap(),
+        )
         .await
         .unwrap();
     writer
@@ -946,9 +993,15 @@ async fn a_cancelled_export_leaves_nothing_and_a_damaged_item_fails_alone() {
         .unwrap();
     let id = writer.commit(snap.meta.clone()).await.unwrap();
     let damaged = e.account.snapshot(&id).await.unwrap();
-    let run = run_export(&e, &damaged, &[], &Selection::everything(), &options(ExportFormat::Pst))
-        .await
-        .unwrap();
+    let run = run_export(
+        &e,
+        &damaged,
+        &[],
+        &Selection::everything(),
+        &options(ExportFormat::Pst),
+    )
+    .await
+    .unwrap();
     assert_eq!(run.report.failed, 1, "{:?}", run.log);
     assert_eq!(run.report.exported, 1, "{:?}", run.log);
     assert_eq!(run.report.outcome(), Outcome::Partial);
