@@ -112,7 +112,11 @@ async fn libraries(ctx: &ExportCtx<'_>, kind: SnapshotKind) -> Result<Vec<(Strin
             continue;
         }
         let root = format!("drives/{}", e.name);
-        let name = match ctx.vault.lookup(ctx.snapshot, &format!("{root}/drive")).await {
+        let name = match ctx
+            .vault
+            .lookup(ctx.snapshot, &format!("{root}/drive"))
+            .await
+        {
             Ok(node) => serde_json::from_slice::<Value>(node.meta())
                 .ok()
                 .map(|v| str_at(&v, "name").to_string())
@@ -146,7 +150,11 @@ async fn add_content(
     let mut n = 0u64;
     while let Some(chunk) = stream.next().await {
         let written = match chunk {
-            Ok(c) => zip.zip.write_chunk(&c).map(|()| c.len() as u64).map_err(zip_err),
+            Ok(c) => zip
+                .zip
+                .write_chunk(&c)
+                .map(|()| c.len() as u64)
+                .map_err(zip_err),
             Err(e) => Err(format!("could not be read from the backup: {e}")),
         };
         match written {
@@ -187,7 +195,15 @@ async fn export_drive(
             }
             continue;
         }
-        match add_content(ctx, zip, &path, &it.content, modified_of(&it.meta, fallback)).await {
+        match add_content(
+            ctx,
+            zip,
+            &path,
+            &it.content,
+            modified_of(&it.meta, fallback),
+        )
+        .await
+        {
             Ok(n) => out.exported(&node_path(root, &it.id), &it.path, n),
             Err(why) => out.failed(&node_path(root, &it.id), &it.path, why),
         }
@@ -216,7 +232,14 @@ async fn export_drive(
             }
             ctx.cancel.check()?;
             let path = format!("{PREVIOUSLY_DELETED}/{prefix}{}", it.path);
-            match add_content(ctx, zip, &path, &it.content, modified_of(&it.meta, snap.time)).await
+            match add_content(
+                ctx,
+                zip,
+                &path,
+                &it.content,
+                modified_of(&it.meta, snap.time),
+            )
+            .await
             {
                 Ok(n) => {
                     found += 1;
@@ -391,11 +414,15 @@ blockquote{margin-left:2em;border-left:3px solid #ccc;padding-left:1em}</style><
 /// One message or post as HTML: who, when, subject and body (Teams and
 /// Outlook bodies are HTML already; text bodies are escaped).
 fn message_html(v: &Value) -> String {
-    let who = ["/from/user/displayName", "/from/emailAddress/name", "/from/application/displayName"]
-        .iter()
-        .filter_map(|p| v.pointer(p).and_then(Value::as_str))
-        .find(|s| !s.is_empty())
-        .unwrap_or("(unknown)");
+    let who = [
+        "/from/user/displayName",
+        "/from/emailAddress/name",
+        "/from/application/displayName",
+    ]
+    .iter()
+    .filter_map(|p| v.pointer(p).and_then(Value::as_str))
+    .find(|s| !s.is_empty())
+    .unwrap_or("(unknown)");
     let when = ["createdDateTime", "receivedDateTime"]
         .iter()
         .map(|k| str_at(v, k))
@@ -405,7 +432,10 @@ fn message_html(v: &Value) -> String {
     let body = if v.get("deletedDateTime").is_some_and(|d| !d.is_null()) {
         "<i>(this message was deleted)</i>".to_string()
     } else {
-        let content = v.pointer("/body/content").and_then(Value::as_str).unwrap_or("");
+        let content = v
+            .pointer("/body/content")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         if v.pointer("/body/contentType")
             .and_then(Value::as_str)
             .is_some_and(|t| t.eq_ignore_ascii_case("html"))
@@ -459,7 +489,11 @@ async fn export_channels(ctx: &ExportCtx<'_>, out: &Output<'_>, zip: &mut ZipOut
             &format!("Channels/{}.html", safe_name(&name)),
             ctx.snapshot.time,
         );
-        entry.push(&format!("{HTML_HEAD}{}{HTML_STYLE}<h1>{}</h1>\n", escape(&name), escape(&name)));
+        entry.push(&format!(
+            "{HTML_HEAD}{}{HTML_STYLE}<h1>{}</h1>\n",
+            escape(&name),
+            escape(&name)
+        ));
         for id in messages {
             ctx.cancel.check()?;
             let item_path = format!("{path}/{id}");

@@ -17,7 +17,9 @@ use futures::StreamExt;
 use mail_parser::{MessageParser, MimeHeaders};
 use serde_json::{Value, json};
 
-use super::{ExportCtx, ExportFormat, Output, PREVIOUSLY_DELETED, UniquePaths, base_name, safe_name};
+use super::{
+    ExportCtx, ExportFormat, Output, PREVIOUSLY_DELETED, UniquePaths, base_name, safe_name,
+};
 use crate::error::{EngineError, Result};
 use crate::report::SubService;
 use crate::restore::exchange::{parents_first, plan_folders};
@@ -82,10 +84,7 @@ const PARTS: [Part; 4] = [
 ];
 
 fn part_of(sub: SubService) -> Part {
-    PARTS
-        .into_iter()
-        .find(|p| p.sub == sub)
-        .unwrap_or(PARTS[0])
+    PARTS.into_iter().find(|p| p.sub == sub).unwrap_or(PARTS[0])
 }
 
 /// The folders of a sub-service in `snap`: (id, Graph JSON).
@@ -375,7 +374,10 @@ fn from_parsed(a: Option<&mail_parser::Address<'_>>) -> Vec<pst::Mailbox> {
         .flat_map(|a| a.iter())
         .filter_map(|x| {
             let address = x.address().unwrap_or_default().to_string();
-            let name = x.name().map(str::to_string).unwrap_or_else(|| address.clone());
+            let name = x
+                .name()
+                .map(str::to_string)
+                .unwrap_or_else(|| address.clone());
             (!address.is_empty() || !name.is_empty()).then(|| pst::Mailbox::new(name, address))
         })
         .collect()
@@ -446,8 +448,11 @@ fn message_from(meta: &Value, mime: &[u8]) -> ItemResult<pst::Message> {
         to,
         cc,
         bcc,
-        sent: graph_time(meta, "sentDateTime")
-            .or_else(|| parsed.date().and_then(|d| DateTime::from_timestamp(d.to_timestamp(), 0))),
+        sent: graph_time(meta, "sentDateTime").or_else(|| {
+            parsed
+                .date()
+                .and_then(|d| DateTime::from_timestamp(d.to_timestamp(), 0))
+        }),
         received: graph_time(meta, "receivedDateTime"),
         body_text,
         body_html,
@@ -652,7 +657,10 @@ fn appointment_from(ev: &Value) -> ItemResult<(pst::Appointment, Option<String>)
     let (recurrence, detail) = if str_at(ev, "type") == "seriesMaster" {
         match recurrence_from(ev, start) {
             Ok(r) => (Some(r), None),
-            Err(why) => (None, Some(format!("exported as a single appointment: {why}"))),
+            Err(why) => (
+                None,
+                Some(format!("exported as a single appointment: {why}")),
+            ),
         }
     } else {
         (None, None)
@@ -777,11 +785,16 @@ impl<F: FnMut(usize) -> std::io::Result<PartWriter>> Pst<'_, F> {
         }
         .await;
         match result {
-            Ok((name, bytes)) => {
-                self.out
-                    .item(path, &name, crate::restore::ItemOutcome::Restored, detail, bytes)
-            }
-            Err(why) => self.out.failed(path, path.rsplit('/').next().unwrap_or(path), why),
+            Ok((name, bytes)) => self.out.item(
+                path,
+                &name,
+                crate::restore::ItemOutcome::Restored,
+                detail,
+                bytes,
+            ),
+            Err(why) => self
+                .out
+                .failed(path, path.rsplit('/').next().unwrap_or(path), why),
         }
     }
 }
@@ -1011,7 +1024,11 @@ impl ZipOut {
     }
 
     pub(super) fn add_bytes(
-        &mut self, path: &str, data: &[u8], modified: DateTime<Utc>) -> ItemResult<()> {
+        &mut self,
+        path: &str,
+        data: &[u8],
+        modified: DateTime<Utc>,
+    ) -> ItemResult<()> {
         let path = self.paths.claim(path);
         self.zip
             .add_file(&path, Some(data.len() as u64), modified, data)
@@ -1092,7 +1109,8 @@ async fn export_eml(ctx: &ExportCtx<'_>, out: &Output<'_>) -> Result<()> {
             Ok(()) => {
                 let z = &mut zip.zip;
                 copy_item(ctx, path, |c| {
-                    z.write_chunk(c).map_err(|e| std::io::Error::other(e.to_string()))
+                    z.write_chunk(c)
+                        .map_err(|e| std::io::Error::other(e.to_string()))
                 })
                 .await
             }
@@ -1147,7 +1165,10 @@ pub(super) fn flatten_event(ev: &Value) -> Vec<Value> {
             NaiveDateTime::parse_from_str(s.trim_end_matches('Z'), "%Y-%m-%dT%H:%M:%S%.f").ok()
         })
         .map(|t| t.time());
-    let zone = ev.pointer("/start/timeZone").cloned().unwrap_or(json!("UTC"));
+    let zone = ev
+        .pointer("/start/timeZone")
+        .cloned()
+        .unwrap_or(json!("UTC"));
     for oid in ev
         .get("cancelledOccurrences")
         .and_then(Value::as_array)
@@ -1327,7 +1348,10 @@ mod tests {
         let r = a.recurrence.unwrap();
         assert_eq!(r.pattern, pst::RecurrencePattern::Weekly { days: 0b10 });
         assert_eq!(r.end, pst::RecurrenceEnd::After(5));
-        assert_eq!(r.deleted, vec![NaiveDate::from_ymd_opt(2026, 1, 12).unwrap()]);
+        assert_eq!(
+            r.deleted,
+            vec![NaiveDate::from_ymd_opt(2026, 1, 12).unwrap()]
+        );
         assert_eq!(
             r.exceptions[0].original_date,
             NaiveDate::from_ymd_opt(2026, 1, 19).unwrap()

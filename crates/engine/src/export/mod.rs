@@ -508,8 +508,9 @@ impl<'a> Output<'a> {
     /// Renames a created file within the staging directory.
     pub(crate) fn rename(&self, from: &Path, to_name: &str) -> Result<PathBuf> {
         let to = self.dir.join(to_name);
-        std::fs::rename(from, &to)
-            .map_err(|e| EngineError::Invalid(format!("{} cannot be renamed: {e}", from.display())))?;
+        std::fs::rename(from, &to).map_err(|e| {
+            EngineError::Invalid(format!("{} cannot be renamed: {e}", from.display()))
+        })?;
         self.created.lock().push(to.clone());
         Ok(to)
     }

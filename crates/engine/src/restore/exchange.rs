@@ -1565,9 +1565,7 @@ pub(crate) fn plan_folders(
     let mut needed = HashSet::new();
     for (n, _) in folders {
         let c = chain(n);
-        if c.iter()
-            .any(|f| selection.covers(&format!("{root}/{f}")))
-        {
+        if c.iter().any(|f| selection.covers(&format!("{root}/{f}"))) {
             whole.insert(n.clone());
         }
         if selection.reaches(&format!("{root}/{n}")) {
