@@ -177,7 +177,10 @@ impl crate::Catalog {
     /// (API servers and workers of this installation) can make one, and it
     /// is bound to the account, so a link never works for another account.
     pub fn sign(&self, account: crate::AccountId, purpose: &str, message: &str) -> String {
-        self.secrets.mac(account, purpose, message).to_hex().to_string()
+        self.secrets
+            .mac(account, purpose, message)
+            .to_hex()
+            .to_string()
     }
 
     /// Whether `signature` is [`sign`](crate::Catalog::sign)'s for these

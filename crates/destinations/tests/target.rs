@@ -285,10 +285,17 @@ async fn open_checks_credentials_before_anything_else() {
 #[test]
 fn endpoints_given_beside_the_url_go_where_they_belong() {
     let t = Target::parse("s3://bucket/p")
-        .and_then(|t| t.with_endpoint(Some("http://127.0.0.1:9000".into()), Some("eu-west-1".into())))
+        .and_then(|t| {
+            t.with_endpoint(
+                Some("http://127.0.0.1:9000".into()),
+                Some("eu-west-1".into()),
+            )
+        })
         .expect("s3");
     match t {
-        Target::S3 { endpoint, region, .. } => {
+        Target::S3 {
+            endpoint, region, ..
+        } => {
             assert_eq!(endpoint.as_deref(), Some("http://127.0.0.1:9000"));
             assert_eq!(region.as_deref(), Some("eu-west-1"));
         }
@@ -297,12 +304,26 @@ fn endpoints_given_beside_the_url_go_where_they_belong() {
     let az = Target::parse("az://acct/cont/p")
         .and_then(|t| t.with_endpoint(Some("http://127.0.0.1:10000/acct".into()), None))
         .expect("azure");
-    assert!(matches!(az, Target::Azure { endpoint: Some(_), .. }));
+    assert!(matches!(
+        az,
+        Target::Azure {
+            endpoint: Some(_),
+            ..
+        }
+    ));
     // Nothing given keeps what the URL said.
-    let kept = Target::parse("gs://b/p?endpoint=http://127.0.0.1:9023")
+    let kept = Target::parse("gs://bucket/p?endpoint=http://127.0.0.1:9023")
         .and_then(|t| t.with_endpoint(None, Some(" ".into())))
         .expect("gcs");
     assert!(matches!(kept, Target::Gcs { endpoint: Some(e), .. } if e == "http://127.0.0.1:9023"));
-    assert!(Target::Download.with_endpoint(Some("http://x".into()), None).is_err());
-    assert!(Target::parse("gs://b/p").and_then(|t| t.with_endpoint(None, Some("r".into()))).is_err());
+    assert!(
+        Target::Download
+            .with_endpoint(Some("http://x".into()), None)
+            .is_err()
+    );
+    let gcs = Target::parse("gs://bucket/p").expect("gcs");
+    assert!(
+        gcs.with_endpoint(None, Some("r".into())).is_err(),
+        "a region is for S3 only"
+    );
 }

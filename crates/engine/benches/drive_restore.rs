@@ -15,7 +15,9 @@ use engine::Cancel;
 use engine::onedrive::{OneDriveBackup, OneDriveOptions, backup_onedrive, discover_drives};
 use engine::progress::NoProgress;
 use engine::restore::onedrive::restore_onedrive;
-use engine::restore::{MemoryLog, RestoreCtx, RestoreMode, RestoreOptions, RestoreReport, Selection};
+use engine::restore::{
+    MemoryLog, RestoreCtx, RestoreMode, RestoreOptions, RestoreReport, Selection,
+};
 use graph::GraphClient;
 use graph_sim::{SimConfig, ThrottleMode};
 use serde_json::json;
@@ -131,8 +133,13 @@ async fn main() {
     );
     for i in 0..a.small {
         let size = 1024 + (i * 7919) % (31 * 1024);
-        graph_sim::files::add_generated_file(&sim.sim, &small.drive_id, &format!("small {i:05}.txt"), size)
-            .expect("small file");
+        graph_sim::files::add_generated_file(
+            &sim.sim,
+            &small.drive_id,
+            &format!("small {i:05}.txt"),
+            size,
+        )
+        .expect("small file");
     }
     for i in 0..a.large {
         graph_sim::files::add_generated_file(

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use engine::Cancel;
 use engine::progress::NoProgress;
 use engine::restore::teams::restore_group;
-use engine::restore::{MemoryLog, RestoreCtx, RestoreMode, RestoreOptions, RestoreReport, Selection};
+use engine::restore::{
+    MemoryLog, RestoreCtx, RestoreMode, RestoreOptions, RestoreReport, Selection,
+};
 use engine::teams::{
     GroupBackup, GroupBackupOptions, GroupKind, SubService, backup_group, discover_groups,
 };

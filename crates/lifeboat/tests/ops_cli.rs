@@ -742,56 +742,6 @@ async fn browse_search_and_restore_through_the_cli() {
     );
     assert!(none.contains("keywords"), "{none}");
 
-    // Export that message as EML and the mail as a PST into a directory.
-    let out = tempfile::tempdir().expect("out dir");
-    let out_dir = out.path().to_str().expect("utf-8 path").to_string();
-    let exported = cli.json(
-        "default",
-        &[
-            "export", "--task", &task, "--entity", &email, "--item", &item_path, "--format",
-            "eml", "--to", "download", "--out", &out_dir, "--wait", "--json",
-        ],
-    );
-    assert_eq!(exported["job_status"], "succeeded", "{exported}");
-    assert_eq!(exported["summary"]["report"]["exported"], 1, "{exported}");
-    let saved = exported["saved"][0].as_str().expect("a saved file").to_string();
-    assert!(saved.ends_with(".eml"), "{saved}");
-    let eml = std::fs::read(&saved).expect("read the .eml");
-    assert!(
-        String::from_utf8_lossy(&eml).contains(subject.split_whitespace().next().unwrap_or("")),
-        "the .eml is the message"
-    );
-    let exported = cli.json(
-        "default",
-        &[
-            "export", "--task", &task, "--entity", &email, "--sub-service", "mail", "--format",
-            "pst", "--out", &out_dir, "--wait", "--json",
-        ],
-    );
-    assert_eq!(exported["job_status"], "succeeded", "{exported}");
-    let pst = std::fs::read(exported["saved"][0].as_str().expect("a saved PST")).expect("read");
-    assert_eq!(&pst[..4], b"!BDN", "a PST");
-    assert_eq!(
-        pst.len() as u64,
-        exported["summary"]["files"][0]["size"].as_u64().expect("size")
-    );
-    let err = cli.fails(
-        "default",
-        &[
-            "export", "--task", &task, "--entity", &email, "--sub-service", "mail", "--format",
-            "vcf",
-        ],
-    );
-    assert!(err.to_lowercase().contains("vcf") || err.to_lowercase().contains("vcard"), "{err}");
-    let err = cli.fails(
-        "default",
-        &[
-            "export", "--task", &task, "--entity", &email, "--format", "pst", "--to",
-            "s3://bucket/prefix",
-        ],
-    );
-    assert!(err.contains("AWS") || err.to_lowercase().contains("credential"), "{err}");
-
     // Delete it in the tenant, then restore that one item by its path.
     let message_id = item_path.rsplit('/').next().expect("message id");
     let user = entities
@@ -804,6 +754,105 @@ async fn browse_search_and_restore_through_the_cli() {
         .to_string();
     let graph_url = sim.graph_url();
     let token = sim_token(&sim).await;
+    // Export that message as EML and the mail as a PST into a directory.
+    let out = tempfile::tempdir().expect("out dir");
+    let out_dir = out.path().to_str().expect("utf-8 path").to_string();
+    let exported = cli.json(
+        "default",
+        &[
+            "export", "--task", &task, "--entity", &email, "--item", &item_path, "--format", "eml",
+            "--to", "download", "--out", &out_dir, "--wait", "--json",
+        ],
+    );
+    assert_eq!(exported["job_status"], "succeeded", "{exported}");
+    assert_eq!(exported["summary"]["report"]["exported"], 1, "{exported}");
+    let saved = exported["saved"][0]
+        .as_str()
+        .expect("a saved file")
+        .to_string();
+    assert!(saved.ends_with(".eml"), "{saved}");
+    let eml = std::fs::read(&saved).expect("read the .eml");
+    let mime = reqwest::Client::new()
+        .get(format!(
+            "{graph_url}/users/{user}/messages/{message_id}/$value"
+        ))
+        .header("Prefer", "IdType=\"ImmutableId\"")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("MIME")
+        .bytes()
+        .await
+        .expect("MIME bytes");
+    assert_eq!(
+        eml,
+        mime.to_vec(),
+        "the .eml is the message's MIME, byte for byte"
+    );
+    let exported = cli.json(
+        "default",
+        &[
+            "export",
+            "--task",
+            &task,
+            "--entity",
+            &email,
+            "--sub-service",
+            "mail",
+            "--format",
+            "pst",
+            "--out",
+            &out_dir,
+            "--wait",
+            "--json",
+        ],
+    );
+    assert_eq!(exported["job_status"], "succeeded", "{exported}");
+    let pst = std::fs::read(exported["saved"][0].as_str().expect("a saved PST")).expect("read");
+    assert_eq!(&pst[..4], b"!BDN", "a PST");
+    assert_eq!(
+        pst.len() as u64,
+        exported["summary"]["files"][0]["size"]
+            .as_u64()
+            .expect("size")
+    );
+    let err = cli.fails(
+        "default",
+        &[
+            "export",
+            "--task",
+            &task,
+            "--entity",
+            &email,
+            "--sub-service",
+            "mail",
+            "--format",
+            "vcf",
+        ],
+    );
+    assert!(
+        err.to_lowercase().contains("vcf") || err.to_lowercase().contains("vcard"),
+        "{err}"
+    );
+    let err = cli.fails(
+        "default",
+        &[
+            "export",
+            "--task",
+            &task,
+            "--entity",
+            &email,
+            "--format",
+            "pst",
+            "--to",
+            "s3://bucket/prefix",
+        ],
+    );
+    assert!(
+        err.contains("AWS") || err.to_lowercase().contains("credential"),
+        "{err}"
+    );
+
     // A hard delete: the message leaves what the user (and the truth) sees.
     let r = reqwest::Client::new()
         .post(format!(

@@ -271,6 +271,9 @@ mod tests {
         );
         let d = content_disposition("Zoë \"x\".zip");
         assert!(d.starts_with("attachment; filename=\"Zo_ _x_.zip\""), "{d}");
-        assert!(d.ends_with("filename*=UTF-8''Zo%C3%AB%20%22x%22.zip"), "{d}");
+        assert!(
+            d.ends_with("filename*=UTF-8''Zo%C3%AB%20%22x%22.zip"),
+            "{d}"
+        );
     }
 }

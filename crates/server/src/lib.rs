@@ -185,8 +185,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(recovery::preview))
         .routes(routes!(recovery::search))
         .routes(routes!(recovery::changes))
-       .routes(routes!(exports::export))
-       .routes(routes!(exports::download))
+        .routes(routes!(exports::export))
+        .routes(routes!(exports::download))
 }
 
 /// The OpenAPI document of every route [`router`] serves.

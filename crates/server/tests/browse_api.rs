@@ -292,29 +292,50 @@ async fn browse_preview_search_and_restore_on_a_real_backup() {
     // Export: refused without the permission, then the mailbox's mail as a
     // PST behind a signed download link that only this account can use.
     let export_body = json!({"format": "pst", "sub_services": ["mail"], "destination": "download"});
-    let refused = env.post(&format!("{base}/export"), &otto, export_body.clone()).await;
+    let refused = env
+        .post(&format!("{base}/export"), &otto, export_body.clone())
+        .await;
     assert_eq!(refused.status, 403, "{}", refused.text);
     rt.catalog
         .set_user_permissions(
             account,
             op,
-            Some(&[Permission::PreviewData, Permission::Restore, Permission::Export]),
+            Some(&[
+                Permission::PreviewData,
+                Permission::Restore,
+                Permission::Export,
+            ]),
         )
         .await
         .expect("grant export");
     let bad = env
-        .post(&format!("{base}/export"), &otto, json!({"format": "vcf", "sub_services": ["mail"], "destination": "download"}))
+        .post(
+            &format!("{base}/export"),
+            &otto,
+            json!({"format": "vcf", "sub_services": ["mail"], "destination": "download"}),
+        )
         .await;
     assert_eq!(bad.status, 400, "mail is not a vCard: {}", bad.text);
     let bad = env
-        .post(&format!("{base}/export"), &otto, json!({"format": "pst", "destination": "s3://bucket/p"}))
+        .post(
+            &format!("{base}/export"),
+            &otto,
+            json!({"format": "pst", "destination": "s3://bucket/p"}),
+        )
         .await;
     assert_eq!(bad.status, 400, "S3 without credentials: {}", bad.text);
     let bad = env
-        .post(&format!("{base}/export"), &otto, json!({"format": "pst", "destination": "ftp://x"}))
+        .post(
+            &format!("{base}/export"),
+            &otto,
+            json!({"format": "pst", "destination": "ftp://x"}),
+        )
         .await;
     assert_eq!(bad.status, 400, "{}", bad.text);
-    let job = env.post(&format!("{base}/export"), &otto, export_body).await.expect(202);
+    let job = env
+        .post(&format!("{base}/export"), &otto, export_body)
+        .await
+        .expect(202);
     let export_id: catalog::JobId = job["id"].as_str().expect("id").parse().expect("job id");
     let done = run_jobs(&rt, account, &[export_id]).await.remove(0);
     assert_eq!(done.status, JobStatus::Succeeded, "{:?}", done.error);
@@ -327,14 +348,28 @@ async fn browse_preview_search_and_restore_on_a_real_backup() {
     assert_eq!(bytes.len() as u64, size);
     assert_eq!(&bytes[..4], b"!BDN", "a PST");
     // Another account's user, a forged signature, a link made longer: refused.
-    assert_eq!(download(&env, &url, &Some(bob_browser.clone())).await.0, 404);
+    assert_eq!(
+        download(&env, &url, &Some(bob_browser.clone())).await.0,
+        404
+    );
     let flipped = if url.ends_with('0') { '1' } else { '0' };
     let forged = format!("{}{flipped}", &url[..url.len() - 1]);
-    assert_eq!(download(&env, &forged, &Some(otto_browser.clone())).await.0, 403);
+    assert_eq!(
+        download(&env, &forged, &Some(otto_browser.clone())).await.0,
+        403
+    );
     let expires = result["expires_at"].as_str().expect("expiry");
-    let expires = chrono::DateTime::parse_from_rfc3339(expires).expect("time").timestamp();
-    let longer = url.replace(&format!("expires={expires}"), &format!("expires={}", expires + 86_400));
-    assert_eq!(download(&env, &longer, &Some(otto_browser.clone())).await.0, 403);
+    let expires = chrono::DateTime::parse_from_rfc3339(expires)
+        .expect("time")
+        .timestamp();
+    let longer = url.replace(
+        &format!("expires={expires}"),
+        &format!("expires={}", expires + 86_400),
+    );
+    assert_eq!(
+        download(&env, &longer, &Some(otto_browser.clone())).await.0,
+        403
+    );
     assert_eq!(download(&env, &url, &None).await.0, 401);
 
     // Another account reaches none of it.

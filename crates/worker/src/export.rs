@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use catalog::{
-    AccountId, ActivityKind, ActivityStatus, Claimed, Entity, EntityKind, EntityId, JobId,
+    AccountId, ActivityKind, ActivityStatus, Claimed, Entity, EntityId, EntityKind, JobId,
     NewActivity, NewJob, Secret, Task, TaskId,
 };
 use chrono::{DateTime, Duration, Utc};
@@ -287,11 +287,8 @@ async fn export(
     let account = job.account_id;
     let request: ExportRequest = serde_json::from_value(job.payload.clone())
         .map_err(|e| WorkerError::Invalid(format!("export job payload: {e}")))?;
-    let credentials = open_credentials(
-        &rt.catalog,
-        account,
-        request.sealed_credentials.as_deref(),
-    )?;
+    let credentials =
+        open_credentials(&rt.catalog, account, request.sealed_credentials.as_deref())?;
     let entity = rt.catalog.get_entity(account, request.entity_id).await?;
     let task = rt.catalog.get_task(account, entity.task_id).await?;
     let (chosen, vault, snapshot) = crate::restore::resolve_snapshot(
@@ -310,7 +307,15 @@ async fn export(
     engine::export::check(kind, &request.selection, request.options.format)
         .map_err(WorkerError::Invalid)?;
     let earlier = if request.options.include_deleted {
-        earlier_snapshots(rt, account, &entity, &vault, chosen.time, &chosen.snapshot_id).await?
+        earlier_snapshots(
+            rt,
+            account,
+            &entity,
+            &vault,
+            chosen.time,
+            &chosen.snapshot_id,
+        )
+        .await?
     } else {
         Vec::new()
     };
@@ -372,9 +377,14 @@ async fn export(
 
     // Hand the files over.
     sink.set_stage("uploading");
-    let destination = destinations::open(&request.target, &credentials, Some(&vault), &job.id.to_string())
-        .await
-        .map_err(|e| WorkerError::Invalid(e.to_string()))?;
+    let destination = destinations::open(
+        &request.target,
+        &credentials,
+        Some(&vault),
+        &job.id.to_string(),
+    )
+    .await
+    .map_err(|e| WorkerError::Invalid(e.to_string()))?;
     let is_download = matches!(request.target, Target::Download);
     let expires_at = is_download.then(|| rt.catalog.now() + DOWNLOAD_VALID_FOR);
     let mut views = Vec::with_capacity(files.len());

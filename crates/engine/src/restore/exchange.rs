@@ -889,7 +889,10 @@ impl<'a> Restorer<'a> {
             if let Err(e) = self.graph.send(req).await {
                 // Abandon the session, so no half attachment remains.
                 self.tally.requests(1);
-                let _ = self.graph.send(Request::delete(&url).pre_authenticated()).await;
+                let _ = self
+                    .graph
+                    .send(Request::delete(&url).pre_authenticated())
+                    .await;
                 return Err(format!("upload failed: {}", graph_reason(&e)));
             }
             at = end;

@@ -205,10 +205,10 @@ fn credentials_from_env(target: &Target) -> Result<Credentials> {
         }
         Target::Gcs { .. } => {
             if let Some(path) = var("GOOGLE_APPLICATION_CREDENTIALS") {
-                c.service_account_json = Some(
-                    std::fs::read_to_string(&path)
-                        .with_context(|| format!("reading GOOGLE_APPLICATION_CREDENTIALS ({path})"))?,
-                );
+                c.service_account_json =
+                    Some(std::fs::read_to_string(&path).with_context(|| {
+                        format!("reading GOOGLE_APPLICATION_CREDENTIALS ({path})")
+                    })?);
             }
             c.bearer_token = var("GCS_BEARER_TOKEN");
         }

@@ -116,7 +116,7 @@ pub enum OpsCommand {
     Restore(recover::RestoreArgs),
     /// Export a backup of an entity as PST, EML, iCalendar, vCard or ZIP, to a
     /// download link or your S3, Azure, Google Cloud, Box or Dropbox storage.
-   Export(export::ExportArgs),
+    Export(export::ExportArgs),
     /// List what a backup of an entity holds, or preview one item.
     Browse(recover::BrowseArgs),
     /// Search an entity's backups (keywords and filters, as of a date).
@@ -165,7 +165,7 @@ pub async fn run(cmd: OpsCommand) -> Result<()> {
             backup::run_runs(&ctx, a.cmd).await
         }
         OpsCommand::Restore(a) => recover::run_restore(a).await,
-       OpsCommand::Export(a) => export::run_export(a).await,
+        OpsCommand::Export(a) => export::run_export(a).await,
         OpsCommand::Browse(a) => recover::run_browse(a).await,
         OpsCommand::Search(a) => recover::run_search(a).await,
         OpsCommand::Serve(a) => demo::run_serve(a).await,

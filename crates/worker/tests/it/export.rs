@@ -47,13 +47,21 @@ async fn backup(env: &Env, task: &catalog::Task, e: &catalog::Entity) -> BackupS
     serde_json::from_value(job.result.expect("result")).expect("summary")
 }
 
-fn request(task: &catalog::Task, e: &catalog::Entity, format: ExportFormat, target: Target) -> ExportRequest {
+fn request(
+    task: &catalog::Task,
+    e: &catalog::Entity,
+    format: ExportFormat,
+    target: Target,
+) -> ExportRequest {
     ExportRequest {
         task_id: task.id,
         entity_id: e.id,
         snapshot_id: None,
         at: None,
-        selection: Selection { sub_services: vec![engine::SubService::Mail], ..Default::default() },
+        selection: Selection {
+            sub_services: vec![engine::SubService::Mail],
+            ..Default::default()
+        },
         options: ExportOptions::new(format),
         target,
         sealed_credentials: None,
