@@ -842,10 +842,19 @@ async fn export_pst(ctx: &ExportCtx<'_>, out: &Output<'_>) -> Result<()> {
                 continue;
             }
             let parent = plan.parent.get(fid).and_then(|p| mapped.get(p)).copied();
-            let folder = pst
-                .writer
-                .add_folder(parent, &plan.name(meta, fid), part.class)
-                .map_err(pst_err)?;
+            let name = plan.name(meta, fid);
+            // The mailbox's top-level Deleted Items becomes the PST's own
+            // (every PST has one), rather than a second folder of that name.
+            let folder = if part.root == "mail"
+                && !plan.parent.contains_key(fid)
+                && name.eq_ignore_ascii_case("Deleted Items")
+            {
+                pst.writer.deleted_items()
+            } else {
+                pst.writer
+                    .add_folder(parent, &name, part.class)
+                    .map_err(pst_err)?
+            };
             mapped.insert(fid.clone(), folder);
         }
         for (fid, _) in &plan.folders {

@@ -17,6 +17,8 @@ struct FolderSpec {
     parent: Option<SplitFolderId>,
     name: String,
     class: String,
+    /// The store's own Deleted Items folder, not a new one.
+    builtin_deleted: bool,
 }
 
 /// Writes items into a sequence of PSTs, starting a new file (with the whole
@@ -28,6 +30,7 @@ pub struct SplitPstWriter<W: Write + Seek, F: FnMut(usize) -> std::io::Result<W>
     limit: u64,
     display_name: String,
     folders: Vec<FolderSpec>,
+    deleted_items: Option<SplitFolderId>,
     current: Option<(PstWriter<W>, Vec<FolderId>)>,
     finished: Vec<W>,
 }
@@ -55,6 +58,7 @@ impl<W: Write + Seek, F: FnMut(usize) -> std::io::Result<W>> SplitPstWriter<W, F
             limit,
             display_name: display_name.to_string(),
             folders: Vec::new(),
+            deleted_items: None,
             current: None,
             finished: Vec::new(),
         })
@@ -76,6 +80,7 @@ impl<W: Write + Seek, F: FnMut(usize) -> std::io::Result<W>> SplitPstWriter<W, F
             parent,
             name: name.to_string(),
             class: container_class.to_string(),
+            builtin_deleted: false,
         });
         if let Some((pst, ids)) = &mut self.current {
             let parent = parent.map(|p| ids[p.0]).unwrap_or(pst.root());
@@ -83,6 +88,26 @@ impl<W: Write + Seek, F: FnMut(usize) -> std::io::Result<W>> SplitPstWriter<W, F
             ids.push(folder);
         }
         Ok(id)
+    }
+
+    /// The store's own Deleted Items folder in every part (every PST has
+    /// one), so a mailbox's Deleted Items does not appear twice.
+    pub fn deleted_items(&mut self) -> SplitFolderId {
+        if let Some(id) = self.deleted_items {
+            return id;
+        }
+        let id = SplitFolderId(self.folders.len());
+        self.folders.push(FolderSpec {
+            parent: None,
+            name: String::new(),
+            class: String::new(),
+            builtin_deleted: true,
+        });
+        if let Some((pst, ids)) = &mut self.current {
+            ids.push(pst.deleted_items());
+        }
+        self.deleted_items = Some(id);
+        id
     }
 
     /// Parts finished so far plus the open one.
@@ -102,10 +127,18 @@ impl<W: Write + Seek, F: FnMut(usize) -> std::io::Result<W>> SplitPstWriter<W, F
         }
         if self.current.is_none() {
             let out = (self.open_part)(self.finished.len())?;
-            let name = format!("{} ({})", self.display_name, self.finished.len() + 1);
+            // The first part carries the plain name; later ones are numbered.
+            let name = match self.finished.len() {
+                0 => self.display_name.clone(),
+                n => format!("{} ({})", self.display_name, n + 1),
+            };
             let mut pst = PstWriter::create_named(out, &name)?;
             let mut ids: Vec<FolderId> = Vec::with_capacity(self.folders.len());
             for spec in &self.folders {
+                if spec.builtin_deleted {
+                    ids.push(pst.deleted_items());
+                    continue;
+                }
                 let parent = spec.parent.map(|p| ids[p.0]).unwrap_or(pst.root());
                 ids.push(pst.add_folder(parent, &spec.name, &spec.class)?);
             }
