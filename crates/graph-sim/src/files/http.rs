@@ -381,15 +381,14 @@ fn page_ops(
             };
             let mut ss = slot.write();
             let i = find(&ss).ok_or_else(missing)?;
-            if let Some(name) = b.get("name").and_then(Value::as_str) {
-                if ss
+            if let Some(name) = b.get("name").and_then(Value::as_str)
+                && ss
                     .pages
                     .iter()
                     .enumerate()
                     .any(|(j, p)| j != i && p.name.eq_ignore_ascii_case(name))
-                {
-                    return Err(name_taken(name));
-                }
+            {
+                return Err(name_taken(name));
             }
             let canvas = match b.get("canvasLayout") {
                 Some(c) => Some(
