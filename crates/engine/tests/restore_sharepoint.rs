@@ -96,9 +96,30 @@ impl Env {
         mode: RestoreMode,
         destination: Option<&str>,
     ) -> Result<(RestoreReport, MemoryLog, RestoreOptions), EngineError> {
+        self.restore_selected(snap, mode, destination, Selection::everything())
+            .await
+    }
+
+    /// A site with at least two pages.
+    async fn pages_site(&self) -> String {
+        for s in discover_sites(&self.graph).await.unwrap() {
+            let t = self.truth(&s.graph_id).await;
+            if pages(&t).len() >= 2 {
+                return s.graph_id;
+            }
+        }
+        panic!("no site with two pages");
+    }
+
+    async fn restore_selected(
+        &self,
+        snap: &SnapshotInfo,
+        mode: RestoreMode,
+        destination: Option<&str>,
+        selection: Selection,
+    ) -> Result<(RestoreReport, MemoryLog, RestoreOptions), EngineError> {
         let options = RestoreOptions::new(mode);
         let log = MemoryLog::default();
-        let selection = Selection::everything();
         let ctx = RestoreCtx {
             graph: &self.graph,
             vault: &self.account,
@@ -113,6 +134,23 @@ impl Env {
         let r = restore_site(&ctx).await?;
         Ok((r, log, options))
     }
+}
+
+/// Page file name → hash of its title, layout, title area, canvas (web
+/// parts) and publication, from the truth.
+fn pages(t: &Truth) -> BTreeMap<String, String> {
+    t.iter()
+        .filter(|((w, _), _)| w == "pages")
+        .map(|((_, p), h)| (p.trim_start_matches("SitePages/").to_string(), h.clone()))
+        .collect()
+}
+
+/// Log entries of pages.
+fn page_entries(log: &MemoryLog) -> Vec<engine::restore::ItemLogEntry> {
+    log.entries()
+        .into_iter()
+        .filter(|l| l.path.starts_with("pages/"))
+        .collect()
 }
 
 /// List items whose fields can be compared (no attachments: Graph v1.0
@@ -366,7 +404,191 @@ async fn a_deleted_site_comes_back_into_a_recreated_site_with_replace() {
             assert!(got.contains(&h), "{l}: an item came back");
         }
     }
-    if before.keys().any(|(w, _)| w == "pages") {
-        assert!(r.notes.iter().any(|n| n.contains("Pages")), "{:?}", r.notes);
+    // Pages: every one back by name with its canvas, published.
+    assert!(!pages(&before).is_empty());
+    assert_eq!(pages(&after), pages(&before));
+    assert!(
+        !r.notes
+            .iter()
+            .any(|n| n.contains("Pages were not restored")),
+        "{:?}",
+        r.notes
+    );
+}
+
+#[tokio::test]
+async fn pages_come_back_with_their_web_parts_in_every_restore_mode() {
+    let e = env(tenant(6, 404)).await;
+    let site = e.pages_site().await;
+    let snap = e.backup(&site).await;
+    // The backup holds each page with its expanded canvas.
+    let stored = e.account.list_folder(&snap, "pages").await.unwrap();
+    assert!(stored.len() >= 2);
+    for p in &stored {
+        let b = e
+            .account
+            .read_item_bytes(&snap, &format!("pages/{}", p.name))
+            .await
+            .unwrap();
+        let v: Value = serde_json::from_slice(&b).unwrap();
+        let sections = v["canvasLayout"]["horizontalSections"].as_array().unwrap();
+        assert!(!sections.is_empty(), "{v}");
+        assert!(
+            sections[0]["columns"][0]["webparts"][0]["@odata.type"]
+                .as_str()
+                .unwrap()
+                .ends_with("WebPart")
+        );
     }
+    let before = pages(&e.truth(&site).await);
+    // Delete one page; deface and publish another.
+    let listed = e
+        .graph
+        .get_all(&format!("/sites/{site}/pages"))
+        .await
+        .unwrap();
+    let name = |p: &Value| p["name"].as_str().unwrap().to_string();
+    let (deleted, altered) = (&listed[0], &listed[1]);
+    e.graph
+        .send(Request::delete(format!(
+            "/sites/{site}/pages/{}",
+            deleted["id"].as_str().unwrap()
+        )))
+        .await
+        .unwrap();
+    let aid = altered["id"].as_str().unwrap();
+    e.graph
+        .send(Request::json(
+            graph::Method::PATCH,
+            format!("/sites/{site}/pages/{aid}/microsoft.graph.sitePage"),
+            &json!({"title": "Defaced", "canvasLayout": {"horizontalSections": [{
+                "layout": "oneColumn", "columns": [{"width": 12, "webparts": [
+                    {"innerHtml": "<p>defaced</p>"}]}]}]}}),
+        ))
+        .await
+        .unwrap();
+    e.graph
+        .send(Request::new(
+            graph::Method::POST,
+            format!("/sites/{site}/pages/{aid}/microsoft.graph.sitePage/publish"),
+        ))
+        .await
+        .unwrap();
+    let damaged = pages(&e.truth(&site).await);
+    assert!(!damaged.contains_key(&name(deleted)));
+    assert_ne!(damaged[&name(altered)], before[&name(altered)]);
+
+    // Bypass: the deleted page comes back, the defaced one is left.
+    let (r, log, _) = e.restore(&snap, RestoreMode::Bypass, None).await.unwrap();
+    assert_eq!(r.failed, 0, "{:?}", log.entries());
+    let now = pages(&e.truth(&site).await);
+    assert_eq!(now[&name(deleted)], before[&name(deleted)]);
+    assert_eq!(now[&name(altered)], damaged[&name(altered)]);
+    let entries = page_entries(&log);
+    assert!(entries.iter().any(|l| l.name == name(deleted)
+        && l.outcome == engine::restore::ItemOutcome::Restored));
+    assert!(
+        entries
+            .iter()
+            .any(|l| l.name == name(altered) && l.outcome == engine::restore::ItemOutcome::Skipped)
+    );
+
+    // Replace: the defaced page is written over and published again.
+    let (r, log, _) = e.restore(&snap, RestoreMode::Replace, None).await.unwrap();
+    assert_eq!(r.failed, 0, "{:?}", log.entries());
+    assert_eq!(pages(&e.truth(&site).await), before);
+    assert!(
+        page_entries(&log)
+            .iter()
+            .any(|l| l.name == name(altered)
+                && l.outcome == engine::restore::ItemOutcome::Overwritten)
+    );
+
+    // Non-destructive: a new page beside each original, the originals kept.
+    let (r, log, options) = e
+        .restore(&snap, RestoreMode::NonDestructive, None)
+        .await
+        .unwrap();
+    assert_eq!(r.failed, 0, "{:?}", log.entries());
+    let now = pages(&e.truth(&site).await);
+    let folder = engine::restore::drive::restore_folder_name(&options);
+    for (n, h) in &before {
+        assert_eq!(now.get(n), Some(h), "{n} untouched");
+        let stem = n.trim_end_matches(".aspx");
+        assert_eq!(
+            now.get(&format!("{stem} ({folder}).aspx")),
+            Some(h),
+            "{n} restored beside"
+        );
+    }
+    assert_eq!(now.len(), 2 * before.len());
+
+    // Duplicate: a copy under the duplicate suffix.
+    let (_, log, options) = e
+        .restore(&snap, RestoreMode::Duplicate, None)
+        .await
+        .unwrap();
+    let entries = page_entries(&log);
+    assert!(
+        entries
+            .iter()
+            .all(|l| l.outcome == engine::restore::ItemOutcome::Restored),
+        "{entries:?}"
+    );
+    let now = pages(&e.truth(&site).await);
+    for (n, h) in &before {
+        assert_eq!(
+            now.get(&options.duplicate_name(n)),
+            Some(h),
+            "{n} duplicated"
+        );
+    }
+    assert_eq!(now.len(), 3 * before.len());
+}
+
+#[tokio::test]
+async fn a_single_page_is_restored_by_its_path() {
+    let e = env(tenant(6, 405)).await;
+    let site = e.pages_site().await;
+    let snap = e.backup(&site).await;
+    let before = pages(&e.truth(&site).await);
+    let listed = e
+        .graph
+        .get_all(&format!("/sites/{site}/pages"))
+        .await
+        .unwrap();
+    for p in &listed {
+        e.graph
+            .send(Request::delete(format!(
+                "/sites/{site}/pages/{}",
+                p["id"].as_str().unwrap()
+            )))
+            .await
+            .unwrap();
+    }
+    assert!(pages(&e.truth(&site).await).is_empty());
+    let chosen = &listed[1];
+    let selection = Selection {
+        items: vec![format!("pages/{}", chosen["id"].as_str().unwrap())],
+        ..Selection::default()
+    };
+    let (r, log, _) = e
+        .restore_selected(&snap, RestoreMode::Replace, None, selection)
+        .await
+        .unwrap();
+    assert_eq!(r.failed, 0, "{:?}", log.entries());
+    assert_eq!(r.restored, 1, "{:?}", log.entries());
+    let n = chosen["name"].as_str().unwrap().to_string();
+    let now = pages(&e.truth(&site).await);
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_eq!(now.get(&n), before.get(&n));
+    // Restored pages are published, as Graph shows them.
+    let p: Value = e
+        .graph
+        .send(Request::get(format!("/sites/{site}/pages")))
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(p["value"][0]["publishingState"]["level"], "published");
 }

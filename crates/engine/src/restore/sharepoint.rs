@@ -15,11 +15,15 @@
 //!   bypass only re-creates missing ones, duplicate creates every item anew.
 //!   Only writable columns are written (system fields such as Created,
 //!   Author or Attachments are Graph's).
-//! - Pages: Graph v1.0 can create and publish a sitePage, but the backup
-//!   holds only the page's title, name and layout (Graph v1.0 gives the
-//!   canvas only through `$expand=canvasLayout`, which the backup does not
-//!   store), so a restored page would be an empty shell over the name of a
-//!   real one. Pages are left out and a note says so.
+//! - Pages (`pages/<page id>`, the sitePage JSON with its `canvasLayout`
+//!   expanded) are re-created with `POST /sites/{id}/pages` from their
+//!   writable properties (name, title, pageLayout, titleArea, comments and
+//!   recommended pages switches, and the canvas with its sections, columns
+//!   and web parts), then published. Pages are matched by file name.
+//!   Replace updates a present page (`PATCH …/microsoft.graph.sitePage`)
+//!   and publishes it; bypass leaves a present page; non-destructive
+//!   creates "<name> (Restored …).aspx" beside the original; duplicate
+//!   creates "<name> <suffix>.aspx".
 //!
 //! # Deleted sites
 //!
@@ -74,11 +78,8 @@ pub async fn restore_site(ctx: &RestoreCtx<'_>) -> Result<RestoreReport> {
     if !ctx.cancel.is_cancelled() && lists_selected(ctx.selection) {
         w.restore_lists().await?;
     }
-    if pages_selected(ctx.selection) && w.has_pages().await? {
-        tally.note(
-            "Pages were not restored: the backup keeps a page's title and layout but not its \
-             web parts, so a page re-created through Microsoft Graph would be empty.",
-        );
+    if !ctx.cancel.is_cancelled() && pages_selected(ctx.selection) {
+        w.restore_pages().await?;
     }
     let mut report = tally.report(ctx.cancel.is_cancelled());
     report.destination = Some(site);
@@ -195,10 +196,6 @@ impl SiteWriter<'_, '_> {
             Err(vault::Error::NotFound(_) | vault::Error::NoSuchEntry(_)) => Ok(Vec::new()),
             Err(e) => Err(e.into()),
         }
-    }
-
-    async fn has_pages(&self) -> Result<bool> {
-        Ok(!self.folder_entries("pages").await?.is_empty())
     }
 
     // ------------------------------------------------------------ libraries
@@ -523,6 +520,260 @@ impl SiteWriter<'_, '_> {
     }
 }
 
+impl SiteWriter<'_, '_> {
+    // ---------------------------------------------------------------- pages
+
+    async fn restore_pages(&self) -> Result<()> {
+        let entries = self.folder_entries("pages").await?;
+        if entries.is_empty() {
+            return Ok(());
+        }
+        // Destination pages by lower-cased file name → id.
+        let mut present: HashMap<String, String> = HashMap::new();
+        match self
+            .get_all(format!("/sites/{}/pages?$select=id,name", self.site))
+            .await
+        {
+            Ok(pages) => {
+                for p in pages {
+                    if let (Some(id), Some(name)) = (
+                        p.get("id").and_then(Value::as_str),
+                        p.get("name").and_then(Value::as_str),
+                    ) {
+                        present.insert(name.to_lowercase(), id.to_string());
+                    }
+                }
+            }
+            // A site without a Site Pages library lists no pages; creating
+            // one then fails per page, with Graph's reason.
+            Err(EngineError::Graph(g)) if g.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+        let sel = self.ctx.selection;
+        for e in entries {
+            if self.ctx.cancel.is_cancelled() {
+                return Ok(());
+            }
+            let path = format!("pages/{}", e.name);
+            if !(sel.is_everything()
+                || sel.sub_services.contains(&SubService::Site)
+                || sel.covers(&path))
+            {
+                continue;
+            }
+            let stored: Value = match self
+                .ctx
+                .vault
+                .read_item_bytes(self.ctx.snapshot, &path)
+                .await
+            {
+                Ok(b) => match serde_json::from_slice(&b) {
+                    Ok(v) => v,
+                    Err(_) => {
+                        self.tally.item(
+                            &path,
+                            &e.name,
+                            ItemOutcome::Failed,
+                            Some("the stored page is not readable JSON".into()),
+                            0,
+                        );
+                        continue;
+                    }
+                },
+                Err(err) => return Err(err.into()),
+            };
+            let Some(name) = stored.get("name").and_then(Value::as_str) else {
+                self.tally.item(
+                    &path,
+                    &e.name,
+                    ItemOutcome::Failed,
+                    Some("the stored page has no file name".into()),
+                    0,
+                );
+                continue;
+            };
+            match self.restore_page(&stored, name, &mut present).await {
+                Ok((outcome, detail, bytes)) => {
+                    self.tally.item(&path, name, outcome, detail, bytes)
+                }
+                Err(EngineError::Graph(g)) if g.class() != graph::ErrorClass::Connection => {
+                    self.tally.item(
+                        &path,
+                        name,
+                        ItemOutcome::Failed,
+                        Some(format!("{g} ({})", g.guidance())),
+                        0,
+                    )
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes one stored page per the restore mode; what happened, a
+    /// detail (the name written) and the bytes sent.
+    async fn restore_page(
+        &self,
+        stored: &Value,
+        name: &str,
+        present: &mut HashMap<String, String>,
+    ) -> Result<(ItemOutcome, Option<String>, u64)> {
+        let options = self.ctx.options;
+        let target = match options.mode {
+            RestoreMode::NonDestructive => {
+                page_name_with(name, &super::drive::restore_folder_name(options))
+            }
+            RestoreMode::Duplicate => options.duplicate_name(name),
+            RestoreMode::Replace | RestoreMode::Bypass => name.to_string(),
+        };
+        let existing = present.get(&target.to_lowercase()).cloned();
+        let mut body = page_body(stored);
+        if let Value::Object(m) = &mut body {
+            m.insert("name".into(), json!(target));
+        }
+        let bytes = serde_json::to_vec(&body).map_or(0, |b| b.len() as u64);
+        match (options.mode, existing) {
+            (RestoreMode::Replace, Some(id)) => {
+                // The name stays; the rest is written over and published.
+                if let Value::Object(m) = &mut body {
+                    m.remove("name");
+                    m.remove("@odata.type");
+                }
+                self.send(Request::json(
+                    Method::PATCH,
+                    format!(
+                        "/sites/{}/pages/{}/microsoft.graph.sitePage",
+                        self.site,
+                        seg(&id)?
+                    ),
+                    &body,
+                ))
+                .await?;
+                self.publish_page(&id).await?;
+                Ok((ItemOutcome::Overwritten, None, bytes))
+            }
+            (RestoreMode::Replace, None) | (RestoreMode::Bypass, None) => {
+                self.create_page(&body, &target, present).await?;
+                Ok((ItemOutcome::Restored, None, bytes))
+            }
+            (RestoreMode::Bypass, Some(_)) => Ok((
+                ItemOutcome::Skipped,
+                Some("present in the destination; bypass leaves it".into()),
+                0,
+            )),
+            (_, Some(_)) => Ok((
+                ItemOutcome::Skipped,
+                Some(format!(
+                    "a page named {target} is already in the destination; it is not overwritten"
+                )),
+                0,
+            )),
+            (_, None) => {
+                self.create_page(&body, &target, present).await?;
+                Ok((ItemOutcome::Restored, Some(target), bytes))
+            }
+        }
+    }
+
+    /// Creates a page and publishes it (a created page is a draft).
+    async fn create_page(
+        &self,
+        body: &Value,
+        name: &str,
+        present: &mut HashMap<String, String>,
+    ) -> Result<()> {
+        let created: Value = self
+            .send(Request::json(
+                Method::POST,
+                format!("/sites/{}/pages", self.site),
+                body,
+            ))
+            .await?
+            .json()?;
+        let id = created
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| EngineError::Invalid("Graph created a page without an id".into()))?
+            .to_string();
+        present.insert(name.to_lowercase(), id.clone());
+        self.publish_page(&id).await
+    }
+
+    async fn publish_page(&self, id: &str) -> Result<()> {
+        self.send(Request::new(
+            Method::POST,
+            format!(
+                "/sites/{}/pages/{}/microsoft.graph.sitePage/publish",
+                self.site,
+                seg(id)?
+            ),
+        ))
+        .await?;
+        Ok(())
+    }
+}
+
+/// The writable properties of a sitePage in the shape `POST /pages` takes
+/// (Graph's "Create a page in the site pages list"): read-only properties
+/// (id, eTag, dates, createdBy, webUrl, publishingState…) and OData
+/// annotations are left out. Section, column and web part ids stay: the
+/// documented request carries them.
+fn page_body(stored: &Value) -> Value {
+    const WRITABLE: [&str; 7] = [
+        "name",
+        "title",
+        "description",
+        "pageLayout",
+        "showComments",
+        "showRecommendedPages",
+        "titleArea",
+    ];
+    let mut m = Map::new();
+    m.insert("@odata.type".into(), json!("#microsoft.graph.sitePage"));
+    for k in WRITABLE {
+        if let Some(v) = stored.get(k).filter(|v| !v.is_null()) {
+            m.insert(k.into(), without_annotations(v));
+        }
+    }
+    if let Some(canvas) = stored.get("canvasLayout").and_then(Value::as_object) {
+        let mut c = Map::new();
+        for k in ["horizontalSections", "verticalSection"] {
+            if let Some(v) = canvas.get(k).filter(|v| !v.is_null()) {
+                c.insert(k.into(), without_annotations(v));
+            }
+        }
+        m.insert("canvasLayout".into(), Value::Object(c));
+    }
+    Value::Object(m)
+}
+
+/// `v` without OData annotations, except the `@odata.type` that tells a
+/// text web part from a standard one.
+fn without_annotations(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| k.as_str() == "@odata.type" || !k.contains("@odata."))
+                .map(|(k, v)| (k.clone(), without_annotations(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(without_annotations).collect()),
+        other => other.clone(),
+    }
+}
+
+/// A page file name with a suffix before `.aspx` ("News.aspx", "Restored
+/// 2024-01-02 03.04.05" → "News (Restored 2024-01-02 03.04.05).aspx").
+fn page_name_with(name: &str, suffix: &str) -> String {
+    let stem = name
+        .len()
+        .checked_sub(5)
+        .filter(|&i| name.is_char_boundary(i) && name[i..].eq_ignore_ascii_case(".aspx"))
+        .map_or(name, |i| &name[..i]);
+    format!("{stem} ({suffix}).aspx")
+}
+
 /// Names of the stored list's columns that can be written.
 fn writable_columns(meta: &Value) -> Vec<String> {
     meta.get("columns")
@@ -579,6 +830,46 @@ fn writable_fields(item: &Value, writable: &[String]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_body_keeps_the_canvas_and_leaves_read_only_properties() {
+        let stored = json!({
+            "@odata.context": "x", "@odata.type": "#microsoft.graph.sitePage",
+            "id": "p1", "eTag": "\"{P1},3\"", "name": "News.aspx", "title": "News",
+            "pageLayout": "article", "createdBy": {"user": {}}, "webUrl": "u",
+            "publishingState": {"level": "published", "versionId": "1.0"},
+            "titleArea": {"layout": "plain"},
+            "canvasLayout": {"id": "c", "@odata.type": "#microsoft.graph.canvasLayout",
+                "horizontalSections@odata.context": "y",
+                "horizontalSections": [{"id": "1", "layout": "oneColumn", "columns": [
+                    {"id": "1", "width": 12, "webparts": [
+                        {"@odata.type": "#microsoft.graph.textWebPart", "id": "w", "innerHtml": "<p>hi</p>"}]}]}]},
+        });
+        let b = page_body(&stored);
+        assert_eq!(b["@odata.type"], "#microsoft.graph.sitePage");
+        for gone in [
+            "id",
+            "eTag",
+            "createdBy",
+            "webUrl",
+            "publishingState",
+            "@odata.context",
+        ] {
+            assert!(b.get(gone).is_none(), "{gone}");
+        }
+        assert_eq!(b["titleArea"]["layout"], "plain");
+        let c = &b["canvasLayout"];
+        assert!(c.get("id").is_none() && c.get("horizontalSections@odata.context").is_none());
+        assert_eq!(
+            c["horizontalSections"][0]["columns"][0]["webparts"][0]["innerHtml"],
+            "<p>hi</p>"
+        );
+        assert_eq!(
+            page_name_with("News.aspx", "Restored 2024-01-02 03.04.05"),
+            "News (Restored 2024-01-02 03.04.05).aspx"
+        );
+        assert_eq!(page_name_with("x", "s"), "x (s).aspx");
+    }
 
     #[test]
     fn only_writable_fields_are_written_back() {

@@ -305,36 +305,245 @@ fn site_ops(
             drive_ops(sim, ctx, method, id, &rest[2..], body)
         }
         (Some("lists"), _) => list_ops(sim, ctx, method, site, &rest[1..], body),
-        (Some("pages"), None) if get => {
-            let slot = site_state(sim, site);
-            let ss = slot.read();
-            let v: Vec<Value> = ss.pages.iter().map(|p| sites::page_json(site, p)).collect();
-            ok(odata::collection(
-                ctx,
-                &format!("sites('{}')/pages", site.id),
-                v,
-                PageLimits::SMALL,
-                None,
-            )?)
-        }
-        (Some("pages"), Some(pid)) if get && rest.len() <= 3 => {
-            let slot = site_state(sim, site);
-            let ss = slot.read();
-            let p = ss
-                .pages
-                .iter()
-                .find(|p| p.id.eq_ignore_ascii_case(pid))
-                .ok_or_else(|| GraphError::item_not_found("The page could not be found."))?;
-            ok(odata::entity(
-                ctx,
-                &format!("sites('{}')/pages", site.id),
-                sites::page_json(site, p),
-                None,
-            ))
-        }
+        (Some("pages"), _) => page_ops(sim, ctx, method, site, &rest[1..], body),
         _ if !get && rest.len() <= 2 => Err(GraphError::method_not_allowed()),
         _ => Err(GraphError::no_resource(&ctx.path)),
     }
+}
+
+/// The cast segment of a site page: `/pages/{id}/microsoft.graph.sitePage`,
+/// or with Graph's namespace alias `graph.sitePage` (what msgraph-sdk sends).
+const SITE_PAGE_CASTS: [&str; 2] = ["microsoft.graph.sitePage", "graph.sitePage"];
+
+/// `/sites/{id}/pages…`: list, get (the canvas with `$expand=canvasLayout`
+/// on the sitePage cast), create, update, publish and delete site pages.
+fn page_ops(
+    sim: &Sim,
+    ctx: &GraphCtx,
+    method: &Method,
+    site: &SiteMeta,
+    rest: &[String],
+    body: Bytes,
+) -> GraphResult<Response> {
+    let s = |i: usize| rest.get(i).map(String::as_str);
+    let slot = site_state(sim, site);
+    let frag = format!("sites('{}')/pages", site.id);
+    let missing = || GraphError::item_not_found("The page could not be found.");
+    let expand_canvas = ctx
+        .query
+        .expand
+        .as_deref()
+        .is_some_and(|e| e.contains("canvasLayout"));
+    let Some(pid) = s(0) else {
+        return match *method {
+            Method::GET => {
+                let ss = slot.read();
+                let v: Vec<Value> = ss
+                    .pages
+                    .iter()
+                    .map(|p| sites::page_json(site, p, false))
+                    .collect();
+                ok(odata::collection(ctx, &frag, v, PageLimits::SMALL, None)?)
+            }
+            Method::POST => create_page(sim, site, &slot, body),
+            _ => Err(GraphError::method_not_allowed()),
+        };
+    };
+    let find = |ss: &sites::SiteState| ss.pages.iter().position(|p| p.id.eq_ignore_ascii_case(pid));
+    let cast = match s(1) {
+        None => false,
+        Some(c) if SITE_PAGE_CASTS.iter().any(|k| k.eq_ignore_ascii_case(c)) => true,
+        Some(_) => return Err(GraphError::no_resource(&ctx.path)),
+    };
+    match (method.clone(), s(2)) {
+        (Method::GET, None) => {
+            let ss = slot.read();
+            let p = &ss.pages[find(&ss).ok_or_else(missing)?];
+            // The canvas is a property of sitePage, not of baseSitePage: it
+            // is only reachable through the cast.
+            ok(odata::entity(
+                ctx,
+                &frag,
+                sites::page_json(site, p, cast && expand_canvas),
+                None,
+            ))
+        }
+        (Method::DELETE, None) if !cast => {
+            let mut ss = slot.write();
+            let i = find(&ss).ok_or_else(missing)?;
+            ss.pages.remove(i);
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        (Method::PATCH, None) if cast => {
+            let b = body_json(&body)?;
+            let Some(b) = b.as_object() else {
+                return Err(GraphError::invalid_request("The body must be a sitePage."));
+            };
+            let mut ss = slot.write();
+            let i = find(&ss).ok_or_else(missing)?;
+            if let Some(name) = b.get("name").and_then(Value::as_str)
+                && ss
+                    .pages
+                    .iter()
+                    .enumerate()
+                    .any(|(j, p)| j != i && p.name.eq_ignore_ascii_case(name))
+            {
+                return Err(name_taken(name));
+            }
+            let canvas = match b.get("canvasLayout") {
+                Some(c) => Some(
+                    sites::normalize_canvas(sim.seed(), pid, c)
+                        .map_err(GraphError::invalid_request)?,
+                ),
+                None => None,
+            };
+            let now = sim.now();
+            let p = &mut ss.pages[i];
+            apply_page_fields(p, b);
+            if let Some(c) = canvas {
+                p.canvas = c;
+            }
+            checkout(p, now, app(sim));
+            ok(odata::entity(
+                ctx,
+                &frag,
+                sites::page_json(site, p, canvas_given(b)),
+                None,
+            ))
+        }
+        (Method::POST, Some("publish")) if cast && rest.len() == 3 => {
+            let mut ss = slot.write();
+            let i = find(&ss).ok_or_else(missing)?;
+            let now = sim.now();
+            let p = &mut ss.pages[i];
+            if !p.published {
+                p.published = true;
+                p.major += 1;
+                p.minor = 0;
+                p.etag += 1;
+                p.modified = now;
+            }
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        (Method::GET | Method::DELETE | Method::PATCH | Method::POST, _) if rest.len() <= 3 => {
+            Err(GraphError::method_not_allowed())
+        }
+        _ => Err(GraphError::no_resource(&ctx.path)),
+    }
+}
+
+fn canvas_given(b: &Map<String, Value>) -> bool {
+    b.contains_key("canvasLayout")
+}
+
+/// SharePoint refuses a second page of the same file name in Site Pages.
+/// The sitePage docs do not show this error; the simulator answers as for a
+/// driveItem whose name is taken (409 `nameAlreadyExists`).
+fn name_taken(name: &str) -> GraphError {
+    GraphError::conflict(
+        "nameAlreadyExists",
+        format!("A page named '{name}' already exists in the Site Pages library."),
+    )
+}
+
+/// The writable properties of a sitePage body (create and update).
+fn apply_page_fields(p: &mut sites::Page, b: &Map<String, Value>) {
+    if let Some(v) = b.get("name").and_then(Value::as_str) {
+        p.name = v.to_string();
+    }
+    if let Some(v) = b.get("title").and_then(Value::as_str) {
+        p.title = v.to_string();
+    }
+    if let Some(v) = b.get("pageLayout").and_then(Value::as_str) {
+        p.layout = v.to_string();
+    }
+    if let Some(v) = b.get("showComments").and_then(Value::as_bool) {
+        p.show_comments = v;
+    }
+    if let Some(v) = b.get("showRecommendedPages").and_then(Value::as_bool) {
+        p.show_recommended = v;
+    }
+    if let Some(v) = b.get("titleArea").filter(|v| v.is_object()) {
+        p.title_area = v.clone();
+    }
+}
+
+/// A change checks the page out: a new minor (draft) version until publish.
+fn checkout(p: &mut sites::Page, now: DateTime<Utc>, by: drive::Who) {
+    p.published = false;
+    p.minor += 1;
+    p.etag += 1;
+    p.modified = now;
+    p.modified_by = by;
+}
+
+/// `POST /sites/{id}/pages`: a new page, checked out (a draft, version
+/// 0.1) until it is published; 201 with the page.
+fn create_page(
+    sim: &Sim,
+    site: &SiteMeta,
+    slot: &crate::lazy::Slot<sites::SiteState>,
+    body: Bytes,
+) -> GraphResult<Response> {
+    let b = body_json(&body)?;
+    let Some(b) = b.as_object() else {
+        return Err(GraphError::invalid_request("The body must be a sitePage."));
+    };
+    if b.get("@odata.type").and_then(Value::as_str) != Some("#microsoft.graph.sitePage") {
+        return Err(GraphError::invalid_request(
+            "The @odata.type of a created page must be #microsoft.graph.sitePage.",
+        ));
+    }
+    let Some(name) = b
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.trim().is_empty())
+    else {
+        return Err(GraphError::invalid_request("A page needs a name."));
+    };
+    let name = if name.to_lowercase().ends_with(".aspx") {
+        name.to_string()
+    } else {
+        format!("{name}.aspx")
+    };
+    let seq = sim.next_seq();
+    let id =
+        crate::rng::stable_guid(sim.seed(), &["page-api", &site.id, &seq.to_string()]).to_string();
+    let canvas = match b.get("canvasLayout") {
+        Some(c) => {
+            sites::normalize_canvas(sim.seed(), &id, c).map_err(GraphError::invalid_request)?
+        }
+        None => json!({"horizontalSections": []}),
+    };
+    let mut ss = slot.write();
+    if ss.pages.iter().any(|p| p.name.eq_ignore_ascii_case(&name)) {
+        return Err(name_taken(&name));
+    }
+    let now = sim.now();
+    let title = name.trim_end_matches(".aspx").to_string();
+    let mut p = sites::Page {
+        id,
+        name: name.clone(),
+        title,
+        layout: "article".into(),
+        created: now,
+        modified: now,
+        by: app(sim),
+        modified_by: app(sim),
+        canvas,
+        title_area: json!({}),
+        show_comments: true,
+        show_recommended: false,
+        published: false,
+        major: 0,
+        minor: 1,
+        etag: 1,
+    };
+    apply_page_fields(&mut p, b);
+    p.name = name;
+    let v = sites::page_json(site, &p, canvas_given(b));
+    ss.pages.push(p);
+    Ok(json_response(StatusCode::CREATED, v))
 }
 
 fn list_ops(

@@ -667,7 +667,7 @@ fn site_truth(sim: &Sim, site: &SiteMeta, out: &mut Vec<TruthItem>) {
         }
     }
     for p in &ss.pages {
-        let canon = json!({"name": p.name, "title": p.title, "pageLayout": p.layout}).to_string();
+        let canon = p.truth_canon();
         out.push(TruthItem {
             workload: "pages".into(),
             path: format!("SitePages/{}", p.name),

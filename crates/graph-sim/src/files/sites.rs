@@ -343,15 +343,341 @@ pub struct ListState {
     pub lib: Option<u8>,
 }
 
+/// A modern site page (`sitePage`) in the Site Pages library.
 #[derive(Debug, Clone)]
 pub struct Page {
     pub id: String,
     pub name: String,
     pub title: String,
-    pub layout: &'static str,
+    /// `pageLayout`: `article`, `home`...
+    pub layout: String,
     pub created: DateTime<Utc>,
     pub modified: DateTime<Utc>,
     pub by: Who,
+    pub modified_by: Who,
+    /// The `canvasLayout` (horizontal sections, optional vertical section)
+    /// in Graph's JSON shape, every section, column and web part with its id.
+    pub canvas: Value,
+    /// The `titleArea` in Graph's JSON shape.
+    pub title_area: Value,
+    pub show_comments: bool,
+    pub show_recommended: bool,
+    /// Whether the latest version is published; a created or updated page
+    /// stays checked out (a draft) until `publish`.
+    pub published: bool,
+    /// Published (major) versions so far; the draft is `major.minor`.
+    pub major: u32,
+    pub minor: u32,
+    /// Bumped on every change (the eTag's number).
+    pub etag: u32,
+}
+
+impl Page {
+    /// `publishingState.versionId`: "1.0" once published, "0.1"... for a
+    /// draft.
+    pub fn version_id(&self) -> String {
+        format!("{}.{}", self.major, self.minor)
+    }
+
+    /// What the ground truth compares: the page's title, layout, title area
+    /// and canvas content without the ids Graph may assign, and whether it
+    /// is published.
+    pub fn truth_canon(&self) -> String {
+        json!({
+            "title": self.title,
+            "pageLayout": self.layout,
+            "titleArea": without_ids(&self.title_area),
+            "canvasLayout": without_ids(&self.canvas),
+            "published": self.published,
+        })
+        .to_string()
+    }
+}
+
+/// `v` without `id` members and OData annotations other than `@odata.type`.
+fn without_ids(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| {
+                    k.as_str() != "id" && (k.as_str() == "@odata.type" || !k.contains("@odata."))
+                })
+                .map(|(k, v)| (k.clone(), without_ids(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(without_ids).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Web part types of SharePoint's first-party web parts (`webPartType`).
+const WEB_PARTS: &[(&str, &str, &str)] = &[
+    (
+        "d1d91016-032f-456d-98a4-721247c305e8",
+        "Image",
+        "Show an image on your page",
+    ),
+    (
+        "c70391ea-0b10-4ee9-b2b4-006d3fcad0cd",
+        "Quick links",
+        "Add links to important documents and pages",
+    ),
+    (
+        "2161a1c6-db61-4731-b97c-3cdb303f7cbb",
+        "Divider",
+        "Add a line between other web parts to help organize your page",
+    ),
+    (
+        "8c88f208-6c77-4bdb-86a0-0c47b4316588",
+        "News",
+        "Display recent news",
+    ),
+];
+
+/// Column widths (out of 12) of each `horizontalSectionLayoutType`.
+fn column_widths(layout: &str) -> &'static [u32] {
+    match layout {
+        "twoColumns" => &[6, 6],
+        "threeColumns" => &[4, 4, 4],
+        "oneThirdLeftColumn" => &[4, 8],
+        "oneThirdRightColumn" => &[8, 4],
+        _ => &[12],
+    }
+}
+
+fn text_web_part(id: String, r: &mut SimRng) -> Value {
+    json!({
+        "@odata.type": "#microsoft.graph.textWebPart",
+        "id": id,
+        "innerHtml": format!("<h2>{}</h2><p>{}</p>", rng::title(r, 2, 5), rng::paragraph(r, 2)),
+    })
+}
+
+fn standard_web_part(id: String, r: &mut SimRng) -> Value {
+    let (ty, title, description) = *pick(r, WEB_PARTS);
+    let properties = match title {
+        "Image" => {
+            json!({"imageSourceType": 2, "altText": rng::title(r, 2, 4), "overlayText": "", "fileName": "", "siteId": "", "webId": "", "listId": "", "uniqueId": "", "imgWidth": 1002, "imgHeight": 469})
+        }
+        "Quick links" => {
+            json!({"items": [], "isMigrated": true, "layoutId": "CompactCard", "shouldShowThumbnail": true, "hideWebPartWhenEmpty": true, "dataProviderId": "QuickLinks"})
+        }
+        "News" => {
+            json!({"layoutId": "FeaturedNews", "dataProviderId": "news", "showChrome": true, "carouselSettings": {"autoplay": false}})
+        }
+        _ => json!({"length": 100, "weight": 1}),
+    };
+    let server = match title {
+        "Image" => json!({
+            "htmlStrings": [],
+            "searchablePlainTexts": [{"key": "captionText", "value": rng::title(r, 2, 6)}],
+            "imageSources": [{"key": "imageSource", "value": "/_LAYOUTS/IMAGES/VISUALTEMPLATEIMAGE1.JPG"}],
+            "links": [],
+        }),
+        "Quick links" => json!({
+            "htmlStrings": [],
+            "searchablePlainTexts": [{"key": "items[0].title", "value": rng::title(r, 1, 3)}],
+            "imageSources": [],
+            "links": [{"key": "items[0].sourceItem.url", "value": "/SitePages/Home.aspx"}],
+        }),
+        _ => {
+            json!({"htmlStrings": [], "searchablePlainTexts": [], "imageSources": [], "links": []})
+        }
+    };
+    json!({
+        "@odata.type": "#microsoft.graph.standardWebPart",
+        "id": id,
+        "webPartType": ty,
+        "data": {
+            "audiences": [],
+            "dataVersion": "1.0",
+            "description": description,
+            "title": title,
+            "properties": properties,
+            "serverProcessedContent": server,
+        },
+    })
+}
+
+/// A page's generated canvas: one to three horizontal sections whose
+/// columns hold text and standard web parts, sometimes a vertical section.
+pub fn generate_canvas(seed: u64, page_id: &str) -> Value {
+    let mut r = rng_for(seed, &["page-canvas", page_id]);
+    let mut n = 0u32;
+    let mut next_id = || {
+        n += 1;
+        stable_guid(seed, &["webpart", page_id, &n.to_string()]).to_string()
+    };
+    let layouts = [
+        "oneColumn",
+        "twoColumns",
+        "threeColumns",
+        "oneThirdLeftColumn",
+        "oneThirdRightColumn",
+    ];
+    let mut sections = Vec::new();
+    for s in 0..r.random_range(1..=3u32) {
+        let layout = *pick(&mut r, &layouts);
+        let mut columns = Vec::new();
+        for (c, width) in column_widths(layout).iter().enumerate() {
+            let mut parts = Vec::new();
+            if c == 0 || r.random_bool(0.5) {
+                let id = next_id();
+                parts.push(text_web_part(id, &mut r));
+            }
+            if c > 0 || r.random_bool(0.5) {
+                let id = next_id();
+                parts.push(standard_web_part(id, &mut r));
+            }
+            columns.push(json!({
+                "@odata.type": "#microsoft.graph.horizontalSectionColumn",
+                "id": (c + 1).to_string(),
+                "width": width,
+                "webparts": parts,
+            }));
+        }
+        sections.push(json!({
+            "@odata.type": "#microsoft.graph.horizontalSection",
+            "id": (s + 1).to_string(),
+            "layout": layout,
+            "emphasis": *pick(&mut r, &["none", "neutral", "soft", "strong"]),
+            "columns": columns,
+        }));
+    }
+    let mut canvas = Map::new();
+    canvas.insert("horizontalSections".into(), Value::Array(sections));
+    if r.random_bool(0.3) {
+        let a = next_id();
+        let b = next_id();
+        canvas.insert(
+            "verticalSection".into(),
+            json!({
+                "@odata.type": "#microsoft.graph.verticalSection",
+                "id": "1",
+                "emphasis": "soft",
+                "webparts": [text_web_part(a, &mut r), standard_web_part(b, &mut r)],
+            }),
+        );
+    }
+    Value::Object(canvas)
+}
+
+/// A generated page's title area.
+pub fn generate_title_area(home: bool) -> Value {
+    json!({
+        "enableGradientEffect": true,
+        "imageWebUrl": if home { "" } else { "/_LAYOUTS/IMAGES/SLEEKTEMPLATEIMAGETILE.JPG" },
+        "layout": if home { "plain" } else { "imageAndTitle" },
+        "showAuthor": !home,
+        "showPublishedDate": !home,
+        "showTextBlockAboveTitle": false,
+        "textAboveTitle": "",
+        "textAlignment": "left",
+    })
+}
+
+/// A canvas posted by a client in Graph's shape: missing section and column
+/// ids are numbered, missing web part ids are generated, and each web part
+/// gets its `@odata.type` (a text web part is the one with `innerHtml`).
+pub fn normalize_canvas(seed: u64, page_id: &str, canvas: &Value) -> Result<Value, String> {
+    let Some(m) = canvas.as_object() else {
+        return Err("canvasLayout must be an object".into());
+    };
+    let mut n = 0u32;
+    let mut part = |wp: &Value| -> Result<Value, String> {
+        let Some(o) = wp.as_object() else {
+            return Err("a web part must be an object".into());
+        };
+        n += 1;
+        let mut o = o.clone();
+        if !o.get("id").is_some_and(Value::is_string) {
+            o.insert(
+                "id".into(),
+                json!(stable_guid(seed, &["posted-webpart", page_id, &n.to_string()]).to_string()),
+            );
+        }
+        let ty = if o.contains_key("innerHtml") {
+            "#microsoft.graph.textWebPart"
+        } else if o.contains_key("webPartType") {
+            "#microsoft.graph.standardWebPart"
+        } else {
+            return Err("a web part needs innerHtml (text) or webPartType (standard)".into());
+        };
+        o.insert("@odata.type".into(), json!(ty));
+        Ok(Value::Object(o))
+    };
+    let mut out = Map::new();
+    if let Some(hs) = m.get("horizontalSections") {
+        let Some(hs) = hs.as_array() else {
+            return Err("horizontalSections must be an array".into());
+        };
+        let mut sections = Vec::new();
+        for (i, s) in hs.iter().enumerate() {
+            let mut s = s
+                .as_object()
+                .cloned()
+                .ok_or("a section must be an object")?;
+            s.entry("id").or_insert_with(|| json!((i + 1).to_string()));
+            s.entry("layout").or_insert_with(|| json!("oneColumn"));
+            s.entry("emphasis").or_insert_with(|| json!("none"));
+            s.insert(
+                "@odata.type".into(),
+                json!("#microsoft.graph.horizontalSection"),
+            );
+            let cols = s
+                .get("columns")
+                .cloned()
+                .unwrap_or_else(|| json!([]))
+                .as_array()
+                .cloned()
+                .ok_or("columns must be an array")?;
+            let mut columns = Vec::new();
+            for (j, c) in cols.iter().enumerate() {
+                let mut c = c.as_object().cloned().ok_or("a column must be an object")?;
+                c.entry("id").or_insert_with(|| json!((j + 1).to_string()));
+                c.insert(
+                    "@odata.type".into(),
+                    json!("#microsoft.graph.horizontalSectionColumn"),
+                );
+                let parts = c
+                    .get("webparts")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(&mut part)
+                    .collect::<Result<Vec<_>, _>>()?;
+                c.insert("webparts".into(), Value::Array(parts));
+                columns.push(Value::Object(c));
+            }
+            s.insert("columns".into(), Value::Array(columns));
+            sections.push(Value::Object(s));
+        }
+        out.insert("horizontalSections".into(), Value::Array(sections));
+    }
+    if let Some(v) = m.get("verticalSection").filter(|v| !v.is_null()) {
+        let mut v = v
+            .as_object()
+            .cloned()
+            .ok_or("verticalSection must be an object")?;
+        v.entry("id").or_insert_with(|| json!("1"));
+        v.entry("emphasis").or_insert_with(|| json!("none"));
+        v.insert(
+            "@odata.type".into(),
+            json!("#microsoft.graph.verticalSection"),
+        );
+        let parts = v
+            .get("webparts")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(&mut part)
+            .collect::<Result<Vec<_>, _>>()?;
+        v.insert("webparts".into(), Value::Array(parts));
+        out.insert("verticalSection".into(), Value::Object(v));
+    }
+    Ok(Value::Object(out))
 }
 
 pub struct SiteState {
@@ -517,14 +843,25 @@ impl SiteState {
                 (format!("{}.aspx", t.replace(' ', "-")), t, "article")
             };
             let created = site.created + Duration::days(r.random_range(1..90));
+            let id = stable_guid(seed, &["page", &site.id, &i.to_string()]).to_string();
+            let by = pick(&mut r, people).clone();
             pages.push(Page {
-                id: stable_guid(seed, &["page", &site.id, &i.to_string()]).to_string(),
+                canvas: generate_canvas(seed, &id),
+                title_area: generate_title_area(layout == "home"),
+                id,
                 name,
                 title,
-                layout,
+                layout: layout.to_string(),
                 created,
                 modified: created.max(generation_anchor() - Duration::days(r.random_range(1..60))),
-                by: pick(&mut r, people).clone(),
+                modified_by: by.clone(),
+                by,
+                show_comments: layout != "home",
+                show_recommended: false,
+                published: true,
+                major: 1,
+                minor: 0,
+                etag: 1,
             });
         }
         SiteState { lists, pages }
@@ -672,22 +1009,37 @@ pub fn fields_json(it: &ListItem) -> Value {
     Value::Object(f)
 }
 
-pub fn page_json(site: &SiteMeta, p: &Page) -> Value {
-    json!({
+/// A page as Graph gives it; `canvasLayout` only when asked for (it is
+/// `$expand`ed on the `microsoft.graph.sitePage` cast).
+pub fn page_json(site: &SiteMeta, p: &Page, with_canvas: bool) -> Value {
+    let mut v = json!({
         "@odata.type": "#microsoft.graph.sitePage",
         "id": p.id,
         "name": p.name,
         "title": p.title,
         "pageLayout": p.layout,
         "webUrl": format!("{}/SitePages/{}", site.web_url(), p.name),
-        "eTag": format!("\"{{{}}},1\"", p.id.to_uppercase()),
+        "eTag": format!("\"{{{}}},{}\"", p.id.to_uppercase(), p.etag),
         "createdDateTime": graph_time(p.created),
         "lastModifiedDateTime": graph_time(p.modified),
         "createdBy": p.by.json(),
-        "lastModifiedBy": p.by.json(),
-        "publishingState": {"level": "published", "versionId": "1.0"},
+        "lastModifiedBy": p.modified_by.json(),
+        "publishingState": {
+            "level": if p.published { "published" } else { "checkout" },
+            "versionId": p.version_id(),
+        },
         "promotionKind": if p.layout == "home" { "page" } else { "newsPost" },
-        "showComments": true,
-        "showRecommendedPages": false,
-    })
+        "showComments": p.show_comments,
+        "showRecommendedPages": p.show_recommended,
+        "titleArea": p.title_area,
+    });
+    if with_canvas {
+        let mut canvas = p.canvas.clone();
+        if let Value::Object(m) = &mut canvas {
+            m.insert("@odata.type".into(), json!("#microsoft.graph.canvasLayout"));
+            m.insert("id".into(), json!(p.id));
+        }
+        v["canvasLayout"] = canvas;
+    }
+    v
 }
