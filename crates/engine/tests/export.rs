@@ -1011,3 +1011,135 @@ async fn a_cancelled_export_leaves_nothing_and_a_damaged_item_fails_alone() {
     let (_, got) = pst_subjects(&run.files[0].path);
     assert_eq!(got["Inbox"].len(), 1);
 }
+
+#[tokio::test]
+async fn a_team_exports_as_a_zip_of_its_files_channels_conversations_and_calendar() {
+    use engine::teams::{
+        GroupBackup, GroupBackupOptions, GroupKind, backup_group, discover_groups,
+    };
+    let mut cfg = SimConfig::new(40, 707);
+    cfg.content_scale = 0.4;
+    let e = env(cfg).await;
+    let team = discover_groups(&e.graph)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|g| g.kind == GroupKind::Team)
+        .unwrap()
+        .graph_id;
+    let r = backup_group(GroupBackup {
+        graph: &e.graph,
+        vault: &e.account,
+        group_id: &team,
+        is_team: true,
+        parent: None,
+        options: &GroupBackupOptions {
+            sub_services: vec![
+                engine::SubService::Metadata,
+                engine::SubService::Conversations,
+                engine::SubService::Calendar,
+                engine::SubService::Channels,
+                engine::SubService::Drive,
+            ],
+            concurrency: 2,
+        },
+        progress: &NoProgress,
+        cancel: &Cancel::new(),
+        meta: json!({}),
+    })
+    .await
+    .unwrap();
+    let snap = e
+        .account
+        .snapshot(r.snapshot_id.as_ref().unwrap())
+        .await
+        .unwrap();
+    let run = run_export(
+        &e,
+        &snap,
+        &[],
+        &Selection::everything(),
+        &options(ExportFormat::Zip),
+    )
+    .await
+    .unwrap();
+    assert!(failures(&run.log).is_empty(), "{:?}", failures(&run.log));
+    let entries = zip_entries(&run.files[0].path);
+
+    // Library files: as many as the snapshot's drives hold, same bytes.
+    let mut stored_files = 0;
+    for d in e.account.list_folder(&snap, "drives").await.unwrap() {
+        for it in engine::drive::stored_items(&e.account, &snap, &format!("drives/{}", d.name))
+            .await
+            .unwrap()
+            .iter()
+            .filter(|i| i.is_file())
+        {
+            stored_files += 1;
+            assert!(
+                entries
+                    .keys()
+                    .any(|k| k.starts_with("Files/") && k.ends_with(&it.path)),
+                "{} in {:?}",
+                it.path,
+                entries.keys().collect::<Vec<_>>()
+            );
+        }
+    }
+    assert_eq!(
+        entries.keys().filter(|k| k.starts_with("Files/")).count(),
+        stored_files
+    );
+
+    // Channels: one page each, one article per top-level message.
+    let mut channels_with_messages = 0;
+    for c in e.account.list_folder(&snap, "channels").await.unwrap() {
+        let meta: Value = serde_json::from_slice(c.node.meta()).unwrap();
+        let messages = e
+            .account
+            .list_folder(&snap, &format!("channels/{}", c.name))
+            .await
+            .unwrap()
+            .iter()
+            .filter(|m| !m.node.is_folder())
+            .count();
+        if messages == 0 {
+            continue;
+        }
+        channels_with_messages += 1;
+        let name = meta["displayName"].as_str().unwrap();
+        let page = entries
+            .iter()
+            .find(|(k, _)| k.starts_with("Channels/") && k.contains(name))
+            .map(|(_, v)| String::from_utf8(v.clone()).unwrap())
+            .unwrap_or_else(|| panic!("channel {name} in {:?}", entries.keys()));
+        assert_eq!(page.matches("<article>").count(), messages, "{name}");
+    }
+    assert!(channels_with_messages > 0);
+    assert_eq!(
+        entries
+            .keys()
+            .filter(|k| k.starts_with("Channels/"))
+            .count(),
+        channels_with_messages
+    );
+
+    // Conversations and the calendar.
+    let threads = e.account.list_folder(&snap, "conversations").await.unwrap();
+    assert_eq!(
+        entries
+            .keys()
+            .filter(|k| k.starts_with("Conversations/") && k.ends_with(".html"))
+            .count(),
+        threads.len()
+    );
+    let events = e.account.list_folder(&snap, "calendar").await.unwrap();
+    if !events.is_empty() {
+        let text = String::from_utf8(entries["Calendar.ics"].clone()).unwrap();
+        let cals: Vec<_> = ical::IcalParser::new(BufReader::new(text.as_bytes()))
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(!cals[0].events.is_empty());
+    }
+    assert_eq!(run.report.outcome(), Outcome::Success);
+}
