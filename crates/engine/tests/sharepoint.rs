@@ -125,9 +125,38 @@ fn list_item_canon(item: &Value) -> String {
     json!({"fields": fields, "attachments": []}).to_string()
 }
 
+/// A page as the simulator's truth hashes it: title, layout, title area and
+/// canvas (web parts included, ids left out) and whether it is published.
 fn page_canon(page: &Value) -> String {
-    json!({"name": page["name"], "title": page["title"], "pageLayout": page["pageLayout"]})
-        .to_string()
+    // Graph types the canvas itself; the truth keeps only its content.
+    let mut canvas = page["canvasLayout"].clone();
+    if let Some(m) = canvas.as_object_mut() {
+        m.remove("@odata.type");
+    }
+    json!({
+        "title": page["title"],
+        "pageLayout": page["pageLayout"],
+        "titleArea": without_ids(&page["titleArea"]),
+        "canvasLayout": without_ids(&canvas),
+        "published": page["publishingState"]["level"] == "published",
+    })
+    .to_string()
+}
+
+/// `v` without `id` members and OData annotations other than `@odata.type`.
+fn without_ids(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| {
+                    k.as_str() != "id" && (k.as_str() == "@odata.type" || !k.contains("@odata."))
+                })
+                .map(|(k, v)| (k.clone(), without_ids(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(without_ids).collect()),
+        other => other.clone(),
+    }
 }
 
 async fn json_at(account: &vault::Account, snap: &SnapshotInfo, path: &str) -> Value {

@@ -248,7 +248,7 @@ pub(crate) fn parse_sub_services(names: &[String]) -> ApiResult<Vec<engine::SubS
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct JobItemsQuery {
-    /// Only items with this outcome (`restored`, `overwritten`, `skipped`, `failed`).
+    /// Only items with this outcome (`restored`, `overwritten`, `skipped`, `failed`; `exported` for exports).
     pub outcome: Option<String>,
     /// Items to skip.
     pub offset: Option<u64>,

@@ -246,7 +246,7 @@ async fn export_drive(
                     out.item(
                         &node_path(root, &it.id),
                         &it.path,
-                        crate::restore::ItemOutcome::Restored,
+                        crate::restore::ItemOutcome::Exported,
                         Some(format!(
                             "deleted before this backup; from the backup of {}",
                             snap.time.format("%Y-%m-%d %H:%M")

@@ -788,7 +788,7 @@ impl<F: FnMut(usize) -> std::io::Result<PartWriter>> Pst<'_, F> {
             Ok((name, bytes)) => self.out.item(
                 path,
                 &name,
-                crate::restore::ItemOutcome::Restored,
+                crate::restore::ItemOutcome::Exported,
                 detail,
                 bytes,
             ),

@@ -466,7 +466,9 @@ impl<'a> Output<'a> {
         let counter = match outcome {
             ItemOutcome::Skipped => &self.skipped,
             ItemOutcome::Failed => &self.failed,
-            ItemOutcome::Restored | ItemOutcome::Overwritten => &self.exported,
+            ItemOutcome::Exported | ItemOutcome::Restored | ItemOutcome::Overwritten => {
+                &self.exported
+            }
         };
         counter.fetch_add(1, Ordering::Relaxed);
         self.progress.advance(1, bytes);
@@ -481,7 +483,7 @@ impl<'a> Output<'a> {
 
     /// An item was written to the output.
     pub(crate) fn exported(&self, path: &str, name: &str, bytes: u64) {
-        self.item(path, name, ItemOutcome::Restored, None, bytes);
+        self.item(path, name, ItemOutcome::Exported, None, bytes);
     }
 
     /// An item could not be exported.

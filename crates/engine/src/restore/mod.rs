@@ -285,6 +285,8 @@ pub enum ItemOutcome {
     Skipped,
     /// Could not be restored; the detail says why.
     Failed,
+    /// Written into an export's files.
+    Exported,
 }
 
 impl ItemOutcome {
@@ -292,6 +294,7 @@ impl ItemOutcome {
     pub fn as_str(self) -> &'static str {
         match self {
             ItemOutcome::Restored => "restored",
+            ItemOutcome::Exported => "exported",
             ItemOutcome::Overwritten => "overwritten",
             ItemOutcome::Skipped => "skipped",
             ItemOutcome::Failed => "failed",
@@ -465,7 +468,8 @@ impl<'a> Tally<'a> {
         bytes: u64,
     ) {
         let counter = match outcome {
-            ItemOutcome::Restored => &self.restored,
+            // A restore writes nothing it would call exported.
+            ItemOutcome::Restored | ItemOutcome::Exported => &self.restored,
             ItemOutcome::Overwritten => &self.overwritten,
             ItemOutcome::Skipped => &self.skipped,
             ItemOutcome::Failed => &self.failed,

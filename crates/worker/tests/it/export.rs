@@ -116,7 +116,7 @@ worker_test!(
         // Log, progress and activity.
         let log = env.rt.catalog.job_items(env.account, job.id, None, 0, 1000).await.expect("log");
         assert_eq!(log.len() as u64, messages);
-        assert!(log.iter().all(|i| i.path.starts_with("mail/")));
+        assert!(log.iter().all(|i| i.path.starts_with("mail/") && i.outcome == "exported"), "{:?}", &log[..1]);
         assert_eq!(job.progress.done_items, messages);
         let activity = env
             .rt
