@@ -801,3 +801,95 @@ fn bad_input_gives_clear_errors() {
     assert_eq!(&bytes[..4], b"!BDN");
     assert!(SplitPstWriter::new(|_| Ok(std::io::Cursor::new(Vec::new())), 10, "x").is_err());
 }
+
+#[test]
+fn relative_monthly_and_yearly_series_read_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("nth.pst");
+    let file = std::fs::File::create(&path).expect("create");
+    let mut pst = PstWriter::create_named(file, "Nth").expect("writer");
+    let calendar = pst
+        .add_folder(pst.root(), "Calendar", "IPF.Appointment")
+        .expect("folder");
+    let start = at("2026-01-05T09:00:00Z"); // the first Monday of January
+    let board = Appointment {
+        subject: "Board meeting".into(),
+        start,
+        end: start + Duration::hours(1),
+        recurrence: Some(Recurrence {
+            pattern: RecurrencePattern::MonthlyNth { days: 0b10, nth: 1 },
+            interval: 1,
+            end: RecurrenceEnd::After(6),
+            deleted: vec![],
+            exceptions: vec![],
+        }),
+        ..Default::default()
+    };
+    let thanks_start = at("2026-11-26T18:00:00Z"); // the fourth Thursday of November
+    let dinner = Appointment {
+        subject: "Thanksgiving dinner".into(),
+        start: thanks_start,
+        end: thanks_start + Duration::hours(3),
+        recurrence: Some(Recurrence {
+            pattern: RecurrencePattern::YearlyNth {
+                month: 11,
+                days: 0b1_0000,
+                nth: 4,
+            },
+            interval: 1,
+            end: RecurrenceEnd::Never,
+            deleted: vec![],
+            exceptions: vec![],
+        }),
+        ..Default::default()
+    };
+    pst.add_appointment(calendar, &board).expect("board");
+    pst.add_appointment(calendar, &dinner).expect("dinner");
+    pst.finish().expect("finish");
+
+    // outlook-pst: both items, with a recurrence blob.
+    let (_, items) = outlook_pst_items(&path);
+    for subject in ["Board meeting", "Thanksgiving dinner"] {
+        let item = items
+            .iter()
+            .find(|i| i.text(0x0037).as_deref() == Some(subject))
+            .unwrap_or_else(|| panic!("outlook-pst finds {subject}"));
+        assert!(matches!(
+            item.named.get(&(APPOINTMENT_SET, 0x8216)),
+            Some(PropertyValue::Binary(_))
+        ));
+    }
+    // readpst turns the blob into RRULEs: monthly on the first Monday six
+    // times, and yearly on the fourth Thursday of November.
+    let files = readpst(&path, &dir.path().join("readpst"));
+    let events: Vec<String> = files
+        .values()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .filter(|t| t.contains("BEGIN:VEVENT"))
+        .collect();
+    let board = events
+        .iter()
+        .find(|e| e.contains("SUMMARY:Board meeting"))
+        .expect("readpst exports the board meeting");
+    assert!(board.contains("FREQ=MONTHLY"), "{board}");
+    assert!(board.contains("COUNT=6"), "{board}");
+    assert!(board.contains("MO"), "{board}");
+    let dinner = events
+        .iter()
+        .find(|e| e.contains("SUMMARY:Thanksgiving dinner"))
+        .expect("readpst exports the dinner");
+    assert!(dinner.contains("FREQ=YEARLY"), "{dinner}");
+    assert!(dinner.contains("TH"), "{dinner}");
+    // pffexport reads both.
+    let exported = pffexport(&path, &dir.path().join("pff"));
+    let texts: Vec<String> = exported
+        .values()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    for subject in ["Board meeting", "Thanksgiving dinner"] {
+        assert!(
+            texts.iter().any(|t| t.contains(subject)),
+            "pffexport finds {subject}"
+        );
+    }
+}

@@ -581,6 +581,29 @@ fn recurrence_from(ev: &Value, start: DateTime<Utc>) -> ItemResult<pst::Recurren
             month: num("month").clamp(1, 12) as u8,
             day: num("dayOfMonth").clamp(1, 31) as u8,
         },
+        "relativeMonthly" | "relativeYearly" => {
+            let days = week_days(pattern);
+            if days == 0 {
+                return Err(format!("its {kind} recurrence names no days of the week"));
+            }
+            // Graph's weekIndex: first..fourth, last (default first).
+            let nth = match str_at(pattern, "index") {
+                "second" => 2,
+                "third" => 3,
+                "fourth" => 4,
+                "last" => 5,
+                _ => 1,
+            };
+            if kind == "relativeMonthly" {
+                pst::RecurrencePattern::MonthlyNth { days, nth }
+            } else {
+                pst::RecurrencePattern::YearlyNth {
+                    month: num("month").clamp(1, 12) as u8,
+                    days,
+                    nth,
+                }
+            }
+        }
         other => {
             return Err(format!(
                 "its recurrence pattern {other:?} cannot be written to a PST"
@@ -1369,7 +1392,7 @@ mod tests {
     }
 
     #[test]
-    fn a_relative_pattern_becomes_a_single_appointment_with_a_reason() {
+    fn relative_patterns_keep_their_weekday_and_index() {
         let ev = json!({
             "id": "M", "type": "seriesMaster", "subject": "Board",
             "start": {"dateTime": "2026-01-05T09:00:00", "timeZone": "UTC"},
@@ -1378,8 +1401,27 @@ mod tests {
                            "range": {"type": "noEnd", "startDate": "2026-01-05"}}
         });
         let (a, why) = appointment_from(&ev).unwrap();
+        assert!(why.is_none(), "{why:?}");
+        assert_eq!(
+            a.recurrence.expect("recurrence").pattern,
+            pst::RecurrencePattern::MonthlyNth { days: 0b10, nth: 1 }
+        );
+        let mut yearly = ev.clone();
+        yearly["recurrence"]["pattern"] = json!({"type": "relativeYearly", "interval": 1, "month": 11, "daysOfWeek": ["thursday"], "index": "fourth"});
+        let (a, _) = appointment_from(&yearly).unwrap();
+        assert_eq!(
+            a.recurrence.expect("recurrence").pattern,
+            pst::RecurrencePattern::YearlyNth {
+                month: 11,
+                days: 0b1_0000,
+                nth: 4
+            }
+        );
+        let mut dayless = ev.clone();
+        dayless["recurrence"]["pattern"]["daysOfWeek"] = json!([]);
+        let (a, why) = appointment_from(&dayless).unwrap();
         assert!(a.recurrence.is_none());
-        assert!(why.unwrap().contains("relativeMonthly"));
+        assert!(why.unwrap().contains("no days"));
         assert!(appointment_from(&json!({"id": "bad"})).is_err());
     }
 

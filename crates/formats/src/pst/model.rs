@@ -78,6 +78,12 @@ pub enum RecurrencePattern {
     Monthly { day: u8 },
     /// Every `interval` years on `month` (1..=12) / `day`.
     Yearly { month: u8, day: u8 },
+    /// Every `interval` months on the `nth` (1..=4, 5 = last) of the days in
+    /// `days` (bit 0 = Sunday .. bit 6 = Saturday): "the first Monday", "the
+    /// last weekday" ([MS-OXOCAL] MonthNth).
+    MonthlyNth { days: u8, nth: u8 },
+    /// Every `interval` years, in `month`, on the `nth` of `days`.
+    YearlyNth { month: u8, days: u8, nth: u8 },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -46,6 +46,20 @@ fn month_day(year: i32, month: u32, day: u32) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(year, month, day.min(days_in_month(year, month)))
 }
 
+/// The `nth` (1..=4, 5 = last) day of `year`/`month` whose weekday is in
+/// the `days` mask (bit 0 = Sunday).
+fn nth_day(year: i32, month: u32, days: u8, nth: u8) -> Option<NaiveDate> {
+    let matching: Vec<NaiveDate> = (1..=days_in_month(year, month))
+        .filter_map(|d| NaiveDate::from_ymd_opt(year, month, d))
+        .filter(|d| days & (1 << d.weekday().num_days_from_sunday()) != 0)
+        .collect();
+    if nth >= 5 {
+        matching.last().copied()
+    } else {
+        matching.get(usize::from(nth.max(1)) - 1).copied()
+    }
+}
+
 /// Occurrence dates in order, from the series' first date.
 fn occurrences(
     start: NaiveDate,
@@ -76,6 +90,21 @@ fn occurrences(
             RecurrencePattern::Yearly { month, day } => {
                 let year = start.year() + (k * interval) as i32;
                 month_day(year, u32::from(month), u32::from(day))
+                    .into_iter()
+                    .filter(|d| *d >= start)
+                    .collect()
+            }
+            RecurrencePattern::MonthlyNth { days, nth } => {
+                let m = i64::from(start.month0()) + k * interval;
+                let year = start.year() + (m / 12) as i32;
+                nth_day(year, (m % 12) as u32 + 1, days, nth)
+                    .into_iter()
+                    .filter(|d| *d >= start)
+                    .collect()
+            }
+            RecurrencePattern::YearlyNth { month, days, nth } => {
+                let year = start.year() + (k * interval) as i32;
+                nth_day(year, u32::from(month), days, nth)
                     .into_iter()
                     .filter(|d| *d >= start)
                     .collect()
@@ -115,6 +144,19 @@ pub fn appointment_recurrence_blob(
                 "yearly recurrence on {month}/{day}"
             )));
         }
+        RecurrencePattern::MonthlyNth { days, nth }
+        | RecurrencePattern::YearlyNth { days, nth, .. }
+            if days & 0x7F == 0 || !(1..=5).contains(&nth) =>
+        {
+            return Err(PstError::InvalidItem(format!(
+                "relative recurrence on days {days:#b}, occurrence {nth}"
+            )));
+        }
+        RecurrencePattern::YearlyNth { month, .. } if !(1..=12).contains(&month) => {
+            return Err(PstError::InvalidItem(format!(
+                "yearly recurrence in month {month}"
+            )));
+        }
         _ => {}
     }
     let (frequency, pattern_type, recur_type, period): (u16, u16, i32, u32) =
@@ -123,6 +165,10 @@ pub fn appointment_recurrence_blob(
             RecurrencePattern::Weekly { .. } => (0x200B, 1, 2, interval),
             RecurrencePattern::Monthly { .. } => (0x200C, 2, 3, interval),
             RecurrencePattern::Yearly { .. } => (0x200D, 2, 4, interval * 12),
+            // PatternType 0x0003 (MonthNth) with the monthly or yearly
+            // frequency, [MS-OXOCAL] 2.2.1.44.1.
+            RecurrencePattern::MonthlyNth { .. } => (0x200C, 3, 3, interval),
+            RecurrencePattern::YearlyNth { .. } => (0x200D, 3, 4, interval * 12),
         };
     let first_date_time = match recurrence.pattern {
         RecurrencePattern::Daily => day_minutes(start_date)? % period,
@@ -131,7 +177,10 @@ pub fn appointment_recurrence_blob(
                 start_date - Duration::days(i64::from(start_date.weekday().num_days_from_sunday()));
             day_minutes(week_start)? % (period * 10080)
         }
-        RecurrencePattern::Monthly { .. } | RecurrencePattern::Yearly { .. } => {
+        RecurrencePattern::Monthly { .. }
+        | RecurrencePattern::Yearly { .. }
+        | RecurrencePattern::MonthlyNth { .. }
+        | RecurrencePattern::YearlyNth { .. } => {
             let months = (start_date.year() - 1601) as u32 * 12 + start_date.month0();
             let offset = months % period;
             let d = NaiveDate::from_ymd_opt(1601 + (offset / 12) as i32, offset % 12 + 1, 1)
@@ -194,6 +243,11 @@ pub fn appointment_recurrence_blob(
         RecurrencePattern::Weekly { days } => u32le(&mut b, u32::from(days & 0x7F)),
         RecurrencePattern::Monthly { day } | RecurrencePattern::Yearly { day, .. } => {
             u32le(&mut b, u32::from(day))
+        }
+        RecurrencePattern::MonthlyNth { days, nth }
+        | RecurrencePattern::YearlyNth { days, nth, .. } => {
+            u32le(&mut b, u32::from(days & 0x7F));
+            u32le(&mut b, u32::from(nth));
         }
     }
     u32le(&mut b, end_type);
@@ -292,6 +346,57 @@ mod tests {
             .map(|(m, d)| NaiveDate::from_ymd_opt(2026, *m, *d).unwrap())
             .collect();
         assert_eq!(dates, expected);
+    }
+
+    #[test]
+    fn nth_occurrences_find_the_first_and_the_last() {
+        let start = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        // The first Monday of every month.
+        let firsts: Vec<_> = occurrences(
+            start,
+            RecurrencePattern::MonthlyNth { days: 0b10, nth: 1 },
+            1,
+        )
+        .take(3)
+        .collect();
+        assert_eq!(
+            firsts,
+            [(2026, 1, 5), (2026, 2, 2), (2026, 3, 2)]
+                .map(|(y, m, d)| NaiveDate::from_ymd_opt(y, m, d).unwrap())
+        );
+        // The last weekday of the month, every other month.
+        let lasts: Vec<_> = occurrences(
+            start,
+            RecurrencePattern::MonthlyNth {
+                days: 0b011_1110,
+                nth: 5,
+            },
+            2,
+        )
+        .take(2)
+        .collect();
+        assert_eq!(
+            lasts,
+            [(2026, 1, 30), (2026, 3, 31)]
+                .map(|(y, m, d)| NaiveDate::from_ymd_opt(y, m, d).unwrap())
+        );
+        // The fourth Thursday of November, yearly.
+        let thanks: Vec<_> = occurrences(
+            start,
+            RecurrencePattern::YearlyNth {
+                month: 11,
+                days: 0b1_0000,
+                nth: 4,
+            },
+            1,
+        )
+        .take(2)
+        .collect();
+        assert_eq!(
+            thanks,
+            [(2026, 11, 26), (2027, 11, 25)]
+                .map(|(y, m, d)| NaiveDate::from_ymd_opt(y, m, d).unwrap())
+        );
     }
 
     #[test]
