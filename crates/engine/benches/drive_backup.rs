@@ -18,43 +18,6 @@ use graph_sim::{SimConfig, ThrottleMode};
 use serde_json::{Value, json};
 use vault::SnapshotId;
 
-struct Args {
-    small: u64,
-    large: u64,
-    large_mib: u64,
-    latency_ms: u64,
-    /// `realistic` (Microsoft's SharePoint resource-unit limits) or `off`.
-    throttle: ThrottleMode,
-}
-
-fn args() -> Args {
-    let mut a = Args {
-        small: 2000,
-        large: 4,
-        large_mib: 64,
-        latency_ms: 20,
-        throttle: ThrottleMode::Realistic,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(k) = it.next() {
-        let mut val = || it.next().unwrap_or_default();
-        match k.as_str() {
-            "--small" => a.small = val().parse().unwrap_or(a.small),
-            "--large" => a.large = val().parse().unwrap_or(a.large),
-            "--large-mib" => a.large_mib = val().parse().unwrap_or(a.large_mib),
-            "--latency-ms" => a.latency_ms = val().parse().unwrap_or(a.latency_ms),
-            "--throttle" => {
-                a.throttle = match val().as_str() {
-                    "off" => ThrottleMode::Off,
-                    _ => ThrottleMode::Realistic,
-                }
-            }
-            _ => {}
-        }
-    }
-    a
-}
-
 async fn backup(
     graph: &GraphClient,
     account: &vault::Account,
@@ -100,7 +63,14 @@ fn print(name: &str, r: &BackupReport, secs: f64) {
 
 #[tokio::main]
 async fn main() {
-    let a = args();
+    let a = common::DriveArgs {
+        small: 2000,
+        large: 4,
+        large_mib: 64,
+        latency_ms: 20,
+        throttle: ThrottleMode::Realistic,
+    }
+    .overridden_by_command_line();
     let mut cfg = SimConfig::new(12, 2025);
     cfg.throttle = a.throttle;
     cfg.latency_ms = a.latency_ms;

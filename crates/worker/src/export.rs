@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use catalog::{
-    AccountId, ActivityKind, ActivityStatus, Claimed, Entity, EntityId, EntityKind, JobId,
-    NewActivity, NewJob, Secret, Task, TaskId,
+    AccountId, ActivityKind, ActivityStatus, Claimed, Entity, EntityId, EntityKind, JobId, NewJob,
+    Secret, Task, TaskId,
 };
 use chrono::{DateTime, Duration, Utc};
 use destinations::{Credentials, Target};
@@ -555,18 +555,16 @@ async fn log_export_activity(
     status: ActivityStatus,
     details: Value,
 ) -> Result<()> {
-    let mut entry = NewActivity::new(ActivityKind::Export, status);
-    entry.service = task.map(|t| t.service);
-    entry.task_id = task.map(|t| t.id);
-    entry.task_name = task.map(|t| t.name.clone());
-    entry.entity_id = entity.map(|e| e.id);
-    entry.item = entity.map(|e| e.email_or_url.clone().unwrap_or_else(|| e.name.clone()));
-    entry.job_id = Some(claimed.job.id);
-    entry.details = details;
-    rt.catalog
-        .log_activity(claimed.job.account_id, entry)
-        .await?;
-    Ok(())
+    crate::restore::log_job_activity(
+        rt,
+        claimed,
+        ActivityKind::Export,
+        task,
+        entity,
+        status,
+        details,
+    )
+    .await
 }
 
 /// Deletes the downloadable files of exports whose links have expired (or

@@ -475,7 +475,30 @@ async fn log_restore_activity(
     status: ActivityStatus,
     details: Value,
 ) -> Result<()> {
-    let mut entry = NewActivity::new(ActivityKind::Restore, status);
+    log_job_activity(
+        rt,
+        claimed,
+        ActivityKind::Restore,
+        task,
+        entity,
+        status,
+        details,
+    )
+    .await
+}
+
+/// Records how a restore or export job went in the activity log: the
+/// completion event the notifier sends mail from.
+pub(crate) async fn log_job_activity(
+    rt: &Runtime,
+    claimed: &Claimed,
+    kind: ActivityKind,
+    task: Option<&Task>,
+    entity: Option<&Entity>,
+    status: ActivityStatus,
+    details: Value,
+) -> Result<()> {
+    let mut entry = NewActivity::new(kind, status);
     entry.service = task.map(|t| t.service);
     entry.task_id = task.map(|t| t.id);
     entry.task_name = task.map(|t| t.name.clone());

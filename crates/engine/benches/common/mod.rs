@@ -82,3 +82,42 @@ impl MailboxArgs {
         self
     }
 }
+
+/// The options of the drive benchmarks, as `--small N --large N --large-mib
+/// N --latency-ms N --throttle realistic|off` on the command line.
+pub struct DriveArgs {
+    /// Small files (1-32 KiB) added to one drive.
+    pub small: u64,
+    /// Large files added to another.
+    pub large: u64,
+    /// Size of each large file.
+    pub large_mib: u64,
+    /// Simulated Graph latency.
+    pub latency_ms: u64,
+    /// `realistic` (Microsoft's SharePoint resource-unit limits) or `off`.
+    pub throttle: graph_sim::ThrottleMode,
+}
+
+impl DriveArgs {
+    /// These defaults, overridden by what the command line gives.
+    pub fn overridden_by_command_line(mut self) -> Self {
+        let mut it = std::env::args().skip(1);
+        while let Some(k) = it.next() {
+            let mut val = || it.next().unwrap_or_default();
+            match k.as_str() {
+                "--small" => self.small = val().parse().unwrap_or(self.small),
+                "--large" => self.large = val().parse().unwrap_or(self.large),
+                "--large-mib" => self.large_mib = val().parse().unwrap_or(self.large_mib),
+                "--latency-ms" => self.latency_ms = val().parse().unwrap_or(self.latency_ms),
+                "--throttle" => {
+                    self.throttle = match val().as_str() {
+                        "off" => graph_sim::ThrottleMode::Off,
+                        _ => graph_sim::ThrottleMode::Realistic,
+                    }
+                }
+                _ => {}
+            }
+        }
+        self
+    }
+}
