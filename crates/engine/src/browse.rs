@@ -1090,7 +1090,7 @@ fn drive_item_of<'a>(segs: &[&'a str]) -> Option<(String, &'a str)> {
 /// backup adds it where it asks for a folder by that name), else by display
 /// name. Then other folders alphabetically, then folders created by earlier
 /// restores.
-const OUTLOOK_ORDER: [(&str, &str); 10] = [
+const OUTLOOK_ORDER: [(&str, &str); 11] = [
     ("inbox", "Inbox"),
     ("drafts", "Drafts"),
     ("sentitems", "Sent Items"),
@@ -1100,6 +1100,7 @@ const OUTLOOK_ORDER: [(&str, &str); 10] = [
     ("conversationhistory", "Conversation History"),
     ("outbox", "Outbox"),
     ("recoverableitemsroot", "Recoverable Items"),
+    ("recoverableitemsdeletions", "Recoverable Items"),
     ("archivemsgfolderroot", "In-Place Archive"),
 ];
 
@@ -1122,6 +1123,11 @@ fn outlook_rank(folder: &Value) -> (u8, usize, String) {
 }
 
 fn display_name(v: &Value) -> Option<String> {
+    // The backup keeps soft-deleted mail from Recoverable Items\Deletions;
+    // people know it by the name Outlook gives it.
+    if str_at(v, "/wellKnownName").as_deref() == Some("recoverableitemsdeletions") {
+        return Some("Recoverable Items".into());
+    }
     str_at(v, "/displayName")
 }
 

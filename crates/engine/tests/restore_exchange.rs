@@ -1210,3 +1210,419 @@ async fn large_attachments_and_graph_draft_rules_survive_a_restore() {
         "the attachment is byte for byte the original"
     );
 }
+
+/// A counter of the simulator's (`/_sim/stats`), 0 when it never counted.
+async fn sim_count(e: &Env, key: &str) -> u64 {
+    let stats: Value = e
+        .http
+        .get(format!("{}/_sim/stats", e.sim.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    stats["byKey"][key].as_u64().unwrap_or(0)
+}
+
+/// The internetMessageIds of a folder's messages (hidden or well-known folders too).
+async fn message_ids(e: &Env, user: &str, folder: &str) -> Vec<String> {
+    get_all(
+        e,
+        &format!("/users/{user}/mailFolders/{folder}/messages?$select=internetMessageId&$top=200"),
+    )
+    .await
+    .iter()
+    .map(|m| m["internetMessageId"].as_str().unwrap().to_string())
+    .collect()
+}
+
+/// The child folder of `parent` (or a top-level one) named `name`, hidden ones included.
+async fn find_folder(e: &Env, user: &str, parent: Option<&str>, name: &str) -> Option<Value> {
+    let url = match parent {
+        None => format!("/users/{user}/mailFolders?includeHiddenFolders=true&$top=250"),
+        Some(p) => {
+            format!("/users/{user}/mailFolders/{p}/childFolders?includeHiddenFolders=true&$top=250")
+        }
+    };
+    get_all(e, &url)
+        .await
+        .into_iter()
+        .find(|f| f["displayName"] == json!(name))
+}
+
+#[tokio::test]
+async fn hidden_folders_and_recoverable_items_come_back_where_they_were() {
+    let e = env(small_tenant(4, 511)).await;
+    let user = users(&e).await[0].clone();
+    // A hidden folder of an app, holding two messages.
+    let hidden = send(
+        &e,
+        Method::POST,
+        &format!("/users/{user}/mailFolders"),
+        json!({"displayName": "App Data", "isHidden": true}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let inbox = folder_messages(&e, &user, "inbox").await;
+    assert!(inbox.len() >= 6, "the inbox has mail");
+    let mut in_hidden = Vec::new();
+    for m in &inbox[..2] {
+        send(
+            &e,
+            Method::POST,
+            &format!("/users/{user}/messages/{}/move", m["id"].as_str().unwrap()),
+            json!({"destinationId": hidden}),
+        )
+        .await;
+        in_hidden.push(m["internetMessageId"].as_str().unwrap().to_string());
+    }
+    // Two messages soft-deleted (Graph's DELETE puts them in Recoverable Items).
+    for m in &inbox[2..4] {
+        delete(
+            &e,
+            &format!("/users/{user}/messages/{}", m["id"].as_str().unwrap()),
+        )
+        .await;
+    }
+    let soft_deleted = message_ids(&e, &user, "recoverableitemsdeletions").await;
+    for m in &inbox[2..4] {
+        assert!(soft_deleted.contains(&m["internetMessageId"].as_str().unwrap().to_string()));
+    }
+    let snap = backup(&e, &user).await;
+
+    // Both are lost: the hidden folder deleted, the dumpster purged.
+    delete(&e, &format!("/users/{user}/mailFolders/{hidden}")).await;
+    for m in get_all(
+        &e,
+        &format!(
+            "/users/{user}/mailFolders/recoverableitemsdeletions/messages?$select=id&$top=200"
+        ),
+    )
+    .await
+    {
+        delete(
+            &e,
+            &format!("/users/{user}/messages/{}", m["id"].as_str().unwrap()),
+        )
+        .await;
+    }
+    assert!(
+        message_ids(&e, &user, "recoverableitemsdeletions")
+            .await
+            .is_empty()
+    );
+    assert!(find_folder(&e, &user, None, "App Data").await.is_none());
+    let deleted_items_before = message_ids(&e, &user, "deleteditems").await;
+
+    let run = restore(
+        &e,
+        &snap,
+        &RestoreOptions::new(RestoreMode::Replace),
+        &Selection::everything(),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(run.report.failed, 0, "{:?}", failures(&run.log));
+    let back = find_folder(&e, &user, None, "App Data")
+        .await
+        .expect("the hidden folder is back");
+    assert_eq!(back["isHidden"], json!(true), "and hidden again: {back}");
+    let visible = get_all(&e, &format!("/users/{user}/mailFolders?$top=250")).await;
+    assert!(
+        !visible
+            .iter()
+            .any(|f| f["displayName"] == json!("App Data")),
+        "Outlook does not list it"
+    );
+    let mut got = message_ids(&e, &user, back["id"].as_str().unwrap()).await;
+    got.sort();
+    in_hidden.sort();
+    assert_eq!(got, in_hidden, "its messages are back");
+    let mut dumpster = message_ids(&e, &user, "recoverableitemsdeletions").await;
+    dumpster.sort();
+    let mut want = soft_deleted.clone();
+    want.sort();
+    assert_eq!(dumpster, want, "Recoverable Items holds what it held");
+    assert_eq!(
+        message_ids(&e, &user, "deleteditems").await,
+        deleted_items_before,
+        "nothing is left behind in Deleted Items"
+    );
+
+    // Again: nothing doubles, Recoverable Items is left as it is.
+    let run = restore(
+        &e,
+        &snap,
+        &RestoreOptions::new(RestoreMode::Replace),
+        &Selection::everything(),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(run.report.failed, 0, "{:?}", failures(&run.log));
+    assert_eq!(
+        message_ids(&e, &user, "recoverableitemsdeletions")
+            .await
+            .len(),
+        soft_deleted.len()
+    );
+    assert!(
+        run.log
+            .iter()
+            .filter(|l| l.detail.as_deref() == Some("already in Recoverable Items"))
+            .count()
+            >= soft_deleted.len()
+    );
+
+    // Non-destructive: soft-deleted mail where the user can see it.
+    let options = RestoreOptions::new(RestoreMode::NonDestructive);
+    let run = restore(&e, &snap, &options, &Selection::everything(), None)
+        .await
+        .unwrap();
+    assert_eq!(run.report.failed, 0, "{:?}", failures(&run.log));
+    let root = find_folder(&e, &user, None, &options.restore_folder_name())
+        .await
+        .expect("the restore folder");
+    let root_id = root["id"].as_str().unwrap();
+    let ri = find_folder(&e, &user, Some(root_id), "Recoverable Items")
+        .await
+        .expect("a Recoverable Items folder in the restore folder");
+    assert_eq!(ri["isHidden"], json!(false), "{ri} {root}");
+    let mut got = message_ids(&e, &user, ri["id"].as_str().unwrap()).await;
+    got.sort();
+    assert_eq!(got, want);
+    let app = find_folder(&e, &user, Some(root_id), "App Data")
+        .await
+        .expect("the hidden folder in the restore folder");
+    assert_eq!(app["isHidden"], json!(true));
+}
+
+/// The instances of a series between two days, by their date.
+async fn instances_by_day(e: &Env, user: &str, id: &str) -> HashMap<String, Value> {
+    get_all(
+        e,
+        &format!(
+            "/users/{user}/events/{id}/instances?startDateTime=2026-07-01T00:00:00Z\
+             &endDateTime=2026-07-12T00:00:00Z"
+        ),
+    )
+    .await
+    .into_iter()
+    .map(|i| {
+        (
+            i["start"]["dateTime"].as_str().unwrap()[..10].to_string(),
+            i,
+        )
+    })
+    .collect()
+}
+
+async fn make_series(e: &Env, user: &str, subject: &str, attendees: Value) -> String {
+    let v = send(
+        e,
+        Method::POST,
+        &format!("/users/{user}/calendar/events"),
+        json!({
+            "subject": subject,
+            "start": {"dateTime": "2026-07-01T09:00:00", "timeZone": "UTC"},
+            "end": {"dateTime": "2026-07-01T09:30:00", "timeZone": "UTC"},
+            "attendees": attendees,
+            "recurrence": {
+                "pattern": {"type": "daily", "interval": 1},
+                "range": {"type": "numbered", "startDate": "2026-07-01", "numberOfOccurrences": 8}
+            }
+        }),
+    )
+    .await;
+    v["id"].as_str().unwrap().to_string()
+}
+
+async fn change_occurrence(e: &Env, user: &str, occ: &Value, subject: &str) {
+    send(
+        e,
+        Method::PATCH,
+        &format!("/users/{user}/events/{}", occ["id"].as_str().unwrap()),
+        json!({ "subject": subject }),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn replace_gives_an_existing_series_the_snapshot_occurrences() {
+    let e = env(small_tenant(4, 512)).await;
+    let user = users(&e).await[0].clone();
+    let plain = make_series(&e, &user, "Plain series", json!([])).await;
+    let meeting = make_series(
+        &e,
+        &user,
+        "Team meeting",
+        json!([{"emailAddress": {"name": "Ann Other", "address": "ann.other@example.com"},
+                "type": "required"}]),
+    )
+    .await;
+    // Before the backup each has one changed and one cancelled occurrence.
+    for id in [&plain, &meeting] {
+        let days = instances_by_day(&e, &user, id).await;
+        assert_eq!(days.len(), 8);
+        change_occurrence(&e, &user, &days["2026-07-02"], "Changed before the backup").await;
+        delete(
+            &e,
+            &format!(
+                "/users/{user}/events/{}",
+                days["2026-07-03"]["id"].as_str().unwrap()
+            ),
+        )
+        .await;
+    }
+    let snap = backup(&e, &user).await;
+
+    // After it: the exception changed again, a plain occurrence changed,
+    // another cancelled.
+    for id in [&plain, &meeting] {
+        let days = instances_by_day(&e, &user, id).await;
+        change_occurrence(&e, &user, &days["2026-07-02"], "Changed again").await;
+        change_occurrence(&e, &user, &days["2026-07-04"], "Changed after the backup").await;
+        delete(
+            &e,
+            &format!(
+                "/users/{user}/events/{}",
+                days["2026-07-05"]["id"].as_str().unwrap()
+            ),
+        )
+        .await;
+    }
+    let invitations = sim_count(&e, "pim:invitationsSent").await;
+    let cancellations = sim_count(&e, "pim:cancellationsSent").await;
+
+    let run = restore(
+        &e,
+        &snap,
+        &RestoreOptions::new(RestoreMode::Replace),
+        &Selection {
+            sub_services: vec![engine::report::SubService::Calendar],
+            ..Selection::default()
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(run.report.failed, 0, "{:?}", failures(&run.log));
+    assert_eq!(
+        sim_count(&e, "pim:invitationsSent").await,
+        invitations,
+        "no invitations"
+    );
+    assert_eq!(
+        sim_count(&e, "pim:cancellationsSent").await,
+        cancellations,
+        "no cancellations"
+    );
+
+    let events = get_all(
+        &e,
+        &format!("/users/{user}/calendar/events?$top=500&$select=id,subject,type,start"),
+    )
+    .await;
+    // The series without attendees is made again, exactly as it was.
+    let plains: Vec<&Value> = events
+        .iter()
+        .filter(|v| v["subject"] == json!("Plain series") && v["type"] == json!("seriesMaster"))
+        .collect();
+    assert_eq!(plains.len(), 1, "one plain series");
+    let days = instances_by_day(&e, &user, plains[0]["id"].as_str().unwrap()).await;
+    let mut dates: Vec<&String> = days.keys().collect();
+    dates.sort();
+    assert_eq!(
+        dates,
+        [
+            "2026-07-01",
+            "2026-07-02",
+            "2026-07-04",
+            "2026-07-05",
+            "2026-07-06",
+            "2026-07-07",
+            "2026-07-08"
+        ],
+        "the occurrence cancelled before the backup stays cancelled; the later one is back"
+    );
+    assert_eq!(
+        days["2026-07-02"]["subject"],
+        json!("Changed before the backup")
+    );
+    assert_eq!(days["2026-07-04"]["subject"], json!("Plain series"));
+    assert_eq!(days["2026-07-05"]["subject"], json!("Plain series"));
+
+    // The meeting keeps its id and attendees; what can be undone is.
+    let days = instances_by_day(&e, &user, &meeting).await;
+    let mut dates: Vec<&String> = days.keys().collect();
+    dates.sort();
+    assert_eq!(
+        dates,
+        [
+            "2026-07-01",
+            "2026-07-02",
+            "2026-07-04",
+            "2026-07-06",
+            "2026-07-07",
+            "2026-07-08"
+        ]
+    );
+    assert_eq!(
+        days["2026-07-02"]["subject"],
+        json!("Changed before the backup")
+    );
+    assert_eq!(
+        days["2026-07-04"]["subject"],
+        json!("Team meeting"),
+        "reverted"
+    );
+    // Its occurrence cancelled since the backup is an event of its own.
+    let single: Vec<&Value> = events
+        .iter()
+        .filter(|v| v["subject"] == json!("Team meeting") && v["type"] == json!("singleInstance"))
+        .collect();
+    assert_eq!(single.len(), 1, "{events:?}");
+    assert!(
+        single[0]["start"]["dateTime"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-07-05T09:00"),
+        "{}",
+        single[0]
+    );
+    assert!(
+        run.report
+            .notes
+            .iter()
+            .any(|n| n.contains("separate events")),
+        "{:?}",
+        run.report.notes
+    );
+
+    // A second replace finds nothing left to do for either series.
+    let run = restore(
+        &e,
+        &snap,
+        &RestoreOptions::new(RestoreMode::Replace),
+        &Selection {
+            sub_services: vec![engine::report::SubService::Calendar],
+            ..Selection::default()
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(run.report.failed, 0, "{:?}", failures(&run.log));
+    for name in ["Plain series", "Team meeting"] {
+        let entry = run
+            .log
+            .iter()
+            .find(|l| l.name == name)
+            .unwrap_or_else(|| panic!("{name} in the log"));
+        assert_eq!(entry.outcome, ItemOutcome::Skipped, "{entry:?}");
+    }
+}

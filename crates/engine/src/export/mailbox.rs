@@ -177,14 +177,22 @@ impl FolderPlan {
             self.folders.iter().map(|(n, v)| (n.as_str(), v)).collect();
         let mut names = Vec::new();
         let mut cur = Some(id.to_string());
+        let mut top = None;
         while let Some(c) = cur {
             if names.len() > 64 {
                 break;
             }
             if let Some(m) = metas.get(c.as_str()) {
                 names.push(self.name(m, &c));
+                top = Some(*m);
             }
             cur = self.parent.get(&c).cloned();
+        }
+        // The backup keeps Recoverable Items\Deletions without its parent
+        // (Graph reaches it only by its well-known name): it goes back under
+        // a folder of that name, as Outlook shows it.
+        if top.is_some_and(|m| str_at(m, "wellKnownName") == "recoverableitemsdeletions") {
+            names.push("Recoverable Items".to_string());
         }
         names.reverse();
         names
@@ -854,6 +862,7 @@ async fn export_pst(ctx: &ExportCtx<'_>, out: &Output<'_>) -> Result<()> {
         ctx.progress.set_stage(part.root);
         let plan = plan(ctx, part, out).await?;
         let mut mapped: HashMap<String, SplitFolderId> = HashMap::new();
+        let mut recoverable_root = None;
         for (fid, meta) in &plan.folders {
             if ctx.options.include_deleted {
                 let path = format!("{}/{fid}", part.root);
@@ -864,7 +873,22 @@ async fn export_pst(ctx: &ExportCtx<'_>, out: &Output<'_>) -> Result<()> {
             if !plan.needed.contains(fid) {
                 continue;
             }
-            let parent = plan.parent.get(fid).and_then(|p| mapped.get(p)).copied();
+            let mut parent = plan.parent.get(fid).and_then(|p| mapped.get(p)).copied();
+            if parent.is_none() && str_at(meta, "wellKnownName") == "recoverableitemsdeletions" {
+                // Stored without its parent (see FolderPlan::path).
+                let root = match recoverable_root {
+                    Some(r) => r,
+                    None => {
+                        let r = pst
+                            .writer
+                            .add_folder(None, "Recoverable Items", part.class)
+                            .map_err(pst_err)?;
+                        recoverable_root = Some(r);
+                        r
+                    }
+                };
+                parent = Some(root);
+            }
             let name = plan.name(meta, fid);
             // The mailbox's top-level Deleted Items becomes the PST's own
             // (every PST has one), rather than a second folder of that name.

@@ -20,14 +20,20 @@
 //!   created without attendees; the attendee list is kept as a line at the
 //!   end of the body. Series are created with their recurrence, then each
 //!   exception occurrence is patched and each cancelled occurrence deleted
-//!   (found through `/instances` on its original date).
+//!   (found through `/instances` on its original date). Replace patches only
+//!   what differs (every patch of a meeting sends its attendees an update)
+//!   and gives an existing series the snapshot's occurrences
+//!   ([`super::series`]).
 //! - **Contacts** and **To Do tasks** are created from their JSON (tasks with
 //!   their checklist items).
 //!
 //! Folders: well-known mail folders map to the destination's own (found by
 //! asking the original mailbox which of its folders are well-known, or by
 //! their English display names when it is gone); other folders are matched
-//! by display name under their mapped parent and created when missing. In
+//! by display name under their mapped parent and created when missing.
+//! Hidden folders come back hidden (`isHidden` on create). Soft-deleted mail
+//! (Recoverable Items\Deletions) goes back into the destination's Recoverable
+//! Items, where nothing is replaced. In
 //! non-destructive mode everything goes below one new folder per
 //! sub-service (a mail folder, a contact folder, a calendar, a To Do list)
 //! named [`RestoreOptions::restore_folder_name`].
@@ -50,6 +56,7 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 use vault::SnapshotInfo;
 
+use super::series::{Reconcile, Series, add_tag, attendees_into_body, same_value};
 use super::{ItemOutcome, RestoreCtx, RestoreMode, RestoreReport, SnapshotKind, Tally};
 use crate::error::{EngineError, Result};
 use crate::report::SubService;
@@ -243,6 +250,21 @@ struct Job {
     id: String,
 }
 
+/// Where the messages of one snapshot folder go.
+struct Target<'p> {
+    place: &'p Place,
+    existing: &'p Existing,
+    /// The destination's Recoverable Items (Deletions): messages are created
+    /// elsewhere and moved in, and nothing there is replaced.
+    dumpster: bool,
+}
+
+/// The well-known name of Recoverable Items\Deletions, where soft-deleted mail is.
+const RECOVERABLE_ITEMS: &str = "recoverableitemsdeletions";
+
+/// The folder a non-destructive restore puts soft-deleted mail in.
+const RECOVERABLE_ITEMS_NAME: &str = "Recoverable Items";
+
 struct Restorer<'a> {
     ctx: &'a RestoreCtx<'a>,
     graph: &'a GraphClient,
@@ -280,22 +302,6 @@ fn writable(v: &Value) -> Map<String, Value> {
         }
     }
     out
-}
-
-/// Adds `tag` to the `categories` of `m`.
-fn add_tag(m: &mut Map<String, Value>, tag: Option<&str>) {
-    let Some(tag) = tag.filter(|t| !t.is_empty()) else {
-        return;
-    };
-    let mut cats: Vec<Value> = m
-        .get("categories")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if !cats.iter().any(|c| c.as_str() == Some(tag)) {
-        cats.push(json!(tag));
-    }
-    m.insert("categories".into(), Value::Array(cats));
 }
 
 impl<'a> Restorer<'a> {
@@ -498,8 +504,9 @@ impl<'a> Restorer<'a> {
         self.get_all(url).await
     }
 
-    /// The child of `parent` named `name`, created when missing.
-    async fn mail_folder(&self, parent: Option<&Place>, name: &str) -> Result<Place> {
+    /// The child of `parent` named `name`, created (hidden when `hidden`)
+    /// when missing.
+    async fn mail_folder(&self, parent: Option<&Place>, name: &str, hidden: bool) -> Result<Place> {
         if let Some(f) = self
             .mail_children(parent)
             .await?
@@ -525,8 +532,12 @@ impl<'a> Restorer<'a> {
             None => format!("/users/{u}/mailFolders"),
             Some(p) => format!("/users/{u}/mailFolders/{}/childFolders", p.seg()),
         };
+        let mut body = json!({ "displayName": created_name });
+        if hidden {
+            body["isHidden"] = json!(true);
+        }
         let v = self
-            .send_json(Method::POST, url, &json!({"displayName": created_name}))
+            .send_json(Method::POST, url, &body)
             .await
             .map_err(EngineError::Invalid)?;
         self.tally.container_created();
@@ -536,35 +547,18 @@ impl<'a> Restorer<'a> {
     }
 
     async fn mail(&self) -> Result<()> {
-        let all = self.snapshot_folders("mail").await?;
-        let mut skipped_hidden = 0;
-        let folders: Vec<(String, Value)> = all
-            .into_iter()
-            .filter(|(_, v)| {
-                let hidden = v.get("isHidden").and_then(Value::as_bool) == Some(true)
-                    || v.get("wellKnownName").is_some();
-                if hidden {
-                    skipped_hidden += 1;
-                }
-                !hidden
-            })
-            .collect();
-        if skipped_hidden > 0 && self.ctx.selection.is_everything() {
-            self.tally.note(format!(
-                "{skipped_hidden} hidden or Recoverable Items folder(s) were not restored: \
-                 Exchange keeps them for itself; export them to get their content"
-            ));
-        }
+        let folders = self.snapshot_folders("mail").await?;
         let (whole, needed) = self.plan_folders("mail", &folders);
         let wk = self.well_known_of(&folders).await;
         let root = match self.mode() {
             RestoreMode::NonDestructive if !needed.is_empty() => {
-                Some(self.mail_folder(None, &self.folder_name).await?)
+                Some(self.mail_folder(None, &self.folder_name, false).await?)
             }
             _ => None,
         };
         let ids: HashSet<&str> = folders.iter().map(|(n, _)| n.as_str()).collect();
         let mut mapped: HashMap<String, Place> = HashMap::new();
+        let mut hidden_restored = 0;
         for (fid, meta) in Self::parents_first(&folders) {
             if !needed.contains(&fid) || self.ctx.cancel.is_cancelled() {
                 continue;
@@ -579,11 +573,25 @@ impl<'a> Restorer<'a> {
             } else {
                 None
             };
-            let place = match (&root, parent, wk.get(&fid)) {
-                (None, None, Some(known)) => Place::Known(known.clone()),
-                (Some(r), None, _) => self.mail_folder(Some(r), &name).await?,
-                (_, p, _) => self.mail_folder(p.as_ref(), &name).await?,
+            let hidden = meta.get("isHidden").and_then(Value::as_bool) == Some(true);
+            let recoverable = str_at(&meta, "wellKnownName") == RECOVERABLE_ITEMS;
+            // Soft-deleted mail goes back to the destination's Recoverable
+            // Items, where Outlook's "Recover deleted items" finds it; a
+            // non-destructive restore shows it in a folder of its own.
+            let (place, dumpster) = match (&root, parent, wk.get(&fid)) {
+                (Some(r), _, _) if recoverable => (
+                    self.mail_folder(Some(r), RECOVERABLE_ITEMS_NAME, false)
+                        .await?,
+                    false,
+                ),
+                (None, _, _) if recoverable => (Place::Known(RECOVERABLE_ITEMS.into()), true),
+                (None, None, Some(known)) => (Place::Known(known.clone()), false),
+                (Some(r), None, _) => (self.mail_folder(Some(r), &name, hidden).await?, false),
+                (_, p, _) => (self.mail_folder(p.as_ref(), &name, hidden).await?, false),
             };
+            if hidden && !recoverable {
+                hidden_restored += 1;
+            }
             mapped.insert(fid.clone(), place.clone());
             let path = format!("mail/{fid}");
             let jobs = self.selected_items(&path, whole.contains(&fid)).await?;
@@ -592,12 +600,22 @@ impl<'a> Restorer<'a> {
             }
             self.ctx.progress.set_total(jobs.len() as u64, 0);
             let existing = self.existing_messages(&place).await?;
-            let existing = &existing;
-            let place = &place;
+            let target = Target {
+                place: &place,
+                existing: &existing,
+                dumpster,
+            };
+            let target = &target;
             self.for_each(jobs, |j| async move {
-                self.restore_message(j, place, existing).await;
+                self.restore_message(j, target).await;
             })
             .await;
+        }
+        if hidden_restored > 0 {
+            self.tally.note(format!(
+                "{hidden_restored} hidden folder(s) were restored as hidden folders: Outlook \
+                 does not show them, as it did not before"
+            ));
         }
         Ok(())
     }
@@ -617,7 +635,8 @@ impl<'a> Restorer<'a> {
         }))
     }
 
-    async fn restore_message(&self, job: Job, place: &Place, existing: &Existing) {
+    async fn restore_message(&self, job: Job, target: &Target<'_>) {
+        let (place, existing) = (target.place, target.existing);
         let (meta, mime) = match self.read_message(&job.path).await {
             Ok(x) => x,
             Err(reason) => {
@@ -636,6 +655,18 @@ impl<'a> Restorer<'a> {
         let found = existing.find(self.same_mailbox.then_some(job.id.as_str()), Some(&key));
         let mut outcome = ItemOutcome::Restored;
         if let Some(old) = found {
+            if target.dumpster {
+                // Exchange keeps Recoverable Items for itself: what is there
+                // is neither changed nor deleted by a restore.
+                self.tally.item(
+                    &job.path,
+                    &name,
+                    ItemOutcome::Skipped,
+                    Some("already in Recoverable Items".into()),
+                    0,
+                );
+                return;
+            }
             match self.mode() {
                 RestoreMode::Bypass | RestoreMode::NonDestructive => {
                     self.tally.item(
@@ -696,11 +727,45 @@ impl<'a> Restorer<'a> {
             outcome = ItemOutcome::Overwritten;
         }
         let bytes = mime.len() as u64;
-        match self.create_message(place, &meta, &mime).await {
+        let created = if target.dumpster {
+            self.create_in_recoverable_items(&meta, &mime).await
+        } else {
+            self.create_message(place, &meta, &mime).await
+        };
+        match created {
             Ok(id) => self.tally.item(&job.path, &name, outcome, Some(id), bytes),
             Err(e) => self
                 .tally
                 .item(&job.path, &name, ItemOutcome::Failed, Some(e), 0),
+        }
+    }
+
+    /// A soft-deleted message back into Recoverable Items: created in
+    /// Deleted Items, then moved to the well-known `recoverableitemsdeletions`
+    /// folder (Graph's move takes any well-known folder name). A message
+    /// that cannot be moved is removed again.
+    async fn create_in_recoverable_items(&self, meta: &Value, mime: &[u8]) -> ItemResult<String> {
+        let id = self
+            .create_message(&Place::Known("deleteditems".into()), meta, mime)
+            .await?;
+        let moved = self
+            .send_json(
+                Method::POST,
+                format!("/users/{}/messages/{id}/move", self.u()),
+                &json!({ "destinationId": RECOVERABLE_ITEMS }),
+            )
+            .await;
+        match moved {
+            Ok(v) => Ok(id_of(&v).unwrap_or(&id).to_string()),
+            Err(e) => {
+                let _ = self
+                    .send(Request::delete(format!(
+                        "/users/{}/messages/{id}",
+                        self.u()
+                    )))
+                    .await;
+                Err(format!("could not be put back into Recoverable Items: {e}"))
+            }
         }
     }
 
@@ -1085,68 +1150,6 @@ impl<'a> Restorer<'a> {
             .ok_or_else(|| EngineError::Invalid("Graph created a container without an id".into()))
     }
 
-    /// A series' exceptions and cancelled occurrences, after the master exists.
-    async fn apply_exceptions(&self, master: &str, ev: &Value) -> ItemResult<()> {
-        let u = self.u();
-        let instances_on = |original: &str| {
-            let day = original.get(..10).unwrap_or(original).to_string();
-            format!(
-                "/users/{u}/events/{master}/instances?startDateTime={day}T00:00:00Z\
-                 &endDateTime={day}T23:59:59Z&$select=id,originalStart,start"
-            )
-        };
-        if let Some(list) = ev.get("exceptionOccurrences").and_then(Value::as_array) {
-            for x in list {
-                let original = str_at(x, "originalStart");
-                if original.is_empty() {
-                    continue;
-                }
-                let found = self
-                    .get_all(instances_on(original))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let Some(inst) = found
-                    .iter()
-                    .find(|i| same_instant(str_at(i, "originalStart"), original))
-                    .and_then(id_of)
-                else {
-                    continue;
-                };
-                let mut patch = writable(x);
-                patch.remove("recurrence");
-                add_tag(&mut patch, self.ctx.options.tag.as_deref());
-                self.send_json(
-                    Method::PATCH,
-                    format!("/users/{u}/events/{inst}"),
-                    &Value::Object(patch),
-                )
-                .await?;
-            }
-        }
-        if let Some(list) = ev.get("cancelledOccurrences").and_then(Value::as_array) {
-            for c in list.iter().filter_map(Value::as_str) {
-                // "OID.<master id>.<yyyy-mm-dd>"
-                let Some(date) = c.rsplit('.').next().filter(|d| d.len() == 10) else {
-                    continue;
-                };
-                let found = self
-                    .get_all(instances_on(date))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                for i in found.iter().filter_map(id_of) {
-                    if let Err(e) = self
-                        .send(Request::delete(format!("/users/{u}/events/{i}")))
-                        .await
-                        && !e.is_not_found()
-                    {
-                        return Err(graph_reason(&e));
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
     // ------------------------------------------------------------ tasks
 
     async fn tasks(&self) -> Result<()> {
@@ -1275,6 +1278,15 @@ impl<'a> Restorer<'a> {
                 return;
             }
             let old_id = str_at(old, "id");
+            if kind == Kind::Event {
+                let (o, d) = match self.replace_event(old_id, &v, url).await {
+                    Ok((true, d)) => (ItemOutcome::Overwritten, d),
+                    Ok((false, d)) => (ItemOutcome::Skipped, d),
+                    Err(e) => (ItemOutcome::Failed, e),
+                };
+                self.tally.item(&job.path, &name, o, Some(d), bytes);
+                return;
+            }
             if kind == Kind::Task {
                 // To Do refuses null for some properties: send what the snapshot has.
                 body.remove("id");
@@ -1315,7 +1327,7 @@ impl<'a> Restorer<'a> {
             return;
         };
         let rest = match kind {
-            Kind::Event => self.apply_exceptions(&new_id, &v).await,
+            Kind::Event => self.series().apply(&new_id, &v).await.map(|_| ()),
             Kind::Task => self.add_checklist(url, &new_id, &v).await,
             Kind::Contact => Ok(()),
         };
@@ -1330,6 +1342,137 @@ impl<'a> Restorer<'a> {
                     .await;
                 self.tally
                     .item(&job.path, &name, ItemOutcome::Failed, Some(e), 0);
+            }
+        }
+    }
+
+    /// The mailbox's series writer.
+    fn series(&self) -> Series<'_> {
+        Series {
+            graph: self.graph,
+            tally: &self.tally,
+            owner: format!("/users/{}", self.u()),
+            fields: writable,
+            tag: self.ctx.options.tag.as_deref(),
+            immutable_ids: true,
+        }
+    }
+
+    /// Replace for an event that is still in the calendar: only what differs
+    /// from the snapshot is patched (Graph sends an update to a meeting's
+    /// attendees for every patch of its organizer's copy), then a series gets
+    /// the snapshot's occurrences. Returns whether anything was written, and
+    /// what to log.
+    async fn replace_event(
+        &self,
+        old_id: &str,
+        v: &Value,
+        url: &str,
+    ) -> ItemResult<(bool, String)> {
+        let u = self.u();
+        let cur: Value = self
+            .send(Request::get(format!("/users/{u}/events/{old_id}")))
+            .await
+            .map_err(|e| graph_reason(&e))?
+            .json()
+            .map_err(|e| e.to_string())?;
+        let is_meeting = cur
+            .get("attendees")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty());
+        let mut body = writable(v);
+        add_tag(&mut body, self.ctx.options.tag.as_deref());
+        if !is_meeting {
+            // The copy in the calendar has no attendees of its own.
+            attendees_into_body(&mut body, v);
+        }
+        let diff: Map<String, Value> = body
+            .into_iter()
+            .filter(|(k, x)| !same_value(k, cur.get(k), x))
+            .collect();
+        let patched = !diff.is_empty();
+        if patched {
+            self.send_json(
+                Method::PATCH,
+                format!("/users/{u}/events/{old_id}"),
+                &Value::Object(diff),
+            )
+            .await?;
+        }
+        if v.get("recurrence").is_none_or(Value::is_null) {
+            let d = if patched {
+                old_id.to_string()
+            } else {
+                "already as in the backup".to_string()
+            };
+            return Ok((patched, d));
+        }
+        let series = self.series();
+        match series.reconcile(old_id, v, url).await? {
+            Reconcile::Done(r) => {
+                let mut d = vec![];
+                if r.reverted > 0 {
+                    d.push(format!(
+                        "{} occurrence(s) changed since the backup reverted",
+                        r.reverted
+                    ));
+                }
+                if r.standalone > 0 {
+                    d.push(format!(
+                        "{} occurrence(s) cancelled since the backup restored as separate events \
+                         (a cancelled occurrence of a meeting cannot be restored without \
+                         re-inviting its attendees)",
+                        r.standalone
+                    ));
+                    self.tally.note(
+                        "Occurrences of meetings cancelled since the backup were restored as \
+                         separate events: Microsoft Graph cannot restore a cancelled occurrence \
+                         of a meeting without sending it to the attendees again.",
+                    );
+                }
+                let changed = patched || r.changed();
+                if d.is_empty() {
+                    d.push(if changed {
+                        old_id.to_string()
+                    } else {
+                        "already as in the backup".to_string()
+                    });
+                }
+                Ok((changed, d.join("; ")))
+            }
+            Reconcile::Recreate => {
+                // Occurrences were cancelled since the backup and nobody is
+                // invited: the series is made again from the snapshot.
+                match self
+                    .send(Request::delete(format!("/users/{u}/events/{old_id}")))
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(graph_reason(&e)),
+                }
+                let mut body = writable(v);
+                add_tag(&mut body, self.ctx.options.tag.as_deref());
+                attendees_into_body(&mut body, v);
+                let created = self
+                    .send_json(Method::POST, url.to_string(), &Value::Object(body))
+                    .await?;
+                let new_id = id_of(&created)
+                    .ok_or("Microsoft Graph created the series without an id")?
+                    .to_string();
+                if let Err(e) = series.apply(&new_id, v).await {
+                    let _ = self
+                        .send(Request::delete(format!("/users/{u}/events/{new_id}")))
+                        .await;
+                    return Err(e);
+                }
+                Ok((
+                    true,
+                    format!(
+                        "series made again as {new_id}: occurrences cancelled since the backup \
+                         cannot be brought back any other way"
+                    ),
+                ))
             }
         }
     }
@@ -1429,67 +1572,6 @@ fn event_key(v: &Value) -> Option<String> {
         "{subject}\u{1f}{at}\u{1f}{}",
         str_at(start, "timeZone")
     ))
-}
-
-/// Attendees cannot be restored without Graph inviting them again: they
-/// are listed at the end of the body instead.
-fn attendees_into_body(body: &mut Map<String, Value>, ev: &Value) {
-    let Some(list) = ev.get("attendees").and_then(Value::as_array) else {
-        return;
-    };
-    let names: Vec<String> = list
-        .iter()
-        .filter_map(|a| a.get("emailAddress"))
-        .map(|e| {
-            let (n, a) = (str_at(e, "name"), str_at(e, "address"));
-            if n.is_empty() {
-                a.to_string()
-            } else {
-                format!("{n} <{a}>")
-            }
-        })
-        .collect();
-    if names.is_empty() {
-        return;
-    }
-    let line = format!("Attendees (restored from backup): {}", names.join("; "));
-    let (ctype, content) = match body.get("body") {
-        Some(b) => (
-            str_at(b, "contentType").to_string(),
-            str_at(b, "content").to_string(),
-        ),
-        None => ("text".into(), String::new()),
-    };
-    let content = if ctype.eq_ignore_ascii_case("html") {
-        let esc = line
-            .replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;");
-        format!("{content}<p>{esc}</p>")
-    } else if content.is_empty() {
-        line
-    } else {
-        format!("{content}\n\n{line}")
-    };
-    body.insert(
-        "body".into(),
-        json!({"contentType": if ctype.is_empty() { "text".to_string() } else { ctype }, "content": content}),
-    );
-}
-
-/// Two Graph timestamps name the same instant (precision and zone suffix vary).
-fn same_instant(a: &str, b: &str) -> bool {
-    let p = |s: &str| {
-        chrono::DateTime::parse_from_rfc3339(s)
-            .ok()
-            .map(|t| t.timestamp())
-            .or_else(|| {
-                chrono::NaiveDateTime::parse_from_str(s.get(..19).unwrap_or(s), "%Y-%m-%dT%H:%M:%S")
-                    .ok()
-                    .map(|t| t.and_utc().timestamp())
-            })
-    };
-    matches!((p(a), p(b)), (Some(x), Some(y)) if x == y)
 }
 
 /// Whether a destination message has the snapshot message's content (only

@@ -32,6 +32,7 @@ use crate::report::SubService;
 pub mod drive;
 pub mod exchange;
 pub mod onedrive;
+mod series;
 pub mod sharepoint;
 pub mod teams;
 

@@ -28,6 +28,7 @@ use chrono::{DateTime, Utc};
 use graph::Request;
 use serde_json::{Value, json};
 
+use super::series::{Reconcile, Series};
 use super::{ItemOutcome, RestoreCtx, RestoreMode, RestoreReport, SnapshotKind, Tally};
 use crate::error::{EngineError, Result};
 use crate::report::SubService;
@@ -50,6 +51,18 @@ const EVENT_FIELDS: &[&str] = &[
     "isReminderOn",
     "reminderMinutesBeforeStart",
 ];
+
+/// The properties of a stored group event that a restore writes.
+fn event_fields(ev: &Value) -> serde_json::Map<String, Value> {
+    EVENT_FIELDS
+        .iter()
+        .filter_map(|f| {
+            ev.get(*f)
+                .filter(|v| !v.is_null())
+                .map(|v| ((*f).to_string(), v.clone()))
+        })
+        .collect()
+}
 
 /// Restores a group or team snapshot (see the module docs).
 pub async fn restore_group(ctx: &RestoreCtx<'_>) -> Result<RestoreReport> {
@@ -1066,39 +1079,24 @@ impl Run<'_, '_> {
                 .get(e.name.as_str())
                 .copied()
                 .or_else(|| present.iter().find(same_start));
-            let mut body = json!({});
-            for f in EVENT_FIELDS {
-                if let Some(v) = ev.get(*f).filter(|v| !v.is_null()) {
-                    body[*f] = v.clone();
-                }
-            }
+            let body = Value::Object(event_fields(&ev));
             let (outcome, detail) = match existing {
                 Some(x) if x.get("changeKey") == ev.get("changeKey") => {
                     (ItemOutcome::Skipped, "unchanged".to_string())
                 }
                 Some(x) if mode == RestoreMode::Replace => {
-                    let url = format!("/groups/{}/events/{}", self.dest, str_of(x, "id"));
-                    match self
-                        .send(Request::json(graph::Method::PATCH, url, &body))
-                        .await
-                    {
-                        Ok(_) => (ItemOutcome::Overwritten, str_of(x, "id").to_string()),
-                        Err(err) => (ItemOutcome::Failed, reason(&err)),
+                    match self.replace_event(str_of(x, "id"), &ev, &body).await {
+                        Ok(d) => (ItemOutcome::Overwritten, d),
+                        Err(e) => (ItemOutcome::Failed, e),
                     }
                 }
                 Some(_) => (
                     ItemOutcome::Skipped,
                     "present in the calendar; left as it is".to_string(),
                 ),
-                None => match self
-                    .post(&format!("/groups/{}/events", self.dest), &body)
-                    .await
-                {
-                    Ok(r) => {
-                        let v: Value = r.json().unwrap_or_default();
-                        (ItemOutcome::Restored, str_of(&v, "id").to_string())
-                    }
-                    Err(err) => (ItemOutcome::Failed, reason(&err)),
+                None => match self.create_event(&ev, &body).await {
+                    Ok(id) => (ItemOutcome::Restored, id),
+                    Err(e) => (ItemOutcome::Failed, e),
                 },
             };
             if matches!(outcome, ItemOutcome::Restored | ItemOutcome::Overwritten) {
@@ -1111,6 +1109,84 @@ impl Run<'_, '_> {
                 .note("Restored events carry no attendees, so that no invitations are sent.");
         }
         Ok(false)
+    }
+
+    /// The group calendar's series writer.
+    fn series(&self) -> Series<'_> {
+        Series {
+            graph: self.ctx.graph,
+            tally: self.tally,
+            owner: format!("/groups/{}", self.dest),
+            fields: event_fields,
+            tag: None,
+            immutable_ids: false,
+        }
+    }
+
+    /// A snapshot event created in the group calendar, a series with its
+    /// changed and cancelled occurrences (whole or not at all).
+    async fn create_event(&self, ev: &Value, body: &Value) -> Result<String, String> {
+        let created: Value = self
+            .post(&format!("/groups/{}/events", self.dest), body)
+            .await
+            .map_err(|e| reason(&e))?
+            .json()
+            .map_err(|e| e.to_string())?;
+        let id = str_of(&created, "id").to_string();
+        if id.is_empty() {
+            return Err("Microsoft Graph created the event without an id".into());
+        }
+        if ev.get("recurrence").is_some_and(|r| !r.is_null())
+            && let Err(e) = self.series().apply(&id, ev).await
+        {
+            let _ = self
+                .send(Request::delete(format!(
+                    "/groups/{}/events/{id}",
+                    self.dest
+                )))
+                .await;
+            return Err(e);
+        }
+        Ok(id)
+    }
+
+    /// Replace for an event still in the group calendar: its values, and a
+    /// series' occurrences (see [`super::series`]).
+    async fn replace_event(&self, id: &str, ev: &Value, body: &Value) -> Result<String, String> {
+        let url = format!("/groups/{}/events/{id}", self.dest);
+        self.send(Request::json(graph::Method::PATCH, url.clone(), body))
+            .await
+            .map_err(|e| reason(&e))?;
+        if ev.get("recurrence").is_none_or(Value::is_null) {
+            return Ok(id.to_string());
+        }
+        let create_url = format!("/groups/{}/events", self.dest);
+        match self.series().reconcile(id, ev, &create_url).await? {
+            Reconcile::Done(r) if r.standalone > 0 => {
+                self.tally.note(
+                    "Occurrences of meetings cancelled since the backup were restored as \
+                     separate events: Microsoft Graph cannot restore a cancelled occurrence \
+                     of a meeting without sending it to the attendees again.",
+                );
+                Ok(format!(
+                    "{id}; {} occurrence(s) cancelled since the backup restored as separate events",
+                    r.standalone
+                ))
+            }
+            Reconcile::Done(_) => Ok(id.to_string()),
+            Reconcile::Recreate => {
+                match self.send(Request::delete(url)).await {
+                    Ok(_) => {}
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(reason(&e)),
+                }
+                let new_id = self.create_event(ev, body).await?;
+                Ok(format!(
+                    "series made again as {new_id}: occurrences cancelled since the backup \
+                     cannot be brought back any other way"
+                ))
+            }
+        }
     }
 
     // ------------------------------------------------------------ conversations

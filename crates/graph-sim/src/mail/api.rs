@@ -238,9 +238,14 @@ fn recipient(v: &Value) -> GraphResult<Addr> {
 
 fn folder_list(ctx: &GraphCtx, mb: &Mailbox, parent: u64, fragment: &str) -> GraphResult<Value> {
     let hidden = include_hidden(ctx);
+    // Recoverable Items lives beside Top of Information Store (in the
+    // mailbox's non-IPM root), not below it: `includeHiddenFolders` does not
+    // list it; only its well-known names reach it.
+    let in_dumpster = mb.is_recoverable(parent);
     let items: Vec<Value> = mb
         .children(parent)
         .into_iter()
+        .filter(|f| in_dumpster || !mb.is_recoverable(f.key))
         .filter(|f| hidden || !f.hidden)
         .map(|f| mb.folder_json(f))
         .collect();
@@ -565,7 +570,7 @@ async fn folders_delta(
     let hidden = include_hidden(&ctx);
     let mut value = Vec::new();
     for (_, f) in &page.changed {
-        if f.key == F_ROOT || (!hidden && (f.hidden || mb.is_recoverable(f.key))) {
+        if f.key == F_ROOT || mb.is_recoverable(f.key) || (!hidden && f.hidden) {
             continue;
         }
         value.push(odata::project(
