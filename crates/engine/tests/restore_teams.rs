@@ -752,3 +752,143 @@ async fn cancel_mid_restore_leaves_whole_items_and_completed_channels() {
         .count();
     assert_eq!(in_new_channels, restored);
 }
+
+/// The occurrences of a group series in July 2026, by date.
+async fn group_instances(e: &Env, group: &str, id: &str) -> HashMap<String, Value> {
+    e.all(&format!(
+        "/groups/{group}/events/{id}/instances?startDateTime=2026-07-01T00:00:00Z\
+         &endDateTime=2026-07-12T00:00:00Z"
+    ))
+    .await
+    .into_iter()
+    .map(|i| {
+        (
+            i["start"]["dateTime"].as_str().unwrap()[..10].to_string(),
+            i,
+        )
+    })
+    .collect()
+}
+
+fn sorted_days(days: &HashMap<String, Value>) -> Vec<String> {
+    let mut d: Vec<String> = days.keys().cloned().collect();
+    d.sort();
+    d
+}
+
+#[tokio::test]
+async fn group_calendar_series_come_back_with_their_changed_and_cancelled_occurrences() {
+    let e = env(tenant(76)).await;
+    let group = e.first(GroupKind::Group).await;
+    let mut series = Vec::new();
+    for subject in ["Sprint review", "Office hours"] {
+        let v: Value = e
+            .graph
+            .send(Request::json(
+                reqwest::Method::POST,
+                format!("/groups/{group}/events"),
+                &json!({
+                    "subject": subject,
+                    "start": {"dateTime": "2026-07-01T14:00:00", "timeZone": "UTC"},
+                    "end": {"dateTime": "2026-07-01T15:00:00", "timeZone": "UTC"},
+                    "recurrence": {
+                        "pattern": {"type": "daily", "interval": 1},
+                        "range": {"type": "numbered", "startDate": "2026-07-01", "numberOfOccurrences": 6}
+                    }
+                }),
+            ))
+            .await
+            .unwrap()
+            .json()
+            .unwrap();
+        let id = v["id"].as_str().unwrap().to_string();
+        let days = group_instances(&e, &group, &id).await;
+        assert_eq!(days.len(), 6);
+        e.send(
+            reqwest::Method::PATCH,
+            &format!(
+                "/groups/{group}/events/{}",
+                days["2026-07-02"]["id"].as_str().unwrap()
+            ),
+            json!({"subject": format!("{subject} (moved room)")}),
+        )
+        .await;
+        e.send(
+            reqwest::Method::DELETE,
+            &format!(
+                "/groups/{group}/events/{}",
+                days["2026-07-03"]["id"].as_str().unwrap()
+            ),
+            json!(null),
+        )
+        .await;
+        series.push((subject, id));
+    }
+    let snap = e.backup(&group, false).await;
+    let expected = [
+        "2026-07-01",
+        "2026-07-02",
+        "2026-07-04",
+        "2026-07-05",
+        "2026-07-06",
+    ];
+
+    // One series is deleted, the other changed: an occurrence edited, another cancelled.
+    e.send(
+        reqwest::Method::DELETE,
+        &format!("/groups/{group}/events/{}", series[0].1),
+        json!(null),
+    )
+    .await;
+    let days = group_instances(&e, &group, &series[1].1).await;
+    e.send(
+        reqwest::Method::PATCH,
+        &format!(
+            "/groups/{group}/events/{}",
+            days["2026-07-04"]["id"].as_str().unwrap()
+        ),
+        json!({"subject": "Edited after the backup"}),
+    )
+    .await;
+    e.send(
+        reqwest::Method::DELETE,
+        &format!(
+            "/groups/{group}/events/{}",
+            days["2026-07-05"]["id"].as_str().unwrap()
+        ),
+        json!(null),
+    )
+    .await;
+
+    let (r, log) = e
+        .restore(
+            &snap,
+            RestoreMode::Replace,
+            None,
+            &NoProgress,
+            &Cancel::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.failed, 0, "{log:?}");
+    let masters = e
+        .all(&format!(
+            "/groups/{group}/events?$top=200&$select=id,subject,type"
+        ))
+        .await;
+    for (subject, _) in &series {
+        let found: Vec<&Value> = masters
+            .iter()
+            .filter(|m| m["subject"] == json!(subject) && m["type"] == json!("seriesMaster"))
+            .collect();
+        assert_eq!(found.len(), 1, "{subject} once");
+        let days = group_instances(&e, &group, found[0]["id"].as_str().unwrap()).await;
+        assert_eq!(sorted_days(&days), expected, "{subject}");
+        assert_eq!(
+            days["2026-07-02"]["subject"],
+            json!(format!("{subject} (moved room)")),
+            "the changed occurrence of {subject}"
+        );
+        assert_eq!(days["2026-07-04"]["subject"], json!(subject));
+    }
+}
