@@ -827,8 +827,8 @@ async fn private_channel_members_removed_since_the_backup_are_added_back() {
                 .filter(|u| !group_owners.contains(u))
                 .collect();
             let outside: Vec<String> = group_members.difference(&inside).cloned().collect();
-            if !plain.is_empty() && outside.len() >= 2 {
-                found = Some((team.clone(), cid, plain[0].clone(), outside));
+            if plain.len() >= 2 && outside.len() >= 2 {
+                found = Some((team.clone(), cid, plain, outside));
                 break;
             }
         }
@@ -837,6 +837,7 @@ async fn private_channel_members_removed_since_the_backup_are_added_back() {
         }
     }
     let (team, cid, plain, outside) = found.expect("a team with a suitable private channel");
+    let (plain, gone) = (plain[0].clone(), plain[1].clone());
     let (extra_owner, added_later) = (outside[0].clone(), outside[1].clone());
     let members_url = format!("/teams/{team}/channels/{cid}/members");
     let bind = |uid: &str, roles: Value| {
@@ -865,9 +866,10 @@ async fn private_channel_members_removed_since_the_backup_are_added_back() {
         })
         .collect();
 
-    // After the backup: the extra owner is removed from the channel, the
-    // plain member leaves the team (and with it the private channel), and
-    // someone new joins the channel.
+    // After the backup: the extra owner is removed from the channel, a
+    // plain member leaves the team (and with it the private channel),
+    // another is deleted from the directory, and someone new joins the
+    // channel.
     let member_id = |m: &Vec<Value>, uid: &str| {
         m.iter()
             .find(|x| x["userId"] == uid)
@@ -888,6 +890,12 @@ async fn private_channel_members_removed_since_the_backup_are_added_back() {
     )
     .await;
     e.send(
+        reqwest::Method::DELETE,
+        &format!("/users/{gone}"),
+        json!(null),
+    )
+    .await;
+    e.send(
         reqwest::Method::POST,
         &members_url,
         bind(&added_later, json!([])),
@@ -900,7 +908,7 @@ async fn private_channel_members_removed_since_the_backup_are_added_back() {
         .map(|m| m["userId"].as_str().unwrap().to_string())
         .collect();
     assert!(
-        !now.contains(&extra_owner) && !now.contains(&plain),
+        !now.contains(&extra_owner) && !now.contains(&plain) && !now.contains(&gone),
         "{now:?}"
     );
 
@@ -914,13 +922,30 @@ async fn private_channel_members_removed_since_the_backup_are_added_back() {
         )
         .await
         .unwrap();
-    assert_eq!(
-        r.failed,
-        0,
-        "{:?}",
-        log.iter()
-            .filter(|l| l.outcome == ItemOutcome::Failed)
-            .collect::<Vec<_>>()
+    // Only the deleted user's group membership fails; the channel skips them.
+    let failed: Vec<_> = log
+        .iter()
+        .filter(|l| l.outcome == ItemOutcome::Failed)
+        .collect();
+    assert!(
+        failed
+            .iter()
+            .all(|l| l.path == format!("metadata/members/{gone}")
+                || l.path == format!("metadata/owners/{gone}")),
+        "{failed:?}"
+    );
+    assert_eq!(r.failed as usize, failed.len());
+    let gone_item = log
+        .iter()
+        .find(|l| l.path == format!("metadata/channels/{cid}/members/{gone}"))
+        .expect("an item for the deleted user");
+    assert_eq!(gone_item.outcome, ItemOutcome::Skipped);
+    assert!(
+        gone_item
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains("no longer exists")),
+        "{gone_item:?}"
     );
     let after: HashMap<String, Value> = e
         .all(&members_url)
@@ -944,10 +969,11 @@ async fn private_channel_members_removed_since_the_backup_are_added_back() {
         Some(&json!([])),
         "the newcomer stays"
     );
-    for (uid, roles) in &roles_before {
+    for (uid, roles) in roles_before.iter().filter(|(u, _)| **u != gone) {
         assert_eq!(after.get(uid), Some(roles), "{uid} as at the backup");
     }
-    assert_eq!(after.len(), roles_before.len() + 1);
+    assert!(!after.contains_key(&gone));
+    assert_eq!(after.len(), roles_before.len(), "one newcomer, one deleted");
     assert!(ids(&e.all(&format!("/groups/{team}/members")).await).contains(&plain));
     for uid in [&extra_owner, &plain] {
         let path = format!("metadata/channels/{cid}/members/{uid}");
@@ -978,7 +1004,7 @@ async fn private_channel_members_removed_since_the_backup_are_added_back() {
         )
         .await
         .unwrap();
-    assert_eq!(again.failed, 0);
+    assert_eq!(again.failed, r.failed, "the deleted user again");
     assert!(
         !log.iter().any(|l| l.path.starts_with("metadata/channels/")
             && l.outcome == ItemOutcome::Restored),
