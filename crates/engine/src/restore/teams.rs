@@ -639,61 +639,15 @@ impl Run<'_, '_> {
         Ok(exists)
     }
 
-    /// A message's reactions as the import takes them: those by users, the
-    /// earliest [`MAX_REACTIONS`], counting what is left out.
+    /// A message's reactions as the import takes them (see
+    /// [`reactions_for_import`]), counting what is left out.
     fn import_reactions(&self, m: &Value) -> Vec<Value> {
-        let all = m
-            .get("reactions")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        let mut by_users: Vec<(i64, Value)> = Vec::new();
-        for r in all {
-            let user = r
-                .get("user")
-                .and_then(|u| u.get("user"))
-                .filter(|u| !u.is_null());
-            let (Some(user), Some(kind), Some(at)) = (
-                user,
-                r.get("reactionType").filter(|k| k.is_string()),
-                r.get("createdDateTime").filter(|t| t.is_string()),
-            ) else {
-                self.reactions_not_by_users.fetch_add(1, Ordering::Relaxed);
-                continue;
-            };
-            if user.get("id").and_then(Value::as_str).is_none() {
-                self.reactions_not_by_users.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            // Graph refuses a time in the future (a clock ahead at the source).
-            let now = Utc::now().timestamp_millis();
-            let at = match millis(r, "createdDateTime") {
-                Some(t) if t > now => json!(ms_text(now)),
-                _ => at.clone(),
-            };
-            let mut reaction = json!({
-                "reactionType": kind,
-                "createdDateTime": at,
-                "user": {"user": {
-                    "id": user.get("id"),
-                    "displayName": user.get("displayName"),
-                    "userIdentityType": "aadUser",
-                }},
-            });
-            if let Some(d) = r.get("displayName").filter(|d| !d.is_null()) {
-                reaction["displayName"] = d.clone();
-            }
-            by_users.push((millis(r, "createdDateTime").unwrap_or(i64::MAX), reaction));
-        }
-        if by_users.len() > MAX_REACTIONS {
-            // Stable: reactions of the same millisecond keep their order.
-            by_users.sort_by_key(|(t, _)| *t);
-            let over = by_users.len() - MAX_REACTIONS;
-            self.reactions_over_limit
-                .fetch_add(over as u64, Ordering::Relaxed);
-            by_users.truncate(MAX_REACTIONS);
-        }
-        by_users.into_iter().map(|(_, r)| r).collect()
+        let r = reactions_for_import(m, Utc::now().timestamp_millis());
+        self.reactions_over_limit
+            .fetch_add(r.over_limit, Ordering::Relaxed);
+        self.reactions_not_by_users
+            .fetch_add(r.not_by_users, Ordering::Relaxed);
+        r.kept
     }
 
     /// `reactions` without those by users no longer in the directory;
@@ -1811,6 +1765,75 @@ fn restored_copy<'p>(
     })
 }
 
+/// What the import takes of a message's reactions.
+struct ImportReactions {
+    /// chatMessageReactions by users, in the message's order.
+    kept: Vec<Value>,
+    /// Left out beyond [`MAX_REACTIONS`] (the latest ones).
+    over_limit: u64,
+    /// Left out for not being by a user (an app's, or kept without type or time).
+    not_by_users: u64,
+}
+
+/// A message's reactions as the import body takes them: by users only, the
+/// earliest [`MAX_REACTIONS`] in their original order, none later than
+/// `now_ms` (Graph refuses a time in the future; a source clock may run ahead).
+fn reactions_for_import(m: &Value, now_ms: i64) -> ImportReactions {
+    let all = m
+        .get("reactions")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let mut not_by_users = 0;
+    let mut by_users: Vec<(i64, Value)> = Vec::new();
+    for r in all {
+        let user = r
+            .get("user")
+            .and_then(|u| u.get("user"))
+            .filter(|u| u.get("id").is_some_and(Value::is_string));
+        let (Some(user), Some(kind), Some(at)) = (
+            user,
+            r.get("reactionType").filter(|k| k.is_string()),
+            millis(r, "createdDateTime"),
+        ) else {
+            not_by_users += 1;
+            continue;
+        };
+        let mut reaction = json!({
+            "reactionType": kind,
+            "createdDateTime": ms_text(at.min(now_ms)),
+            "user": {"user": {
+                "id": user.get("id"),
+                "displayName": user.get("displayName"),
+                "userIdentityType": "aadUser",
+            }},
+        });
+        if let Some(d) = r.get("displayName").filter(|d| !d.is_null()) {
+            reaction["displayName"] = d.clone();
+        }
+        by_users.push((at, reaction));
+    }
+    let mut over_limit = 0;
+    if by_users.len() > MAX_REACTIONS {
+        // The earliest keep their place; a tie keeps the earlier in the list.
+        let mut order: Vec<usize> = (0..by_users.len()).collect();
+        order.sort_by_key(|&i| (by_users[i].0, i));
+        let keep: HashSet<usize> = order.into_iter().take(MAX_REACTIONS).collect();
+        over_limit = (by_users.len() - MAX_REACTIONS) as u64;
+        by_users = by_users
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| keep.contains(i))
+            .map(|(_, r)| r)
+            .collect();
+    }
+    ImportReactions {
+        kept: by_users.into_iter().map(|(_, r)| r).collect(),
+        over_limit,
+        not_by_users,
+    }
+}
+
 fn user_id(m: &Value) -> Option<&str> {
     user_of(m).and_then(|u| u.get("id")).and_then(Value::as_str)
 }
@@ -1845,5 +1868,54 @@ mod tests {
         let ms = millis(&json!({"t": "2024-01-02T03:04:05.678Z"}), "t").unwrap();
         assert_eq!(ms_text(ms), "2024-01-02T03:04:05.678Z");
         assert_eq!(millis(&json!({"t": "nope"}), "t"), None);
+    }
+
+    fn reaction(kind: &str, uid: &str, ms: i64) -> Value {
+        json!({
+            "reactionType": kind,
+            "displayName": null,
+            "createdDateTime": ms_text(ms),
+            "user": {"application": null, "device": null,
+                     "user": {"id": uid, "displayName": null, "userIdentityType": "aadUser"}},
+        })
+    }
+
+    #[test]
+    fn reactions_for_import_keep_users_earliest_250_in_order() {
+        let base = 1_700_000_000_000;
+        // 260 by users, latest first, and one by an app.
+        let mut list: Vec<Value> = (0..260)
+            .map(|i| reaction("like", &format!("u{i}"), base + 1000 * (260 - i)))
+            .collect();
+        list.insert(
+            3,
+            json!({"reactionType": "like", "createdDateTime": ms_text(base),
+                   "user": {"application": {"id": "app"}, "user": null}}),
+        );
+        let r = reactions_for_import(&json!({ "reactions": list }), i64::MAX);
+        assert_eq!(r.kept.len(), MAX_REACTIONS);
+        assert_eq!(r.over_limit, 10);
+        assert_eq!(r.not_by_users, 1);
+        // The ten latest (u0..u9) are left out; the rest keep their order.
+        let users: Vec<&str> = r
+            .kept
+            .iter()
+            .map(|x| x["user"]["user"]["id"].as_str().unwrap())
+            .collect();
+        let want: Vec<String> = (10..260).map(|i| format!("u{i}")).collect();
+        assert_eq!(users, want);
+        assert_eq!(r.kept[0]["createdDateTime"], json!(ms_text(base + 250_000)));
+
+        // A time ahead of now comes back as now; few reactions are all kept.
+        let now = base + 5;
+        let r = reactions_for_import(
+            &json!({"reactions": [reaction("heart", "a", base), reaction("sad", "b", base + 60_000)]}),
+            now,
+        );
+        assert_eq!((r.over_limit, r.not_by_users), (0, 0));
+        let times: Vec<&Value> = r.kept.iter().map(|x| &x["createdDateTime"]).collect();
+        assert_eq!(times, [&json!(ms_text(base)), &json!(ms_text(now))]);
+        assert_eq!(r.kept[1]["reactionType"], "sad");
+        assert!(reactions_for_import(&json!({}), now).kept.is_empty());
     }
 }
