@@ -241,6 +241,26 @@ fn ids(v: &[Value]) -> HashSet<String> {
         .collect()
 }
 
+/// A message's reactions as (reactionType, user id, createdDateTime ms), sorted.
+fn reactions(m: &Value) -> Vec<(String, String, i64)> {
+    let mut out: Vec<_> = m["reactions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            (
+                r["reactionType"].as_str().unwrap().to_string(),
+                r["user"]["user"]["id"].as_str().unwrap().to_string(),
+                chrono::DateTime::parse_from_rfc3339(r["createdDateTime"].as_str().unwrap())
+                    .unwrap()
+                    .timestamp_millis(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 /// chatMessage truth items by "channel name/message id".
 fn message_truth(truth: &[Value]) -> HashMap<String, String> {
     truth
@@ -517,21 +537,44 @@ async fn deleted_team_is_restored_into_a_new_team_with_original_dates_and_people
     assert_eq!(now.keys().cloned().collect::<HashSet<_>>(), names);
     let truth_after = message_truth(&e.truth(&new).await);
     let mut checked = 0;
+    let mut reacted = 0;
     for (ch, msgs) in &wanted {
         for m in msgs {
             let k = format!("{ch}/{}", m["id"].as_str().unwrap());
             assert_eq!(
                 truth_after.get(&k),
                 truth_before.get(&k),
-                "{k}: same date, sender, body"
+                "{k}: same date, sender, body, reactions"
             );
             checked += 1;
         }
         let have = e.messages(&new, &now[ch]).await;
         let want: HashSet<_> = msgs.iter().map(key).collect();
         assert_eq!(have, want, "channel {ch}");
+        // Reactions: each restored message has its original's, by the same
+        // users at the same times.
+        let mut restored: HashMap<(i64, String, String), Value> = HashMap::new();
+        for m in e
+            .all(&format!(
+                "/teams/{new}/channels/{}/messages?$expand=replies",
+                now[ch]
+            ))
+            .await
+        {
+            for x in std::iter::once(&m).chain(m["replies"].as_array().into_iter().flatten()) {
+                restored.insert(key(x), x.clone());
+            }
+        }
+        for m in msgs {
+            let back = &restored[&key(m)];
+            assert_eq!(reactions(back), reactions(m), "reactions of {}", m["id"]);
+            if !reactions(m).is_empty() {
+                reacted += 1;
+            }
+        }
     }
     assert!(checked > 10, "the team had messages ({checked})");
+    assert!(reacted > 0, "some restored messages had reactions");
     for c in now.values() {
         let ch = e.get(&format!("/teams/{new}/channels/{c}")).await;
         assert_ne!(ch["migrationMode"], json!("inProgress"), "{ch}");
@@ -751,6 +794,222 @@ async fn cancel_mid_restore_leaves_whole_items_and_completed_channels() {
         .filter(|l| l.outcome == ItemOutcome::Restored)
         .count();
     assert_eq!(in_new_channels, restored);
+}
+
+#[tokio::test]
+async fn private_channel_members_removed_since_the_backup_are_added_back() {
+    let e = env(tenant(77)).await;
+    // A team with a private channel, and two team members outside it.
+    let mut found = None;
+    for g in discover_groups(&e.graph).await.unwrap() {
+        if g.kind != GroupKind::Team {
+            continue;
+        }
+        let team = g.graph_id;
+        let group_members = ids(&e.all(&format!("/groups/{team}/members")).await);
+        let group_owners = ids(&e.all(&format!("/groups/{team}/owners")).await);
+        for c in e.all(&format!("/teams/{team}/channels")).await {
+            if c["membershipType"] != "private" {
+                continue;
+            }
+            let cid = c["id"].as_str().unwrap().to_string();
+            let members = e
+                .all(&format!("/teams/{team}/channels/{cid}/members"))
+                .await;
+            let inside: HashSet<String> = members
+                .iter()
+                .map(|m| m["userId"].as_str().unwrap().to_string())
+                .collect();
+            let plain: Vec<String> = members
+                .iter()
+                .filter(|m| m["roles"] == json!([]))
+                .map(|m| m["userId"].as_str().unwrap().to_string())
+                .filter(|u| !group_owners.contains(u))
+                .collect();
+            let outside: Vec<String> = group_members.difference(&inside).cloned().collect();
+            if plain.len() >= 2 && outside.len() >= 2 {
+                found = Some((team.clone(), cid, plain, outside));
+                break;
+            }
+        }
+        if found.is_some() {
+            break;
+        }
+    }
+    let (team, cid, plain, outside) = found.expect("a team with a suitable private channel");
+    let (plain, gone) = (plain[0].clone(), plain[1].clone());
+    let (extra_owner, added_later) = (outside[0].clone(), outside[1].clone());
+    let members_url = format!("/teams/{team}/channels/{cid}/members");
+    let bind = |uid: &str, roles: Value| {
+        json!({
+            "@odata.type": "#microsoft.graph.aadUserConversationMember",
+            "roles": roles,
+            "user@odata.bind": format!("https://graph.microsoft.com/v1.0/users('{uid}')"),
+        })
+    };
+    e.send(
+        reqwest::Method::POST,
+        &members_url,
+        bind(&extra_owner, json!(["owner"])),
+    )
+    .await;
+    let snap = e.backup(&team, true).await;
+    let roles_before: HashMap<String, Value> = e
+        .all(&members_url)
+        .await
+        .iter()
+        .map(|m| {
+            (
+                m["userId"].as_str().unwrap().to_string(),
+                m["roles"].clone(),
+            )
+        })
+        .collect();
+
+    // After the backup: the extra owner is removed from the channel, a
+    // plain member leaves the team (and with it the private channel),
+    // another is deleted from the directory, and someone new joins the
+    // channel.
+    let member_id = |m: &Vec<Value>, uid: &str| {
+        m.iter()
+            .find(|x| x["userId"] == uid)
+            .map(|x| x["id"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    let now = e.all(&members_url).await;
+    e.send(
+        reqwest::Method::DELETE,
+        &format!("{members_url}/{}", member_id(&now, &extra_owner)),
+        json!(null),
+    )
+    .await;
+    e.send(
+        reqwest::Method::DELETE,
+        &format!("/groups/{team}/members/{plain}/$ref"),
+        json!(null),
+    )
+    .await;
+    e.send(
+        reqwest::Method::DELETE,
+        &format!("/users/{gone}"),
+        json!(null),
+    )
+    .await;
+    e.send(
+        reqwest::Method::POST,
+        &members_url,
+        bind(&added_later, json!([])),
+    )
+    .await;
+    let now: HashSet<String> = e
+        .all(&members_url)
+        .await
+        .iter()
+        .map(|m| m["userId"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        !now.contains(&extra_owner) && !now.contains(&plain) && !now.contains(&gone),
+        "{now:?}"
+    );
+
+    let (r, log) = e
+        .restore(
+            &snap,
+            RestoreMode::Replace,
+            None,
+            &NoProgress,
+            &Cancel::new(),
+        )
+        .await
+        .unwrap();
+    // Only the deleted user's group membership fails; the channel skips them.
+    let failed: Vec<_> = log
+        .iter()
+        .filter(|l| l.outcome == ItemOutcome::Failed)
+        .collect();
+    assert!(
+        failed
+            .iter()
+            .all(|l| l.path == format!("metadata/members/{gone}")
+                || l.path == format!("metadata/owners/{gone}")),
+        "{failed:?}"
+    );
+    assert_eq!(r.failed as usize, failed.len());
+    let gone_item = log
+        .iter()
+        .find(|l| l.path == format!("metadata/channels/{cid}/members/{gone}"))
+        .expect("an item for the deleted user");
+    assert_eq!(gone_item.outcome, ItemOutcome::Skipped);
+    assert!(
+        gone_item
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains("no longer exists")),
+        "{gone_item:?}"
+    );
+    let after: HashMap<String, Value> = e
+        .all(&members_url)
+        .await
+        .iter()
+        .map(|m| {
+            (
+                m["userId"].as_str().unwrap().to_string(),
+                m["roles"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        after.get(&extra_owner),
+        Some(&json!(["owner"])),
+        "the owner is back"
+    );
+    assert_eq!(after.get(&plain), Some(&json!([])), "the member is back");
+    assert_eq!(
+        after.get(&added_later),
+        Some(&json!([])),
+        "the newcomer stays"
+    );
+    for (uid, roles) in roles_before.iter().filter(|(u, _)| **u != gone) {
+        assert_eq!(after.get(uid), Some(roles), "{uid} as at the backup");
+    }
+    assert!(!after.contains_key(&gone));
+    assert_eq!(after.len(), roles_before.len(), "one newcomer, one deleted");
+    assert!(ids(&e.all(&format!("/groups/{team}/members")).await).contains(&plain));
+    for uid in [&extra_owner, &plain] {
+        let path = format!("metadata/channels/{cid}/members/{uid}");
+        let item = log
+            .iter()
+            .find(|l| l.path == path)
+            .unwrap_or_else(|| panic!("an item for {path}"));
+        assert_eq!(item.outcome, ItemOutcome::Restored, "{item:?}");
+    }
+    let skipped = log
+        .iter()
+        .filter(|l| {
+            l.path
+                .starts_with(&format!("metadata/channels/{cid}/members/"))
+        })
+        .filter(|l| l.outcome == ItemOutcome::Skipped)
+        .count();
+    assert_eq!(skipped, roles_before.len() - 2, "the others were there");
+
+    // Bypass finds everyone there: nothing added twice.
+    let (again, log) = e
+        .restore(
+            &snap,
+            RestoreMode::Bypass,
+            None,
+            &NoProgress,
+            &Cancel::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.failed, r.failed, "the deleted user again");
+    assert!(
+        !log.iter().any(|l| l.path.starts_with("metadata/channels/")
+            && l.outcome == ItemOutcome::Restored),
+        "nothing restored twice"
+    );
 }
 
 /// The occurrences of a group series in July 2026, by date.

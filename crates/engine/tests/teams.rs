@@ -350,11 +350,33 @@ async fn assert_matches_truth(e: &Env, group: &str, id: &SnapshotId, is_team: bo
                 if is_deleted(&msg) {
                     continue;
                 }
+                // The truth lists reactions as [type, user id, time], sorted.
+                let mut reactions: Vec<(String, String, i64, Value)> = msg["reactions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|r| {
+                        let at = r["createdDateTime"].as_str().unwrap();
+                        (
+                            r["reactionType"].as_str().unwrap().to_string(),
+                            r["user"]["user"]["id"].as_str().unwrap().to_string(),
+                            chrono::DateTime::parse_from_rfc3339(at)
+                                .unwrap()
+                                .timestamp_millis(),
+                            json!(at),
+                        )
+                    })
+                    .collect();
+                reactions.sort_by(|a, b| (&a.0, &a.1, a.2).cmp(&(&b.0, &b.1, b.2)));
                 let v = json!({
                     "body": msg["body"],
                     "from": msg["from"],
                     "createdDateTime": msg["createdDateTime"],
                     "subject": msg["subject"],
+                    "reactions": reactions
+                        .iter()
+                        .map(|(kind, uid, _, at)| json!([kind, uid, at]))
+                        .collect::<Vec<_>>(),
                 });
                 let id = msg["id"].as_str().unwrap().to_string();
                 assert!(

@@ -1152,13 +1152,18 @@ async fn remove_member(
         .group_mut(&id)
         .filter(|g| g.deleted.is_none())
         .ok_or_else(|| GraphError::directory_not_found(&id))?;
-    let before = g.members.len();
-    g.members.retain(|m| !m.eq_ignore_ascii_case(&member));
-    if g.members.len() == before {
-        return Err(GraphError::directory_not_found(&member));
-    }
+    let uid = g
+        .members
+        .iter()
+        .find(|m| m.eq_ignore_ascii_case(&member))
+        .cloned()
+        .ok_or_else(|| GraphError::directory_not_found(&member))?;
+    g.members.retain(|m| m != &uid);
     let gid = g.id.clone();
     dir.group_changed(&gid, sim.next_seq());
+    drop(dir);
+    // Leaving a team's group is leaving the team, and its private channels.
+    crate::collab::left_team(&sim, &gid, &uid);
     Ok(StatusCode::NO_CONTENT)
 }
 

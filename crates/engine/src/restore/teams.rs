@@ -21,11 +21,33 @@
 //! completed after the others (completing General first marks the team
 //! migrated) and the team last, before members are added (migration mode
 //! bars membership changes).
+//!
+//! Reactions travel with their message or reply: the import takes "up to
+//! 250 reactions" (the import doc's content scope), each by a user of the
+//! tenant. So only reactions by users are sent, the earliest 250 of a
+//! message; one by a user deleted since the backup makes Graph refuse the
+//! whole message (400), and only then are the reacting users looked up and
+//! the message imported again without the reactions of those gone. A note
+//! counts every reaction left out, by reason. An existing message's
+//! reactions cannot be changed, like the rest of it.
+//!
+//! Private and shared channels that still exist keep their members as they
+//! are now plus, in the metadata step (replace and bypass; after every
+//! migration is completed, since migration mode bars membership changes),
+//! every member of the backup they lost, with their role (`owner` or
+//! member), each an item of the report. Nobody is removed. Teams keeps only
+//! team members in a private channel (and takes whoever leaves the team out
+//! of its private channels), so a user not in the team joins it first;
+//! users no longer in the directory are skipped with a note. A channel this
+//! restore creates gets its members when it is created; a non-destructive
+//! restore writes only into channels it creates.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use graph::Request;
+use parking_lot::Mutex;
 use serde_json::{Value, json};
 
 use super::series::{Reconcile, Series};
@@ -64,6 +86,10 @@ fn event_fields(ev: &Value) -> serde_json::Map<String, Value> {
         .collect()
 }
 
+/// Graph imports at most this many reactions with a message (the import
+/// doc's content scope: "Up to 250 reactions").
+const MAX_REACTIONS: usize = 250;
+
 /// Restores a group or team snapshot (see the module docs).
 pub async fn restore_group(ctx: &RestoreCtx<'_>) -> Result<RestoreReport> {
     let kind = SnapshotKind::of(ctx.snapshot)?;
@@ -90,6 +116,10 @@ pub async fn restore_group(ctx: &RestoreCtx<'_>) -> Result<RestoreReport> {
         dest: String::new(),
         is_team,
         created_team: false,
+        users: Mutex::new(HashMap::new()),
+        reactions_over_limit: AtomicU64::new(0),
+        reactions_not_by_users: AtomicU64::new(0),
+        reactions_of_gone_users: AtomicU64::new(0),
     };
     let target = ctx.destination.map(str::to_string).or(original.clone());
     let found = match &target {
@@ -150,6 +180,14 @@ struct Run<'c, 'a> {
     is_team: bool,
     /// The destination team was created by this restore (the original was gone).
     created_team: bool,
+    /// Whether each user id looked up so far exists in the directory.
+    users: Mutex<HashMap<String, bool>>,
+    /// Reactions left out of imported messages: beyond Graph's 250 on a
+    /// message, by an app rather than a user, by a user no longer in the
+    /// directory.
+    reactions_over_limit: AtomicU64,
+    reactions_not_by_users: AtomicU64,
+    reactions_of_gone_users: AtomicU64,
 }
 
 /// A message already in a destination channel.
@@ -540,6 +578,7 @@ impl Run<'_, '_> {
             }
         }
         self.finish_migrations(&others, &general).await;
+        self.note_left_out_reactions();
         if self.created_team
             && let Err(e) = self
                 .post(
@@ -572,6 +611,77 @@ impl Run<'_, '_> {
                 ));
             }
         }
+    }
+
+    /// One note for every reaction an import left out, by reason.
+    fn note_left_out_reactions(&self) {
+        let over = self.reactions_over_limit.load(Ordering::Relaxed);
+        if over > 0 {
+            self.tally.note(format!(
+                "{over} reactions were not restored: Microsoft Graph imports at most \
+                 {MAX_REACTIONS} reactions with a message (the earliest were kept)."
+            ));
+        }
+        let apps = self.reactions_not_by_users.load(Ordering::Relaxed);
+        if apps > 0 {
+            self.tally.note(format!(
+                "{apps} reactions were not restored because they were not by a user (an \
+                 app's, or one kept without its type or time): Microsoft Graph imports only \
+                 reactions by users."
+            ));
+        }
+        let gone = self.reactions_of_gone_users.load(Ordering::Relaxed);
+        if gone > 0 {
+            self.tally.note(format!(
+                "{gone} reactions by users no longer in the directory were not restored."
+            ));
+        }
+    }
+
+    /// Whether the user exists in the directory (asked once per user).
+    async fn user_exists(&self, uid: &str) -> Result<bool, graph::GraphError> {
+        if let Some(known) = self.users.lock().get(uid) {
+            return Ok(*known);
+        }
+        let exists = match self.get(&format!("/users/{uid}?$select=id")).await {
+            Ok(_) => true,
+            Err(e) if e.is_not_found() => false,
+            Err(e) => return Err(e),
+        };
+        self.users.lock().insert(uid.to_string(), exists);
+        Ok(exists)
+    }
+
+    /// A message's reactions as the import takes them (see
+    /// [`reactions_for_import`]), counting what is left out.
+    fn import_reactions(&self, m: &Value) -> Vec<Value> {
+        let r = reactions_for_import(m, Utc::now().timestamp_millis());
+        self.reactions_over_limit
+            .fetch_add(r.over_limit, Ordering::Relaxed);
+        self.reactions_not_by_users
+            .fetch_add(r.not_by_users, Ordering::Relaxed);
+        r.kept
+    }
+
+    /// `reactions` without those by users no longer in the directory;
+    /// `None` when every reacting user exists.
+    async fn reactions_of_present_users(
+        &self,
+        reactions: &[Value],
+    ) -> Result<Option<Vec<Value>>, graph::GraphError> {
+        let mut kept = Vec::with_capacity(reactions.len());
+        for r in reactions {
+            let uid = r["user"]["user"]["id"].as_str().unwrap_or_default();
+            if self.user_exists(uid).await? {
+                kept.push(r.clone());
+            }
+        }
+        if kept.len() == reactions.len() {
+            return Ok(None);
+        }
+        self.reactions_of_gone_users
+            .fetch_add((reactions.len() - kept.len()) as u64, Ordering::Relaxed);
+        Ok(Some(kept))
     }
 
     fn fail_all(&self, folder: &str, messages: &[(Value, Vec<Value>)], why: &str) {
@@ -706,10 +816,40 @@ impl Run<'_, '_> {
                 .collect();
             body["members"] = Value::Array(members);
         }
-        let resp = self
-            .post(&format!("/teams/{}/channels", self.dest), &body)
-            .await
-            .map_err(|e| reason(&e))?;
+        let url = format!("/teams/{}/channels", self.dest);
+        let resp = match self.post(&url, &body).await {
+            Ok(r) => r,
+            // A member deleted from the directory since the backup makes
+            // Graph refuse the channel (404): look the members up only then,
+            // and create it with those still there.
+            Err(e) if e.is_not_found() && body["members"].is_array() => {
+                let mut kept = Vec::new();
+                let mut gone = 0;
+                for m in body["members"].as_array().into_iter().flatten() {
+                    let bound = str_of(m, "user@odata.bind");
+                    let uid = bound
+                        .rsplit("('")
+                        .next()
+                        .unwrap_or_default()
+                        .trim_end_matches("')");
+                    if self.user_exists(uid).await.map_err(|e| reason(&e))? {
+                        kept.push(m.clone());
+                    } else {
+                        gone += 1;
+                    }
+                }
+                if gone == 0 {
+                    return Err(reason(&e));
+                }
+                self.tally.note(format!(
+                    "Channel \"{name}\" was created without {gone} of its members: they no \
+                     longer exist in the directory."
+                ));
+                body["members"] = Value::Array(kept);
+                self.post(&url, &body).await.map_err(|e| reason(&e))?
+            }
+            Err(e) => return Err(reason(&e)),
+        };
         let v: Value = resp.json().map_err(|e| e.to_string())?;
         let id = Some(str_of(&v, "id").to_string())
             .filter(|s| !s.is_empty())
@@ -991,6 +1131,15 @@ impl Run<'_, '_> {
                 body[field] = a.clone();
             }
         }
+        // A placeholder stands for a deleted message: no reactions on it.
+        let reactions = if placeholder {
+            Vec::new()
+        } else {
+            self.import_reactions(m)
+        };
+        if !reactions.is_empty() {
+            body["reactions"] = Value::Array(reactions.clone());
+        }
         let url = match parent {
             None => format!("/teams/{}/channels/{}/messages", self.dest, target.id),
             Some(p) => format!(
@@ -998,7 +1147,23 @@ impl Run<'_, '_> {
                 self.dest, target.id
             ),
         };
-        let resp = self.post(&url, &body).await.map_err(|e| reason(&e))?;
+        let resp = match self.post(&url, &body).await {
+            Ok(r) => r,
+            // Graph refuses the whole message for a reacting user it does
+            // not know (one deleted since the backup): ask which users are
+            // gone only then, and import the message without theirs.
+            Err(e) if e.status() == Some(400) && !reactions.is_empty() => {
+                match self.reactions_of_present_users(&reactions).await {
+                    Ok(Some(kept)) => {
+                        body["reactions"] = Value::Array(kept);
+                        self.post(&url, &body).await.map_err(|e| reason(&e))?
+                    }
+                    Ok(None) => return Err(reason(&e)),
+                    Err(lookup) => return Err(reason(&lookup)),
+                }
+            }
+            Err(e) => return Err(reason(&e)),
+        };
         used.insert(t);
         let v: Value = resp.json().map_err(|e| e.to_string())?;
         let id = str_of(&v, "id").to_string();
@@ -1454,8 +1619,203 @@ impl Run<'_, '_> {
                 self.tally.item(&path, &who, outcome, detail, 0);
             }
         }
+        if self.is_team {
+            return self.restore_channel_members().await;
+        }
         Ok(false)
     }
+
+    /// Members (and owners) of private and shared channels that are still in
+    /// the destination team but lost members since the backup: each missing
+    /// one is added back with their role, into a private channel only after
+    /// joining the team (Teams keeps only team members in a private channel,
+    /// and removes from them whoever leaves the team). Nobody is removed. A
+    /// channel this restore created got its members when created, and a
+    /// non-destructive restore leaves existing channels alone.
+    async fn restore_channel_members(&self) -> Result<bool> {
+        if self.created_team || self.ctx.options.mode == RestoreMode::NonDestructive {
+            return Ok(false);
+        }
+        let records: Vec<Value> = self
+            .snapshot_json("metadata/channels")
+            .await?
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default();
+        let with_members: Vec<&Value> = records
+            .iter()
+            .filter(|r| matches!(str_of(r, "membershipType"), "private" | "shared"))
+            .filter(|r| r.get("members").is_some_and(Value::is_array))
+            .collect();
+        if with_members.is_empty() {
+            return Ok(false);
+        }
+        let dest_channels = self.list(&format!("/teams/{}/channels", self.dest)).await?;
+        let mut in_team: Option<HashSet<String>> = None;
+        for record in with_members {
+            let cid = str_of(record, "id");
+            let name = str_of(record, "displayName");
+            let wanted: Vec<&Value> = record
+                .get("members")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|m| !str_of(m, "userId").is_empty())
+                .filter(|m| {
+                    self.ctx.selection.covers(&format!(
+                        "metadata/channels/{cid}/members/{}",
+                        str_of(m, "userId")
+                    ))
+                })
+                .collect();
+            if wanted.is_empty() {
+                continue;
+            }
+            // The same channel: by id, or (re-created by an earlier restore) by name.
+            let Some(dest) = dest_channels
+                .iter()
+                .find(|c| str_of(c, "id") == cid)
+                .or_else(|| {
+                    dest_channels
+                        .iter()
+                        .find(|c| str_of(c, "displayName").eq_ignore_ascii_case(name))
+                })
+                .filter(|c| str_of(c, "membershipType") == str_of(record, "membershipType"))
+            else {
+                continue;
+            };
+            let dest_id = str_of(dest, "id");
+            let private = str_of(dest, "membershipType") == "private";
+            let members_url = format!("/teams/{}/channels/{dest_id}/members", self.dest);
+            let present: HashMap<String, bool> = self
+                .list(&members_url)
+                .await?
+                .iter()
+                .map(|m| (str_of(m, "userId").to_string(), has_owner_role(m)))
+                .collect();
+            for m in wanted {
+                if self.cancelled() {
+                    return Ok(true);
+                }
+                let uid = str_of(m, "userId");
+                let owner = has_owner_role(m);
+                let path = format!("metadata/channels/{cid}/members/{uid}");
+                let who = match (str_of(m, "displayName"), str_of(m, "email")) {
+                    ("", "") => uid.to_string(),
+                    (n, "") | ("", n) => format!("{n} ({name})"),
+                    (n, e) => format!("{n} <{e}> ({name})"),
+                };
+                let role = if owner { "owner" } else { "member" };
+                if let Some(&is_owner) = present.get(uid) {
+                    let detail = if is_owner == owner {
+                        format!("already a {role} of the channel")
+                    } else {
+                        format!(
+                            "in the channel as {}, a {role} at the backup; left as it is",
+                            if is_owner { "an owner" } else { "a member" }
+                        )
+                    };
+                    self.tally
+                        .item(&path, &who, ItemOutcome::Skipped, Some(detail), 0);
+                    continue;
+                }
+                let (outcome, detail) = self
+                    .add_channel_member(&members_url, uid, owner, private, &mut in_team)
+                    .await;
+                self.tally.item(&path, &who, outcome, Some(detail), 0);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Adds `uid` to a channel (joining the team first when the channel is
+    /// private and they are not in it). `in_team` caches the team's members.
+    async fn add_channel_member(
+        &self,
+        members_url: &str,
+        uid: &str,
+        owner: bool,
+        private: bool,
+        in_team: &mut Option<HashSet<String>>,
+    ) -> (ItemOutcome, String) {
+        match self.user_exists(uid).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return (
+                    ItemOutcome::Skipped,
+                    "the user no longer exists in the directory".to_string(),
+                );
+            }
+            Err(e) => return (ItemOutcome::Failed, reason(&e)),
+        }
+        let mut joined_team = false;
+        if private {
+            if in_team.is_none() {
+                match self
+                    .list(&format!(
+                        "/groups/{}/members?$select=id&$top=999",
+                        self.dest
+                    ))
+                    .await
+                {
+                    Ok(ms) => {
+                        *in_team = Some(ms.iter().map(|m| str_of(m, "id").to_string()).collect())
+                    }
+                    Err(e) => {
+                        return (
+                            ItemOutcome::Failed,
+                            format!("the team's members could not be read: {}", reason(&e)),
+                        );
+                    }
+                }
+            }
+            if !in_team.as_ref().is_some_and(|t| t.contains(uid)) {
+                let body = json!({
+                    "@odata.type": "#microsoft.graph.aadUserConversationMember",
+                    "roles": [],
+                    "user@odata.bind": bind_user(uid),
+                });
+                if let Err(e) = self
+                    .post(&format!("/teams/{}/members", self.dest), &body)
+                    .await
+                {
+                    return (
+                        ItemOutcome::Failed,
+                        format!(
+                            "a private channel takes only members of the team, and adding \
+                             the user to the team failed: {}",
+                            reason(&e)
+                        ),
+                    );
+                }
+                if let Some(t) = in_team.as_mut() {
+                    t.insert(uid.to_string());
+                }
+                joined_team = true;
+            }
+        }
+        let body = json!({
+            "@odata.type": "#microsoft.graph.aadUserConversationMember",
+            "roles": if owner { json!(["owner"]) } else { json!([]) },
+            "user@odata.bind": bind_user(uid),
+        });
+        let role = if owner { "owner" } else { "member" };
+        match self.post(members_url, &body).await {
+            Ok(_) if joined_team => (
+                ItemOutcome::Restored,
+                format!("added back as {role}, after joining the team again"),
+            ),
+            Ok(_) => (ItemOutcome::Restored, format!("added back as {role}")),
+            Err(e) => (ItemOutcome::Failed, reason(&e)),
+        }
+    }
+}
+
+/// Whether a conversationMember has the owner role.
+fn has_owner_role(m: &Value) -> bool {
+    m.get("roles").and_then(Value::as_array).is_some_and(|r| {
+        r.iter()
+            .any(|x| x.as_str().is_some_and(|s| s.eq_ignore_ascii_case("owner")))
+    })
 }
 
 /// How far after its original time an earlier restore may have put a
@@ -1479,6 +1839,75 @@ fn restored_copy<'p>(
                 && p.content == content_of(m)
         })
     })
+}
+
+/// What the import takes of a message's reactions.
+struct ImportReactions {
+    /// chatMessageReactions by users, in the message's order.
+    kept: Vec<Value>,
+    /// Left out beyond [`MAX_REACTIONS`] (the latest ones).
+    over_limit: u64,
+    /// Left out for not being by a user (an app's, or kept without type or time).
+    not_by_users: u64,
+}
+
+/// A message's reactions as the import body takes them: by users only, the
+/// earliest [`MAX_REACTIONS`] in their original order, none later than
+/// `now_ms` (Graph refuses a time in the future; a source clock may run ahead).
+fn reactions_for_import(m: &Value, now_ms: i64) -> ImportReactions {
+    let all = m
+        .get("reactions")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let mut not_by_users = 0;
+    let mut by_users: Vec<(i64, Value)> = Vec::new();
+    for r in all {
+        let user = r
+            .get("user")
+            .and_then(|u| u.get("user"))
+            .filter(|u| u.get("id").is_some_and(Value::is_string));
+        let (Some(user), Some(kind), Some(at)) = (
+            user,
+            r.get("reactionType").filter(|k| k.is_string()),
+            millis(r, "createdDateTime"),
+        ) else {
+            not_by_users += 1;
+            continue;
+        };
+        let mut reaction = json!({
+            "reactionType": kind,
+            "createdDateTime": ms_text(at.min(now_ms)),
+            "user": {"user": {
+                "id": user.get("id"),
+                "displayName": user.get("displayName"),
+                "userIdentityType": "aadUser",
+            }},
+        });
+        if let Some(d) = r.get("displayName").filter(|d| !d.is_null()) {
+            reaction["displayName"] = d.clone();
+        }
+        by_users.push((at, reaction));
+    }
+    let mut over_limit = 0;
+    if by_users.len() > MAX_REACTIONS {
+        // The earliest keep their place; a tie keeps the earlier in the list.
+        let mut order: Vec<usize> = (0..by_users.len()).collect();
+        order.sort_by_key(|&i| (by_users[i].0, i));
+        let keep: HashSet<usize> = order.into_iter().take(MAX_REACTIONS).collect();
+        over_limit = (by_users.len() - MAX_REACTIONS) as u64;
+        by_users = by_users
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| keep.contains(i))
+            .map(|(_, r)| r)
+            .collect();
+    }
+    ImportReactions {
+        kept: by_users.into_iter().map(|(_, r)| r).collect(),
+        over_limit,
+        not_by_users,
+    }
 }
 
 fn user_id(m: &Value) -> Option<&str> {
@@ -1515,5 +1944,54 @@ mod tests {
         let ms = millis(&json!({"t": "2024-01-02T03:04:05.678Z"}), "t").unwrap();
         assert_eq!(ms_text(ms), "2024-01-02T03:04:05.678Z");
         assert_eq!(millis(&json!({"t": "nope"}), "t"), None);
+    }
+
+    fn reaction(kind: &str, uid: &str, ms: i64) -> Value {
+        json!({
+            "reactionType": kind,
+            "displayName": null,
+            "createdDateTime": ms_text(ms),
+            "user": {"application": null, "device": null,
+                     "user": {"id": uid, "displayName": null, "userIdentityType": "aadUser"}},
+        })
+    }
+
+    #[test]
+    fn reactions_for_import_keep_users_earliest_250_in_order() {
+        let base = 1_700_000_000_000;
+        // 260 by users, latest first, and one by an app.
+        let mut list: Vec<Value> = (0..260)
+            .map(|i| reaction("like", &format!("u{i}"), base + 1000 * (260 - i)))
+            .collect();
+        list.insert(
+            3,
+            json!({"reactionType": "like", "createdDateTime": ms_text(base),
+                   "user": {"application": {"id": "app"}, "user": null}}),
+        );
+        let r = reactions_for_import(&json!({ "reactions": list }), i64::MAX);
+        assert_eq!(r.kept.len(), MAX_REACTIONS);
+        assert_eq!(r.over_limit, 10);
+        assert_eq!(r.not_by_users, 1);
+        // The ten latest (u0..u9) are left out; the rest keep their order.
+        let users: Vec<&str> = r
+            .kept
+            .iter()
+            .map(|x| x["user"]["user"]["id"].as_str().unwrap())
+            .collect();
+        let want: Vec<String> = (10..260).map(|i| format!("u{i}")).collect();
+        assert_eq!(users, want);
+        assert_eq!(r.kept[0]["createdDateTime"], json!(ms_text(base + 250_000)));
+
+        // A time ahead of now comes back as now; few reactions are all kept.
+        let now = base + 5;
+        let r = reactions_for_import(
+            &json!({"reactions": [reaction("heart", "a", base), reaction("sad", "b", base + 60_000)]}),
+            now,
+        );
+        assert_eq!((r.over_limit, r.not_by_users), (0, 0));
+        let times: Vec<&Value> = r.kept.iter().map(|x| &x["createdDateTime"]).collect();
+        assert_eq!(times, [&json!(ms_text(base)), &json!(ms_text(now))]);
+        assert_eq!(r.kept[1]["reactionType"], "sad");
+        assert!(reactions_for_import(&json!({}), now).kept.is_empty());
     }
 }

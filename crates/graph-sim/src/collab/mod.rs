@@ -12,6 +12,8 @@
 mod conversations;
 mod teams;
 
+pub(crate) use teams::left_team;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -7,6 +7,14 @@
 //! (<https://learn.microsoft.com/microsoftteams/platform/graph-api/import-messages/import-external-messages-to-teams>)
 //! and the v1.0 pages team-post, channel-post, channel-post-messages,
 //! channel-startmigration, channel-completemigration and team-completemigration.
+//! An imported message or reply may carry its `reactions` (the import doc's
+//! content scope: "Up to 250 reactions"), each by a user of the tenant.
+//!
+//! Channel members follow channel-post-members and channel-delete-members
+//! (private and shared channels only; roles `owner` or empty; a disabled
+//! user is 404), and "Private channels in Microsoft Teams": only members of
+//! the team join a private channel, and leaving the team leaves its private
+//! channels.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -53,6 +61,8 @@ const PRIVATE_NAMES: &[&str] = &[
     "Board Prep",
 ];
 const REACTIONS: &[&str] = &["like", "heart", "laugh", "surprised", "sad", "angry"];
+/// The import doc's content scope: "Up to 250 reactions" per imported message.
+const MAX_IMPORTED_REACTIONS: usize = 250;
 
 /// What a team is, besides what the directory group already says.
 pub(crate) struct Team {
@@ -350,11 +360,22 @@ impl Team {
                     if x.deleted.is_some() {
                         continue;
                     }
+                    // Reactions are user-visible; their order is not.
+                    let mut reactions: Vec<(&str, &str, i64)> = x
+                        .reactions
+                        .iter()
+                        .map(|(kind, uid, t)| (kind.as_str(), uid.as_str(), *t))
+                        .collect();
+                    reactions.sort();
                     let v = json!({
                         "body": {"contentType": if x.html {"html"} else {"text"}, "content": x.content},
                         "from": author_json(&x.from),
                         "createdDateTime": ms_time(x.created),
                         "subject": x.subject,
+                        "reactions": reactions
+                            .iter()
+                            .map(|(kind, uid, t)| json!([kind, uid, ms_time(*t)]))
+                            .collect::<Vec<_>>(),
                     });
                     out.push(truth_item(
                         "channels",
@@ -1233,6 +1254,7 @@ async fn add_member(
 ) -> GraphResult<Response> {
     let body = parse_body(&body)?;
     let (uid, owner) = bound_user(&sim, &body)?;
+    refuse_disabled(&sim, &uid)?;
     let gid = with_team(&sim, &tid, false, |team, g, _| {
         if team.migration {
             // team: completeMigration: membership operations are barred in migration mode.
@@ -1279,11 +1301,14 @@ async fn remove_member(
         .find(|u| member_id(&g.id, u) == mid)
         .cloned()
         .ok_or_else(|| not_found(format!("Member '{mid}' was not found in the team.")))?;
-    let mut dir = sim.directory.write();
-    if let Some(dg) = dir.group_mut(&g.id) {
-        dg.members.retain(|m| m != &uid);
-        dg.owners.retain(|m| m != &uid);
+    {
+        let mut dir = sim.directory.write();
+        if let Some(dg) = dir.group_mut(&g.id) {
+            dg.members.retain(|m| m != &uid);
+            dg.owners.retain(|m| m != &uid);
+        }
     }
+    left_team(&sim, &g.id, &uid);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -1545,6 +1570,62 @@ async fn channel_members(
     )?))
 }
 
+/// A conversationMember's `roles`, as channel-post-members takes them:
+/// "Must be `owner` or empty".
+fn check_member_roles(member: &Value) -> GraphResult<()> {
+    match member.get("roles") {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Array(roles)) => {
+            for r in roles {
+                if !r.as_str().is_some_and(|s| s.eq_ignore_ascii_case("owner")) {
+                    return Err(GraphError::bad_request(format!(
+                        "Invalid role {r} for a channel member: it must be 'owner' or empty."
+                    )));
+                }
+            }
+            Ok(())
+        }
+        Some(other) => Err(GraphError::bad_request(format!(
+            "Invalid value '{other}' for property 'roles'."
+        ))),
+    }
+}
+
+/// team-post-members and channel-post-members: "The response code 404 Not
+/// Found is returned when you attempt to add a disabled/blocked user."
+fn refuse_disabled(sim: &Sim, uid: &str) -> GraphResult<()> {
+    match sim.directory.read().user(uid) {
+        Some(u) if u.account_enabled => Ok(()),
+        _ => Err(GraphError::directory_not_found(uid)),
+    }
+}
+
+/// Private channels keep only members of their team: "If a team member
+/// leaves or is removed from a team, that user is removed from all private
+/// channels in the team" (Microsoft Teams, "Private channels in Microsoft
+/// Teams"). Called when `uid` leaves group `gid`.
+pub(crate) fn left_team(sim: &Sim, gid: &str, uid: &str) {
+    // A team never generated will be generated from the group's members as
+    // they are then; one generated before (even if dropped from memory since)
+    // comes back from the people it was first made of, so it is changed.
+    let generated =
+        sim.collab.groups.existing(gid).is_some() || sim.collab.people.lock().contains_key(gid);
+    let Some(g) = find_group(sim, gid).ok().filter(|g| g.team && generated) else {
+        return;
+    };
+    let s = slot(sim, &g);
+    let mut state = s.write();
+    if let Some(team) = state.team.as_mut() {
+        for ch in team
+            .channels
+            .iter_mut()
+            .filter(|c| c.membership == "private")
+        {
+            ch.members.retain(|(m, _)| m != uid);
+        }
+    }
+}
+
 async fn add_channel_member(
     State(sim): State<Arc<Sim>>,
     ctx: GraphCtx,
@@ -1552,7 +1633,9 @@ async fn add_channel_member(
     body: Bytes,
 ) -> GraphResult<Response> {
     let body = parse_body(&body)?;
+    check_member_roles(&body)?;
     let (uid, owner) = bound_user(&sim, &body)?;
+    refuse_disabled(&sim, &uid)?;
     let scope = with_team(&sim, &tid, true, |team, g, _| {
         let ch = team.channel_mut(&cid)?;
         if ch.membership == "standard" {
@@ -1588,6 +1671,64 @@ async fn add_channel_member(
         )),
     )
         .into_response())
+}
+
+async fn get_channel_member(
+    State(sim): State<Arc<Sim>>,
+    ctx: GraphCtx,
+    Path((tid, cid, mid)): Path<(String, String, String)>,
+) -> GraphResult<Json<Value>> {
+    let v = with_team(&sim, &tid, false, |team, g, _| {
+        let ch = team.channel_mut(&cid)?;
+        let all = if ch.membership == "standard" {
+            team_members(&sim, g)
+        } else {
+            ch.members
+                .iter()
+                .filter_map(|(uid, owner)| member_json(&sim, &ch.id, uid, *owner))
+                .collect()
+        };
+        all.into_iter()
+            .find(|m| m["id"].as_str() == Some(mid.as_str()))
+            .ok_or_else(|| not_found(format!("Member '{mid}' was not found in the channel.")))
+    })?;
+    Ok(Json(odata::entity(
+        &ctx,
+        &format!("{}/channels('{cid}')/members", ctx_team(&ctx, &tid)),
+        v,
+        None,
+    )))
+}
+
+/// channel-delete-members (v1.0): 204 No Content; a member of a standard
+/// channel is a member of the team and leaves through the team.
+async fn remove_channel_member(
+    State(sim): State<Arc<Sim>>,
+    Path((tid, cid, mid)): Path<(String, String, String)>,
+) -> GraphResult<StatusCode> {
+    with_team(&sim, &tid, true, |team, _, _| {
+        let ch = team.channel_mut(&cid)?;
+        if ch.membership == "standard" {
+            return Err(GraphError::bad_request(
+                "Members can only be removed from private or shared channels.",
+            ));
+        }
+        if ch.migration == Some("inProgress") {
+            return Err(GraphError::bad_request(
+                "Members cannot be removed while the channel is in migration mode.",
+            ));
+        }
+        let chid = ch.id.clone();
+        let before = ch.members.len();
+        ch.members.retain(|(uid, _)| member_id(&chid, uid) != mid);
+        if ch.members.len() == before {
+            return Err(not_found(format!(
+                "Member '{mid}' was not found in the channel."
+            )));
+        }
+        Ok(())
+    })?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn files_folder(
@@ -1778,8 +1919,84 @@ async fn get_reply(
     )))
 }
 
-/// Posts a message or a reply. Import (back-dated `createdDateTime`, `from`)
-/// is accepted only while the channel is in migration mode; otherwise Graph
+/// Reactions of an imported message, read from the body's `reactions`
+/// (chatMessageReaction objects: `reactionType`, `createdDateTime`,
+/// `user.user.id`). `None` when the body carries none. A malformed entry or
+/// more than [`MAX_IMPORTED_REACTIONS`] is 400 here; a reacting user who is
+/// not in the tenant is returned apart, refused (like an unknown `from`)
+/// only once the import itself is allowed.
+type Reactions = Vec<(String, String, i64)>;
+
+fn import_reactions(
+    sim: &Sim,
+    body: &Value,
+    now: DateTime<Utc>,
+) -> GraphResult<(Option<Reactions>, Option<String>)> {
+    let list = match body.get("reactions") {
+        None | Some(Value::Null) => return Ok((None, None)),
+        Some(Value::Array(a)) if a.is_empty() => return Ok((None, None)),
+        Some(Value::Array(a)) => a,
+        Some(_) => {
+            return Err(GraphError::bad_request(
+                "Invalid value for property 'reactions': expected a collection of chatMessageReaction.",
+            ));
+        }
+    };
+    if list.len() > MAX_IMPORTED_REACTIONS {
+        return Err(GraphError::bad_request(format!(
+            "An imported message can carry at most {MAX_IMPORTED_REACTIONS} reactions; this one has {}.",
+            list.len()
+        )));
+    }
+    let dir = sim.directory.read();
+    let mut out = Vec::with_capacity(list.len());
+    let mut stranger = None;
+    for (i, r) in list.iter().enumerate() {
+        if !r.is_object() {
+            return Err(GraphError::bad_request(format!(
+                "reactions[{i}] is not a chatMessageReaction object."
+            )));
+        }
+        let kind = r
+            .get("reactionType")
+            .and_then(Value::as_str)
+            .filter(|k| !k.trim().is_empty())
+            .ok_or_else(|| {
+                GraphError::bad_request(format!("reactions[{i}]: 'reactionType' is required."))
+            })?;
+        let at = parse_client_time(r, "createdDateTime")?.ok_or_else(|| {
+            GraphError::bad_request(format!("reactions[{i}]: 'createdDateTime' is required."))
+        })?;
+        if at > now {
+            return Err(GraphError::bad_request(format!(
+                "reactions[{i}]: 'createdDateTime' cannot be in the future."
+            )));
+        }
+        let uid = r
+            .get("user")
+            .and_then(|u| u.get("user"))
+            .filter(|u| !u.is_null())
+            .and_then(|u| u.get("id"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                GraphError::bad_request(format!(
+                    "reactions[{i}]: 'user.user.id' is required: imported reactions must be by users."
+                ))
+            })?;
+        let uid = match dir.user_any(uid) {
+            Some(u) => u.id.clone(),
+            None => {
+                stranger.get_or_insert_with(|| uid.to_string());
+                uid.to_string()
+            }
+        };
+        out.push((kind.to_string(), uid, at.timestamp_millis()));
+    }
+    Ok((Some(out), stranger))
+}
+
+/// Posts a message or a reply. Import (back-dated `createdDateTime`, `from`,
+/// `reactions`) is accepted only while the channel is in migration mode; otherwise Graph
 /// answers 401 Unauthorized: application permissions may post channel
 /// messages "only for migration" (channel-post-messages, Permissions note;
 /// <https://learn.microsoft.com/graph/api/channel-post-messages>), with the
@@ -1804,8 +2021,9 @@ fn post_message(
         .is_some_and(|t| t.eq_ignore_ascii_case("html"));
     let created = parse_client_time(body, "createdDateTime")?;
     let from = body.get("from").filter(|f| !f.is_null());
-    let import = created.is_some() || from.is_some();
     let now = sim.now();
+    let (reactions, reaction_stranger) = import_reactions(sim, body, now)?;
+    let import = created.is_some() || from.is_some() || reactions.is_some();
     // An author from outside the tenant, refused once import is allowed.
     let mut stranger: Option<String> = None;
     let user_from = match from {
@@ -1863,6 +2081,11 @@ fn post_message(
                 "The user '{id}' in 'from' does not belong to the tenant."
             )));
         }
+        if let Some(id) = &reaction_stranger {
+            return Err(GraphError::bad_request(format!(
+                "The user '{id}' in 'reactions' does not belong to the tenant."
+            )));
+        }
         let author = if in_migration {
             // Import doc: author attribution is required while importing.
             user_from.clone().ok_or_else(|| {
@@ -1912,6 +2135,7 @@ fn post_message(
             None
         };
         m.importance = importance.clone();
+        m.reactions = reactions.clone().unwrap_or_default();
         let at = place_ctx(sim, g, &chid);
         let v = msg_json(&m, &at, false);
         match parent {
@@ -2463,6 +2687,10 @@ pub fn routes() -> Router<Arc<Sim>> {
             &format!("{C}/members"),
             get(channel_members).post(add_channel_member),
         )
+        .route(
+            &format!("{C}/members/{{mid}}"),
+            get(get_channel_member).delete(remove_channel_member),
+        )
         .route(&format!("{C}/filesFolder"), get(files_folder))
         .route(
             &format!("{C}/startMigration"),
@@ -2505,4 +2733,167 @@ pub fn routes() -> Router<Arc<Sim>> {
             &format!("{C}/messages/{{mid}}/replies/{{rid}}/undoSoftDelete"),
             post(undo_soft_delete_reply),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SimConfig;
+
+    /// A simulated tenant, one of its teams (id), a non-General channel
+    /// of it put in migration mode (id), and two users of the tenant.
+    fn migrating_channel() -> (Arc<Sim>, String, String, [String; 2]) {
+        let sim = Sim::new(SimConfig::new(30, 7));
+        let (tid, users) = {
+            let dir = sim.directory.read();
+            let g = dir
+                .groups
+                .iter()
+                .find(|g| g.team && g.deleted.is_none())
+                .expect("the tenant has a team");
+            let users: Vec<String> = dir.users.iter().take(2).map(|u| u.id.clone()).collect();
+            (g.id.clone(), [users[0].clone(), users[1].clone()])
+        };
+        let cid = with_team(&sim, &tid, true, |team, _, _| {
+            let ch = team.channels.get_mut(1).expect("a channel besides General");
+            ch.migration = Some("inProgress");
+            Ok(ch.id.clone())
+        })
+        .unwrap();
+        (sim, tid, cid, users)
+    }
+
+    fn reaction(kind: &str, uid: &str, at: &str) -> Value {
+        json!({
+            "reactionType": kind,
+            "createdDateTime": at,
+            "user": {"user": {"id": uid, "displayName": null, "userIdentityType": "aadUser"}}
+        })
+    }
+
+    fn import_body(ms: i64, from: &str, reactions: Vec<Value>) -> Value {
+        json!({
+            "createdDateTime": ms_time(ms),
+            "from": {"user": {"id": from, "displayName": "Someone", "userIdentityType": "aadUser"}},
+            "body": {"contentType": "text", "content": format!("message {ms}")},
+            "reactions": reactions,
+        })
+    }
+
+    #[test]
+    fn imported_reactions_are_kept_and_limited_to_250_by_tenant_users() {
+        let (sim, tid, cid, [a, b]) = migrating_channel();
+        let t = sim.now().timestamp_millis() - 86_400_000;
+        let at = ms_time(t + 5_000);
+
+        // Accepted: every reaction kept as given.
+        let body = import_body(
+            t,
+            &a,
+            vec![reaction("like", &b, &at), reaction("heart", &a, &at)],
+        );
+        let (v, _) = post_message(&sim, &tid, &cid, None, &body).unwrap();
+        let got: Vec<(String, String, String)> = v["reactions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["reactionType"].as_str().unwrap().to_string(),
+                    r["user"]["user"]["id"].as_str().unwrap().to_string(),
+                    r["createdDateTime"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("like".to_string(), b.clone(), at.clone()),
+                ("heart".to_string(), a.clone(), at.clone())
+            ]
+        );
+        // A reply carries its reactions too, and 250 is allowed.
+        let mid = v["id"].as_str().unwrap().to_string();
+        let many: Vec<Value> = (0..MAX_IMPORTED_REACTIONS)
+            .map(|_| reaction("like", &b, &at))
+            .collect();
+        let (r, _) =
+            post_message(&sim, &tid, &cid, Some(&mid), &import_body(t + 1, &b, many)).unwrap();
+        assert_eq!(r["reactions"].as_array().unwrap().len(), 250);
+
+        // 251 reactions: 400, and nothing is posted.
+        let too_many: Vec<Value> = (0..=MAX_IMPORTED_REACTIONS)
+            .map(|_| reaction("like", &b, &at))
+            .collect();
+        let err =
+            post_message(&sim, &tid, &cid, None, &import_body(t + 2, &a, too_many)).unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert!(err.message.contains("at most 250"), "{}", err.message);
+
+        // A reacting user who is not in the tenant: 400, like an unknown author.
+        let stranger = uuid::Uuid::new_v4().to_string();
+        let err = post_message(
+            &sim,
+            &tid,
+            &cid,
+            None,
+            &import_body(t + 3, &a, vec![reaction("sad", &stranger, &at)]),
+        )
+        .unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert!(err.message.contains(&stranger), "{}", err.message);
+
+        // Malformed entries: 400 naming what is wrong.
+        for (bad, says) in [
+            (
+                json!({"createdDateTime": at, "user": {"user": {"id": b}}}),
+                "reactionType",
+            ),
+            (
+                json!({"reactionType": "like", "user": {"user": {"id": b}}}),
+                "createdDateTime",
+            ),
+            (
+                json!({"reactionType": "like", "createdDateTime": at}),
+                "user.user.id",
+            ),
+            (json!("like"), "chatMessageReaction"),
+        ] {
+            let err = post_message(&sim, &tid, &cid, None, &import_body(t + 4, &a, vec![bad]))
+                .unwrap_err();
+            assert_eq!(err.status, StatusCode::BAD_REQUEST);
+            assert!(err.message.contains(says), "{says}: {}", err.message);
+        }
+        let kept = with_team(&sim, &tid, false, |team, g, people| {
+            let ch = team.channel_mut(&cid)?;
+            let log = ensure_msgs(&sim, g, people, ch);
+            Ok(log
+                .values()
+                .filter(|m| m.content.starts_with("message "))
+                .count())
+        })
+        .unwrap();
+        assert_eq!(kept, 1, "only the accepted message was posted");
+    }
+
+    #[test]
+    fn reactions_outside_migration_are_refused_like_other_import_fields() {
+        let (sim, tid, cid, [a, _]) = migrating_channel();
+        with_team(&sim, &tid, true, |team, _, _| {
+            team.channel_mut(&cid)?.migration = Some("completed");
+            Ok(())
+        })
+        .unwrap();
+        let at = ms_time(sim.now().timestamp_millis() - 1000);
+        let body = json!({
+            "body": {"contentType": "text", "content": "hello"},
+            "reactions": [reaction("like", &a, &at)],
+        });
+        let err = post_message(&sim, &tid, &cid, None, &body).unwrap_err();
+        assert_eq!(err.status, StatusCode::UNAUTHORIZED);
+        // Without them the same post is an ordinary one.
+        let plain = json!({"body": {"contentType": "text", "content": "hello"}});
+        let (v, _) = post_message(&sim, &tid, &cid, None, &plain).unwrap();
+        assert_eq!(v["reactions"], json!([]));
+    }
 }
