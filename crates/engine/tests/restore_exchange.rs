@@ -96,6 +96,7 @@ async fn delete(e: &Env, url: &str) {
 struct Run {
     report: RestoreReport,
     log: Vec<ItemLogEntry>,
+    progress: engine::progress::ProgressState,
 }
 
 async fn restore(
@@ -142,6 +143,7 @@ async fn restore_logged(
     Ok(Run {
         report,
         log: log.entries(),
+        progress: progress.snapshot(),
     })
 }
 
@@ -614,6 +616,17 @@ async fn non_destructive_mirrors_the_snapshot_under_new_containers_and_touches_n
         .await
         .unwrap();
     assert_eq!(run.report.failed, 0, "{:?}", failures(&run.log));
+    // Progress: every item found and counted once, every byte written.
+    let p = &run.progress;
+    let items = run.report.restored + run.report.overwritten + run.report.skipped;
+    assert_eq!(p.done_items, items, "{p:?}");
+    assert!(p.total_items >= p.done_items, "{p:?}");
+    assert_eq!(
+        run.report.skipped, 0,
+        "an empty restore folder skips nothing"
+    );
+    assert!(p.total_bytes > 0 && p.done_bytes == p.total_bytes, "{p:?}");
+    assert_eq!(p.done_bytes, run.report.bytes);
     let root_name = format!("{} (Restored)", options.restore_folder_name());
     assert_eq!(
         run.report.location.as_deref(),

@@ -90,7 +90,7 @@ pub async fn restore_drive_tree(
         return Ok(());
     }
     ctx.progress.set_stage(root);
-    ctx.progress.set_total(
+    tally.plan(
         chosen.iter().filter(|i| i.is_file()).count() as u64,
         chosen
             .iter()

@@ -402,15 +402,27 @@ impl<'a> Restorer<'a> {
     /// The items of a snapshot folder that the selection covers.
     async fn selected_items(&self, folder_path: &str, whole: bool) -> Result<Vec<Job>> {
         let entries = self.ctx.vault.list_folder(self.snap, folder_path).await?;
-        Ok(entries
+        let mut bytes = 0;
+        let jobs: Vec<Job> = entries
             .into_iter()
             .filter(|e| !e.node.is_folder())
-            .map(|e| Job {
-                path: format!("{folder_path}/{}", e.name),
-                id: e.name,
+            .filter(|e| {
+                whole
+                    || self
+                        .ctx
+                        .selection
+                        .covers(&format!("{folder_path}/{}", e.name))
             })
-            .filter(|j| whole || self.ctx.selection.covers(&j.path))
-            .collect())
+            .map(|e| {
+                bytes += e.node.size();
+                Job {
+                    path: format!("{folder_path}/{}", e.name),
+                    id: e.name,
+                }
+            })
+            .collect();
+        self.tally.plan(jobs.len() as u64, bytes);
+        Ok(jobs)
     }
 
     fn plan_folders(
@@ -598,7 +610,6 @@ impl<'a> Restorer<'a> {
             if jobs.is_empty() {
                 continue;
             }
-            self.ctx.progress.set_total(jobs.len() as u64, 0);
             let existing = self.existing_messages(&place).await?;
             let target = Target {
                 place: &place,
@@ -1230,31 +1241,32 @@ impl<'a> Restorer<'a> {
     /// Restores one contact, event or task stored as Graph JSON into the
     /// collection at `url`.
     async fn restore_json(&self, job: Job, url: &str, existing: &Existing, kind: Kind) {
-        let v: Value = match self.ctx.vault.read_item_bytes(self.snap, &job.path).await {
-            Err(e) => {
-                self.tally.item(
-                    &job.path,
-                    &job.id,
-                    ItemOutcome::Failed,
-                    Some(format!("could not be read from the backup: {e}")),
-                    0,
-                );
-                return;
-            }
-            Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
-                Ok(v @ Value::Object(_)) => v,
-                Ok(_) | Err(_) => {
+        let (v, bytes): (Value, u64) =
+            match self.ctx.vault.read_item_bytes(self.snap, &job.path).await {
+                Err(e) => {
                     self.tally.item(
                         &job.path,
                         &job.id,
                         ItemOutcome::Failed,
-                        Some(format!("the stored {} is damaged", kind.noun())),
+                        Some(format!("could not be read from the backup: {e}")),
                         0,
                     );
                     return;
                 }
-            },
-        };
+                Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
+                    Ok(v @ Value::Object(_)) => (v, bytes.len() as u64),
+                    Ok(_) | Err(_) => {
+                        self.tally.item(
+                            &job.path,
+                            &job.id,
+                            ItemOutcome::Failed,
+                            Some(format!("the stored {} is damaged", kind.noun())),
+                            0,
+                        );
+                        return;
+                    }
+                },
+            };
         let name = kind.name_of(&v);
         let key = kind.key_of(&v);
         let found = existing
@@ -1265,7 +1277,6 @@ impl<'a> Restorer<'a> {
         if kind == Kind::Event {
             attendees_into_body(&mut body, &v);
         }
-        let bytes = v.to_string().len() as u64;
         if let Some(old) = found {
             if self.mode() != RestoreMode::Replace {
                 self.tally.item(
@@ -1279,12 +1290,12 @@ impl<'a> Restorer<'a> {
             }
             let old_id = str_at(old, "id");
             if kind == Kind::Event {
-                let (o, d) = match self.replace_event(old_id, &v, url).await {
-                    Ok((true, d)) => (ItemOutcome::Overwritten, d),
-                    Ok((false, d)) => (ItemOutcome::Skipped, d),
-                    Err(e) => (ItemOutcome::Failed, e),
+                let (o, d, b) = match self.replace_event(old_id, &v, url).await {
+                    Ok((true, d)) => (ItemOutcome::Overwritten, d, bytes),
+                    Ok((false, d)) => (ItemOutcome::Skipped, d, 0),
+                    Err(e) => (ItemOutcome::Failed, e, 0),
                 };
-                self.tally.item(&job.path, &name, o, Some(d), bytes);
+                self.tally.item(&job.path, &name, o, Some(d), b);
                 return;
             }
             if kind == Kind::Task {

@@ -440,6 +440,11 @@ pub struct Tally<'a> {
     containers: AtomicU64,
     requests: AtomicU64,
     notes: Mutex<Vec<String>>,
+    /// Items the restore expects before it has looked: see [`estimated_items`].
+    estimate: u64,
+    /// Items and bytes the restore has found to do so far.
+    planned_items: AtomicU64,
+    planned_bytes: AtomicU64,
 }
 
 impl<'a> Tally<'a> {
@@ -456,7 +461,20 @@ impl<'a> Tally<'a> {
             containers: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             notes: Mutex::new(Vec::new()),
+            estimate: estimated_items(ctx.snapshot, ctx.selection),
+            planned_items: AtomicU64::new(0),
+            planned_bytes: AtomicU64::new(0),
         }
+    }
+
+    /// `items` more items of `bytes` bytes are to be restored. Progress
+    /// shows the items found so far, or the estimate from the snapshot's
+    /// counts while that is larger (so the total never shrinks while the
+    /// restore looks), and the bytes found so far.
+    pub fn plan(&self, items: u64, bytes: u64) {
+        let i = self.planned_items.fetch_add(items, Ordering::Relaxed) + items;
+        let b = self.planned_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        self.progress.set_total(i.max(self.estimate), b);
     }
 
     /// One item is done with `outcome`.
