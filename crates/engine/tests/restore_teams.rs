@@ -827,7 +827,7 @@ async fn private_channel_members_removed_since_the_backup_are_added_back() {
                 .filter(|u| !group_owners.contains(u))
                 .collect();
             let outside: Vec<String> = group_members.difference(&inside).cloned().collect();
-            if plain.len() >= 2 && outside.len() >= 2 {
+            if plain.len() >= 3 && outside.len() >= 2 {
                 found = Some((team.clone(), cid, plain, outside));
                 break;
             }
@@ -837,7 +837,7 @@ async fn private_channel_members_removed_since_the_backup_are_added_back() {
         }
     }
     let (team, cid, plain, outside) = found.expect("a team with a suitable private channel");
-    let (plain, gone) = (plain[0].clone(), plain[1].clone());
+    let (plain, gone, promoted) = (plain[0].clone(), plain[1].clone(), plain[2].clone());
     let (extra_owner, added_later) = (outside[0].clone(), outside[1].clone());
     let members_url = format!("/teams/{team}/channels/{cid}/members");
     let bind = |uid: &str, roles: Value| {
@@ -901,6 +901,21 @@ async fn private_channel_members_removed_since_the_backup_are_added_back() {
         bind(&added_later, json!([])),
     )
     .await;
+    // And a member is made an owner of the channel.
+    e.send(
+        reqwest::Method::PATCH,
+        &format!("{members_url}/{}", member_id(&now, &promoted)),
+        json!({"@odata.type": "#microsoft.graph.aadUserConversationMember", "roles": ["owner"]}),
+    )
+    .await;
+    let now_roles = e.all(&members_url).await;
+    assert_eq!(
+        now_roles
+            .iter()
+            .find(|m| m["userId"] == promoted.as_str())
+            .unwrap()["roles"],
+        json!(["owner"])
+    );
     let now: HashSet<String> = e
         .all(&members_url)
         .await
@@ -991,7 +1006,12 @@ async fn private_channel_members_removed_since_the_backup_are_added_back() {
         })
         .filter(|l| l.outcome == ItemOutcome::Skipped)
         .count();
-    assert_eq!(skipped, roles_before.len() - 2, "the others were there");
+    assert_eq!(skipped, roles_before.len() - 3, "the others were there");
+    let item = log
+        .iter()
+        .find(|l| l.path == format!("metadata/channels/{cid}/members/{promoted}"))
+        .expect("an item for the promoted member");
+    assert_eq!(item.outcome, ItemOutcome::Overwritten, "{item:?}");
 
     // Bypass finds everyone there: nothing added twice.
     let (again, log) = e

@@ -35,12 +35,19 @@
 //! are now plus, in the metadata step (replace and bypass; after every
 //! migration is completed, since migration mode bars membership changes),
 //! every member of the backup they lost, with their role (`owner` or
-//! member), each an item of the report. Nobody is removed. Teams keeps only
+//! member), each an item of the report; in replace, a member whose role
+//! changed since gets the backup's role again (channel-update-members).
+//! Nobody is removed. Teams keeps only
 //! team members in a private channel (and takes whoever leaves the team out
 //! of its private channels), so a user not in the team joins it first;
 //! users no longer in the directory are skipped with a note. A channel this
 //! restore creates gets its members when it is created; a non-destructive
 //! restore writes only into channels it creates.
+//!
+//! The group calendar: missing events are created (series with their
+//! changed and cancelled occurrences); replace patches what differs in an
+//! existing event and gives an existing series the snapshot's occurrences
+//! ([`super::series`]).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,7 +57,7 @@ use graph::Request;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
-use super::series::{Reconcile, Series};
+use super::series::{Reconcile, Series, same_value};
 use super::{ItemOutcome, RestoreCtx, RestoreMode, RestoreReport, SnapshotKind, Tally};
 use crate::error::{EngineError, Result};
 use crate::report::SubService;
@@ -1319,9 +1326,25 @@ impl Run<'_, '_> {
     /// series' occurrences (see [`super::series`]).
     async fn replace_event(&self, id: &str, ev: &Value, body: &Value) -> Result<String, String> {
         let url = format!("/groups/{}/events/{id}", self.dest);
-        self.send(Request::json(graph::Method::PATCH, url.clone(), body))
+        // Only what differs: Graph sends a meeting's attendees an update for
+        // every patch of it.
+        let cur = self.get(&url).await.map_err(|e| reason(&e))?;
+        let diff: serde_json::Map<String, Value> = body
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, v)| !same_value(k, cur.get(k.as_str()), v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if !diff.is_empty() {
+            self.send(Request::json(
+                graph::Method::PATCH,
+                url.clone(),
+                &Value::Object(diff),
+            ))
             .await
             .map_err(|e| reason(&e))?;
+        }
         if ev.get("recurrence").is_none_or(Value::is_null) {
             return Ok(id.to_string());
         }
@@ -1686,11 +1709,17 @@ impl Run<'_, '_> {
             let dest_id = str_of(dest, "id");
             let private = str_of(dest, "membershipType") == "private";
             let members_url = format!("/teams/{}/channels/{dest_id}/members", self.dest);
-            let present: HashMap<String, bool> = self
+            // user id -> (membership id, is owner)
+            let present: HashMap<String, (String, bool)> = self
                 .list(&members_url)
                 .await?
                 .iter()
-                .map(|m| (str_of(m, "userId").to_string(), has_owner_role(m)))
+                .map(|m| {
+                    (
+                        str_of(m, "userId").to_string(),
+                        (str_of(m, "id").to_string(), has_owner_role(m)),
+                    )
+                })
                 .collect();
             for m in wanted {
                 if self.cancelled() {
@@ -1705,17 +1734,42 @@ impl Run<'_, '_> {
                     (n, e) => format!("{n} <{e}> ({name})"),
                 };
                 let role = if owner { "owner" } else { "member" };
-                if let Some(&is_owner) = present.get(uid) {
-                    let detail = if is_owner == owner {
-                        format!("already a {role} of the channel")
+                if let Some((membership, is_owner)) = present.get(uid) {
+                    let was = if *is_owner { "an owner" } else { "a member" };
+                    let (outcome, detail) = if *is_owner == owner {
+                        (
+                            ItemOutcome::Skipped,
+                            format!("already a {role} of the channel"),
+                        )
+                    } else if self.ctx.options.mode == RestoreMode::Replace {
+                        // channel-update-members: the role as it was.
+                        let body = json!({
+                            "@odata.type": "#microsoft.graph.aadUserConversationMember",
+                            "roles": if owner { json!(["owner"]) } else { json!([]) },
+                        });
+                        match self
+                            .send(Request::json(
+                                graph::Method::PATCH,
+                                format!("{members_url}/{membership}"),
+                                &body,
+                            ))
+                            .await
+                        {
+                            Ok(_) => (
+                                ItemOutcome::Overwritten,
+                                format!("{was} of the channel again a {role}, as at the backup"),
+                            ),
+                            Err(e) => (ItemOutcome::Failed, reason(&e)),
+                        }
                     } else {
-                        format!(
-                            "in the channel as {}, a {role} at the backup; left as it is",
-                            if is_owner { "an owner" } else { "a member" }
+                        (
+                            ItemOutcome::Skipped,
+                            format!(
+                                "in the channel as {was}, a {role} at the backup; left as it is"
+                            ),
                         )
                     };
-                    self.tally
-                        .item(&path, &who, ItemOutcome::Skipped, Some(detail), 0);
+                    self.tally.item(&path, &who, outcome, Some(detail), 0);
                     continue;
                 }
                 let (outcome, detail) = self

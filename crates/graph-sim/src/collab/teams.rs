@@ -1700,6 +1700,52 @@ async fn get_channel_member(
     )))
 }
 
+/// channel-update-members (v1.0): the role of a member of a private or
+/// shared channel ("owner" or empty); 200 OK with the conversationMember.
+async fn update_channel_member(
+    State(sim): State<Arc<Sim>>,
+    ctx: GraphCtx,
+    Path((tid, cid, mid)): Path<(String, String, String)>,
+    body: Bytes,
+) -> GraphResult<Json<Value>> {
+    let body = parse_body(&body)?;
+    check_member_roles(&body)?;
+    let owner = body
+        .get("roles")
+        .and_then(Value::as_array)
+        .is_some_and(|r| !r.is_empty());
+    let (scope, uid) = with_team(&sim, &tid, true, |team, _, _| {
+        let ch = team.channel_mut(&cid)?;
+        if ch.membership == "standard" {
+            return Err(GraphError::bad_request(
+                "Member roles can only be updated in private or shared channels.",
+            ));
+        }
+        let chid = ch.id.clone();
+        let m = ch
+            .members
+            .iter_mut()
+            .find(|(uid, _)| member_id(&chid, uid) == mid)
+            .ok_or_else(|| not_found(format!("Member '{mid}' was not found in the channel.")))?;
+        if body.get("roles").is_some() {
+            m.1 = owner;
+        }
+        Ok((chid, m.0.clone()))
+    })?;
+    let owner = with_team(&sim, &tid, false, |team, _, _| {
+        let ch = team.channel_mut(&cid)?;
+        Ok(ch.members.iter().any(|(u, o)| u == &uid && *o))
+    })?;
+    let v = member_json(&sim, &scope, &uid, owner)
+        .ok_or_else(|| GraphError::directory_not_found(&uid))?;
+    Ok(Json(odata::entity(
+        &ctx,
+        &format!("{}/channels('{cid}')/members", ctx_team(&ctx, &tid)),
+        v,
+        None,
+    )))
+}
+
 /// channel-delete-members (v1.0): 204 No Content; a member of a standard
 /// channel is a member of the team and leaves through the team.
 async fn remove_channel_member(
@@ -2689,7 +2735,9 @@ pub fn routes() -> Router<Arc<Sim>> {
         )
         .route(
             &format!("{C}/members/{{mid}}"),
-            get(get_channel_member).delete(remove_channel_member),
+            get(get_channel_member)
+                .patch(update_channel_member)
+                .delete(remove_channel_member),
         )
         .route(&format!("{C}/filesFolder"), get(files_folder))
         .route(
