@@ -10,7 +10,11 @@ from msgraph.generated.groups.item.threads.item.reply.reply_post_request_body im
 from msgraph.generated.models.body_type import BodyType
 from msgraph.generated.models.channel import Channel
 from msgraph.generated.models.chat_message import ChatMessage
+from msgraph.generated.models.aad_user_conversation_member import AadUserConversationMember
 from msgraph.generated.models.chat_message_from_identity_set import ChatMessageFromIdentitySet
+from msgraph.generated.models.chat_message_reaction import ChatMessageReaction
+from msgraph.generated.models.chat_message_reaction_identity_set import ChatMessageReactionIdentitySet
+from msgraph.generated.models.identity import Identity
 from msgraph.generated.models.item_body import ItemBody
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.post import Post
@@ -87,6 +91,16 @@ def test_team_members_channels_and_private_members(graph, run):
         assert_known(cm)
         if c.membership_type and c.membership_type.value == "private":
             assert len(cm) <= len(members)
+            # channel-update-members: a member's role, and back.
+            plain = next((m for m in cm if not m.roles), None)
+            if plain is not None:
+                member = graph.teams.by_team_id(tid).channels.by_channel_id(c.id).members \
+                    .by_conversation_member_id(plain.id)
+                up = run(member.patch(AadUserConversationMember(roles=["owner"])))
+                assert up.roles == ["owner"] and up.user_id == plain.user_id
+                assert_known(up)
+                down = run(member.patch(AadUserConversationMember(roles=[])))
+                assert not down.roles
 
 
 def test_messages_replies_and_delta(graph, run):
@@ -161,10 +175,18 @@ def test_migration_import(graph, run):
             body=ItemBody(content_type=BodyType.Html, content=text))
 
     when = dt.datetime(2020, 5, 1, 10, 0, 0, 123000, tzinfo=dt.timezone.utc)
-    msg = run(team.channels.by_channel_id(ch.id).messages.post(imported(when, "<p>old news</p>")))
+    # The import takes "up to 250 reactions", each by a user of the tenant.
+    with_reactions = imported(when, "<p>old news</p>")
+    liked = when + dt.timedelta(minutes=2)
+    with_reactions.reactions = [ChatMessageReaction(
+        reaction_type="like", created_date_time=liked,
+        user=ChatMessageReactionIdentitySet(user=Identity(id=users[2].id)))]
+    msg = run(team.channels.by_channel_id(ch.id).messages.post(with_reactions))
     assert msg.created_date_time == when
     assert msg.from_.user.id == author.id
     assert_known(msg)
+    assert [(r.reaction_type, r.user.user.id, r.created_date_time) for r in msg.reactions] == \
+        [("like", users[2].id, liked)]
     reply = run(team.channels.by_channel_id(ch.id).messages.by_chat_message_id(msg.id).replies.post(
         imported(when + dt.timedelta(minutes=5), "<p>reply</p>")))
     assert reply.reply_to_id == msg.id
