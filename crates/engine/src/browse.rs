@@ -1090,7 +1090,7 @@ fn drive_item_of<'a>(segs: &[&'a str]) -> Option<(String, &'a str)> {
 /// backup adds it where it asks for a folder by that name), else by display
 /// name. Then other folders alphabetically, then folders created by earlier
 /// restores.
-const OUTLOOK_ORDER: [(&str, &str); 11] = [
+const OUTLOOK_ORDER: [(&str, &str); 13] = [
     ("inbox", "Inbox"),
     ("drafts", "Drafts"),
     ("sentitems", "Sent Items"),
@@ -1101,6 +1101,8 @@ const OUTLOOK_ORDER: [(&str, &str); 11] = [
     ("outbox", "Outbox"),
     ("recoverableitemsroot", "Recoverable Items"),
     ("recoverableitemsdeletions", "Recoverable Items"),
+    ("recoverableitemspurges", "Recoverable Items (Purges)"),
+    ("recoverableitemsversions", "Recoverable Items (Versions)"),
     ("archivemsgfolderroot", "In-Place Archive"),
 ];
 
@@ -1123,10 +1125,13 @@ fn outlook_rank(folder: &Value) -> (u8, usize, String) {
 }
 
 fn display_name(v: &Value) -> Option<String> {
-    // The backup keeps soft-deleted mail from Recoverable Items\Deletions;
-    // people know it by the name Outlook gives it.
-    if str_at(v, "/wellKnownName").as_deref() == Some("recoverableitemsdeletions") {
-        return Some("Recoverable Items".into());
+    // The backup keeps Recoverable Items' Deletions (soft-deleted mail, known
+    // by the name Outlook gives it), Purges and Versions without their parent.
+    if let Some(wk) = str_at(v, "/wellKnownName")
+        && wk.starts_with("recoverableitems")
+        && let Some((_, name)) = OUTLOOK_ORDER.iter().find(|(k, _)| *k == wk)
+    {
+        return Some((*name).to_string());
     }
     str_at(v, "/displayName")
 }

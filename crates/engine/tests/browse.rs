@@ -139,7 +139,7 @@ fn words(s: &str) -> String {
 /// Well-known folders in Outlook's order, then the others alphabetically,
 /// then folders of earlier restores (SPEC F-E2).
 fn outlook_order(names: &[String]) -> Vec<String> {
-    const WELL_KNOWN: [&str; 10] = [
+    const WELL_KNOWN: [&str; 12] = [
         "Inbox",
         "Drafts",
         "Sent Items",
@@ -149,6 +149,8 @@ fn outlook_order(names: &[String]) -> Vec<String> {
         "Conversation History",
         "Outbox",
         "Recoverable Items",
+        "Recoverable Items (Purges)",
+        "Recoverable Items (Versions)",
         "In-Place Archive",
     ];
     let restored = |n: &str| n.starts_with("Restored ") || n.ends_with(" (Restored)");

@@ -1304,18 +1304,35 @@ async fn hidden_folders_and_recoverable_items_come_back_where_they_were() {
     for m in &inbox[2..4] {
         assert!(soft_deleted.contains(&m["internetMessageId"].as_str().unwrap().to_string()));
     }
+    // One permanently deleted: Graph puts it in Recoverable Items\Purges.
+    send(
+        &e,
+        Method::POST,
+        &format!(
+            "/users/{user}/messages/{}/permanentDelete",
+            inbox[4]["id"].as_str().unwrap()
+        ),
+        json!(null),
+    )
+    .await;
+    let mut purged = message_ids(&e, &user, "recoverableitemspurges").await;
+    purged.sort();
+    assert!(purged.contains(&inbox[4]["internetMessageId"].as_str().unwrap().to_string()));
     let snap = backup(&e, &user).await;
 
     // Both are lost: the hidden folder deleted, the dumpster purged.
     delete(&e, &format!("/users/{user}/mailFolders/{hidden}")).await;
-    for m in get_all(
-        &e,
-        &format!(
-            "/users/{user}/mailFolders/recoverableitemsdeletions/messages?$select=id&$top=200"
-        ),
-    )
-    .await
-    {
+    let mut in_dumpster = Vec::new();
+    for f in ["recoverableitemsdeletions", "recoverableitemspurges"] {
+        in_dumpster.extend(
+            get_all(
+                &e,
+                &format!("/users/{user}/mailFolders/{f}/messages?$select=id&$top=200"),
+            )
+            .await,
+        );
+    }
+    for m in in_dumpster {
         delete(
             &e,
             &format!("/users/{user}/messages/{}", m["id"].as_str().unwrap()),
@@ -1360,6 +1377,9 @@ async fn hidden_folders_and_recoverable_items_come_back_where_they_were() {
     let mut want = soft_deleted.clone();
     want.sort();
     assert_eq!(dumpster, want, "Recoverable Items holds what it held");
+    let mut purges = message_ids(&e, &user, "recoverableitemspurges").await;
+    purges.sort();
+    assert_eq!(purges, purged, "and so do its Purges");
     assert_eq!(
         message_ids(&e, &user, "deleteditems").await,
         deleted_items_before,
@@ -1383,12 +1403,16 @@ async fn hidden_folders_and_recoverable_items_come_back_where_they_were() {
             .len(),
         soft_deleted.len()
     );
+    assert_eq!(
+        message_ids(&e, &user, "recoverableitemspurges").await.len(),
+        purged.len()
+    );
     assert!(
         run.log
             .iter()
             .filter(|l| l.detail.as_deref() == Some("already in Recoverable Items"))
             .count()
-            >= soft_deleted.len()
+            >= soft_deleted.len() + purged.len()
     );
 
     // Non-destructive: soft-deleted mail where the user can see it.
@@ -1408,6 +1432,12 @@ async fn hidden_folders_and_recoverable_items_come_back_where_they_were() {
     let mut got = message_ids(&e, &user, ri["id"].as_str().unwrap()).await;
     got.sort();
     assert_eq!(got, want);
+    let ri = find_folder(&e, &user, Some(root_id), "Recoverable Items (Purges)")
+        .await
+        .expect("a Purges folder in the restore folder");
+    let mut got = message_ids(&e, &user, ri["id"].as_str().unwrap()).await;
+    got.sort();
+    assert_eq!(got, purged);
     let app = find_folder(&e, &user, Some(root_id), "App Data")
         .await
         .expect("the hidden folder in the restore folder");

@@ -259,6 +259,13 @@ fn links_of(prev: &Value, key: &str) -> HashMap<String, String> {
 
 // ---------------------------------------------------------------- mail
 
+/// The Recoverable Items folders a mailbox backup keeps, by well-known name.
+pub(crate) const RECOVERABLE_ITEMS: [&str; 3] = [
+    "recoverableitemsdeletions",
+    "recoverableitemspurges",
+    "recoverableitemsversions",
+];
+
 async fn backup_mail(
     ctx: &Ctx<'_>,
     prev: &Value,
@@ -282,29 +289,36 @@ async fn backup_mail(
             extra.push(f);
         }
     }
-    ctx.counted(1);
-    match ctx
-        .graph
-        .send(
-            Request::get(format!("/users/{u}/mailFolders/recoverableitemsdeletions"))
-                .header(IMMUTABLE_IDS.0, IMMUTABLE_IDS.1),
-        )
-        .await
-    {
-        Ok(r) => {
-            let mut v: Value = r.json()?;
-            if let Value::Object(m) = &mut v {
-                m.insert("wellKnownName".into(), json!("recoverableitemsdeletions"));
+    // Recoverable Items: soft-deleted mail (Deletions), and what a hold
+    // keeps (Purges; Versions, the originals of items changed under a hold).
+    // Graph reaches them only by their well-known names.
+    for (i, wk) in RECOVERABLE_ITEMS.iter().enumerate() {
+        ctx.counted(1);
+        match ctx
+            .graph
+            .send(
+                Request::get(format!("/users/{u}/mailFolders/{wk}"))
+                    .header(IMMUTABLE_IDS.0, IMMUTABLE_IDS.1),
+            )
+            .await
+        {
+            Ok(r) => {
+                let mut v: Value = r.json()?;
+                if let Value::Object(m) = &mut v {
+                    m.insert("wellKnownName".into(), json!(wk));
+                }
+                extra.push(v);
             }
-            extra.push(v);
+            Err(e) if e.is_not_found() && i == 0 => {
+                bus.skip(
+                    "Recoverable Items",
+                    "the mailbox has no Recoverable Items folder",
+                );
+                break;
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
         }
-        Err(e) if e.is_not_found() => {
-            bus.skip(
-                "Recoverable Items",
-                "the mailbox has no Recoverable Items folder",
-            );
-        }
-        Err(e) => return Err(e.into()),
     }
     let extra_ids: HashSet<String> = extra.iter().filter_map(id_of).map(str::to_string).collect();
     // Hidden folders that disappeared are not reported by the folder delta:

@@ -188,10 +188,10 @@ impl FolderPlan {
             }
             cur = self.parent.get(&c).cloned();
         }
-        // The backup keeps Recoverable Items\Deletions without its parent
-        // (Graph reaches it only by its well-known name): it goes back under
-        // a folder of that name, as Outlook shows it.
-        if top.is_some_and(|m| str_at(m, "wellKnownName") == "recoverableitemsdeletions") {
+        // The backup keeps Recoverable Items' folders without their parent
+        // (Graph reaches them only by their well-known names): they go under
+        // a "Recoverable Items" folder, as Outlook shows them.
+        if top.is_some_and(|m| str_at(m, "wellKnownName").starts_with("recoverableitems")) {
             names.push("Recoverable Items".to_string());
         }
         names.reverse();
@@ -874,7 +874,7 @@ async fn export_pst(ctx: &ExportCtx<'_>, out: &Output<'_>) -> Result<()> {
                 continue;
             }
             let mut parent = plan.parent.get(fid).and_then(|p| mapped.get(p)).copied();
-            if parent.is_none() && str_at(meta, "wellKnownName") == "recoverableitemsdeletions" {
+            if parent.is_none() && str_at(meta, "wellKnownName").starts_with("recoverableitems") {
                 // Stored without its parent (see FolderPlan::path).
                 let root = match recoverable_root {
                     Some(r) => r,

@@ -254,16 +254,50 @@ struct Job {
 struct Target<'p> {
     place: &'p Place,
     existing: &'p Existing,
-    /// The destination's Recoverable Items (Deletions): messages are created
-    /// elsewhere and moved in, and nothing there is replaced.
-    dumpster: bool,
+    /// A folder of the destination's Recoverable Items: messages are created
+    /// elsewhere and put there, and nothing there is replaced.
+    dumpster: Option<Dumpster>,
 }
 
-/// The well-known name of Recoverable Items\Deletions, where soft-deleted mail is.
-const RECOVERABLE_ITEMS: &str = "recoverableitemsdeletions";
+/// The folders of Recoverable Items a mailbox backup keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dumpster {
+    /// Soft-deleted mail.
+    Deletions,
+    /// Mail deleted from Deletions (or permanently), kept until purged or
+    /// for as long as a hold lasts.
+    Purges,
+    /// Originals of items changed under a hold; Exchange alone writes there.
+    Versions,
+}
 
-/// The folder a non-destructive restore puts soft-deleted mail in.
-const RECOVERABLE_ITEMS_NAME: &str = "Recoverable Items";
+impl Dumpster {
+    fn of(folder: &Value) -> Option<Self> {
+        match str_at(folder, "wellKnownName") {
+            "recoverableitemsdeletions" => Some(Self::Deletions),
+            "recoverableitemspurges" => Some(Self::Purges),
+            "recoverableitemsversions" => Some(Self::Versions),
+            _ => None,
+        }
+    }
+
+    fn well_known(self) -> &'static str {
+        match self {
+            Self::Deletions => "recoverableitemsdeletions",
+            Self::Purges => "recoverableitemspurges",
+            Self::Versions => "recoverableitemsversions",
+        }
+    }
+
+    /// The visible folder a non-destructive restore puts its mail in.
+    fn visible_name(self) -> &'static str {
+        match self {
+            Self::Deletions => "Recoverable Items",
+            Self::Purges => "Recoverable Items (Purges)",
+            Self::Versions => "Recoverable Items (Versions)",
+        }
+    }
+}
 
 struct Restorer<'a> {
     ctx: &'a RestoreCtx<'a>,
@@ -586,28 +620,43 @@ impl<'a> Restorer<'a> {
                 None
             };
             let hidden = meta.get("isHidden").and_then(Value::as_bool) == Some(true);
-            let recoverable = str_at(&meta, "wellKnownName") == RECOVERABLE_ITEMS;
-            // Soft-deleted mail goes back to the destination's Recoverable
-            // Items, where Outlook's "Recover deleted items" finds it; a
-            // non-destructive restore shows it in a folder of its own.
-            let (place, dumpster) = match (&root, parent, wk.get(&fid)) {
-                (Some(r), _, _) if recoverable => (
-                    self.mail_folder(Some(r), RECOVERABLE_ITEMS_NAME, false)
-                        .await?,
-                    false,
+            let dumpster = Dumpster::of(&meta);
+            // Recoverable Items go back to the destination's own (soft-deleted
+            // mail where Outlook's "Recover deleted items" finds it); a
+            // non-destructive restore shows them in folders of their own.
+            let (place, dumpster) = match (&root, parent, wk.get(&fid), dumpster) {
+                (Some(r), _, _, Some(d)) => (
+                    self.mail_folder(Some(r), d.visible_name(), false).await?,
+                    None,
                 ),
-                (None, _, _) if recoverable => (Place::Known(RECOVERABLE_ITEMS.into()), true),
-                (None, None, Some(known)) => (Place::Known(known.clone()), false),
-                (Some(r), None, _) => (self.mail_folder(Some(r), &name, hidden).await?, false),
-                (_, p, _) => (self.mail_folder(p.as_ref(), &name, hidden).await?, false),
+                (None, _, _, Some(d)) => (Place::Known(d.well_known().into()), Some(d)),
+                (None, None, Some(known), None) => (Place::Known(known.clone()), None),
+                (Some(r), None, _, None) => (self.mail_folder(Some(r), &name, hidden).await?, None),
+                (_, p, _, None) => (self.mail_folder(p.as_ref(), &name, hidden).await?, None),
             };
-            if hidden && !recoverable {
+            if hidden && dumpster.is_none() && root.is_none() {
                 hidden_restored += 1;
             }
             mapped.insert(fid.clone(), place.clone());
             let path = format!("mail/{fid}");
             let jobs = self.selected_items(&path, whole.contains(&fid)).await?;
             if jobs.is_empty() {
+                continue;
+            }
+            if dumpster == Some(Dumpster::Versions) {
+                for j in jobs {
+                    self.tally.item(
+                        &j.path,
+                        &j.id,
+                        ItemOutcome::Skipped,
+                        Some(
+                            "Exchange alone writes Recoverable Items\\Versions; restore \
+                             non-destructively or export with legal holds to get it"
+                                .into(),
+                        ),
+                        0,
+                    );
+                }
                 continue;
             }
             let existing = self.existing_messages(&place).await?;
@@ -666,7 +715,7 @@ impl<'a> Restorer<'a> {
         let found = existing.find(self.same_mailbox.then_some(job.id.as_str()), Some(&key));
         let mut outcome = ItemOutcome::Restored;
         if let Some(old) = found {
-            if target.dumpster {
+            if target.dumpster.is_some() {
                 // Exchange keeps Recoverable Items for itself: what is there
                 // is neither changed nor deleted by a restore.
                 self.tally.item(
@@ -738,10 +787,9 @@ impl<'a> Restorer<'a> {
             outcome = ItemOutcome::Overwritten;
         }
         let bytes = mime.len() as u64;
-        let created = if target.dumpster {
-            self.create_in_recoverable_items(&meta, &mime).await
-        } else {
-            self.create_message(place, &meta, &mime).await
+        let created = match target.dumpster {
+            Some(d) => self.create_in_recoverable_items(d, &meta, &mime).await,
+            None => self.create_message(place, &meta, &mime).await,
         };
         match created {
             Ok(id) => self.tally.item(&job.path, &name, outcome, Some(id), bytes),
@@ -751,22 +799,40 @@ impl<'a> Restorer<'a> {
         }
     }
 
-    /// A soft-deleted message back into Recoverable Items: created in
-    /// Deleted Items, then moved to the well-known `recoverableitemsdeletions`
-    /// folder (Graph's move takes any well-known folder name). A message
-    /// that cannot be moved is removed again.
-    async fn create_in_recoverable_items(&self, meta: &Value, mime: &[u8]) -> ItemResult<String> {
+    /// A message back into a folder of Recoverable Items, created in
+    /// Deleted Items first. Into Deletions it is moved (Graph's move takes
+    /// any well-known folder name); into Purges it goes through
+    /// `permanentDelete`, which Graph documents as placing a message in the
+    /// Purges folder. A message that cannot be put there is removed again.
+    async fn create_in_recoverable_items(
+        &self,
+        to: Dumpster,
+        meta: &Value,
+        mime: &[u8],
+    ) -> ItemResult<String> {
         let id = self
             .create_message(&Place::Known("deleteditems".into()), meta, mime)
             .await?;
-        let moved = self
-            .send_json(
-                Method::POST,
-                format!("/users/{}/messages/{id}/move", self.u()),
-                &json!({ "destinationId": RECOVERABLE_ITEMS }),
-            )
-            .await;
-        match moved {
+        let u = self.u();
+        let put = match to {
+            Dumpster::Purges => self
+                .send(Request::new(
+                    Method::POST,
+                    format!("/users/{u}/messages/{id}/permanentDelete"),
+                ))
+                .await
+                .map(|_| Value::Null)
+                .map_err(|e| graph_reason(&e)),
+            _ => {
+                self.send_json(
+                    Method::POST,
+                    format!("/users/{u}/messages/{id}/move"),
+                    &json!({ "destinationId": to.well_known() }),
+                )
+                .await
+            }
+        };
+        match put {
             Ok(v) => Ok(id_of(&v).unwrap_or(&id).to_string()),
             Err(e) => {
                 let _ = self
@@ -775,7 +841,10 @@ impl<'a> Restorer<'a> {
                         self.u()
                     )))
                     .await;
-                Err(format!("could not be put back into Recoverable Items: {e}"))
+                Err(format!(
+                    "could not be put back into Recoverable Items ({}): {e}",
+                    to.well_known()
+                ))
             }
         }
     }
