@@ -1494,6 +1494,22 @@ async fn change_occurrence(e: &Env, user: &str, occ: &Value, subject: &str) {
     .await;
 }
 
+/// A replace restore of the snapshot's calendars alone.
+async fn replace_calendar(e: &Env, snap: &SnapshotInfo) -> Run {
+    restore(
+        e,
+        snap,
+        &RestoreOptions::new(RestoreMode::Replace),
+        &Selection {
+            sub_services: vec![engine::report::SubService::Calendar],
+            ..Selection::default()
+        },
+        None,
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn replace_gives_an_existing_series_the_snapshot_occurrences() {
     let e = env(small_tenant(4, 512)).await;
@@ -1541,18 +1557,7 @@ async fn replace_gives_an_existing_series_the_snapshot_occurrences() {
     let invitations = sim_count(&e, "pim:invitationsSent").await;
     let cancellations = sim_count(&e, "pim:cancellationsSent").await;
 
-    let run = restore(
-        &e,
-        &snap,
-        &RestoreOptions::new(RestoreMode::Replace),
-        &Selection {
-            sub_services: vec![engine::report::SubService::Calendar],
-            ..Selection::default()
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    let run = replace_calendar(&e, &snap).await;
     assert_eq!(run.report.failed, 0, "{:?}", failures(&run.log));
     assert_eq!(
         sim_count(&e, "pim:invitationsSent").await,
@@ -1647,18 +1652,7 @@ async fn replace_gives_an_existing_series_the_snapshot_occurrences() {
     );
 
     // A second replace finds nothing left to do for either series.
-    let run = restore(
-        &e,
-        &snap,
-        &RestoreOptions::new(RestoreMode::Replace),
-        &Selection {
-            sub_services: vec![engine::report::SubService::Calendar],
-            ..Selection::default()
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    let run = replace_calendar(&e, &snap).await;
     assert_eq!(run.report.failed, 0, "{:?}", failures(&run.log));
     for name in ["Plain series", "Team meeting"] {
         let entry = run

@@ -56,7 +56,9 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 use vault::SnapshotInfo;
 
-use super::series::{Reconcile, Series, add_tag, attendees_into_body, same_value};
+use super::series::{
+    Reconcile, Series, add_tag, attendees_into_body, changed_fields, graph_reason, str_at,
+};
 use super::{ItemOutcome, RestoreCtx, RestoreMode, RestoreReport, SnapshotKind, Tally};
 use crate::error::{EngineError, Result};
 use crate::report::SubService;
@@ -312,14 +314,6 @@ struct Restorer<'a> {
 
 /// A failure of one item, as a person reads it.
 type ItemResult<T> = std::result::Result<T, String>;
-
-fn graph_reason(e: &graph::GraphError) -> String {
-    format!("{e} ({})", e.guidance())
-}
-
-fn str_at<'v>(v: &'v Value, k: &str) -> &'v str {
-    v.get(k).and_then(Value::as_str).unwrap_or_default()
-}
 
 /// `v` without what Graph refuses on create, nulls and OData annotations.
 fn writable(v: &Value) -> Map<String, Value> {
@@ -1466,10 +1460,7 @@ impl<'a> Restorer<'a> {
             // The copy in the calendar has no attendees of its own.
             attendees_into_body(&mut body, v);
         }
-        let diff: Map<String, Value> = body
-            .into_iter()
-            .filter(|(k, x)| !same_value(k, cur.get(k), x))
-            .collect();
+        let diff = changed_fields(&body, &cur);
         let patched = !diff.is_empty();
         if patched {
             self.send_json(
@@ -1490,26 +1481,7 @@ impl<'a> Restorer<'a> {
         let series = self.series();
         match series.reconcile(old_id, v, url).await? {
             Reconcile::Done(r) => {
-                let mut d = vec![];
-                if r.reverted > 0 {
-                    d.push(format!(
-                        "{} occurrence(s) changed since the backup reverted",
-                        r.reverted
-                    ));
-                }
-                if r.standalone > 0 {
-                    d.push(format!(
-                        "{} occurrence(s) cancelled since the backup restored as separate events \
-                         (a cancelled occurrence of a meeting cannot be restored without \
-                         re-inviting its attendees)",
-                        r.standalone
-                    ));
-                    self.tally.note(
-                        "Occurrences of meetings cancelled since the backup were restored as \
-                         separate events: Microsoft Graph cannot restore a cancelled occurrence \
-                         of a meeting without sending it to the attendees again.",
-                    );
-                }
+                let mut d = r.describe();
                 let changed = patched || r.changed();
                 if d.is_empty() {
                     d.push(if changed {

@@ -517,7 +517,12 @@ impl<'a> Tally<'a> {
 
     /// Something a person should know.
     pub fn note(&self, note: impl Into<String>) {
-        self.notes.lock().push(note.into());
+        let note = note.into();
+        let mut notes = self.notes.lock();
+        // Said once: the same thing met again (say, per item) adds nothing.
+        if !notes.contains(&note) {
+            notes.push(note);
+        }
     }
 
     /// The report of everything tallied.

@@ -77,6 +77,24 @@ impl Reconciled {
     pub fn changed(&self) -> bool {
         self.reverted + self.applied + self.standalone > 0
     }
+
+    /// What a person reads in the item log about the occurrences.
+    pub fn describe(&self) -> Vec<String> {
+        let mut d = Vec::new();
+        if self.reverted > 0 {
+            d.push(format!(
+                "{} occurrence(s) changed since the backup reverted",
+                self.reverted
+            ));
+        }
+        if self.standalone > 0 {
+            d.push(format!(
+                "{} occurrence(s) cancelled since the backup restored as separate events",
+                self.standalone
+            ));
+        }
+        d
+    }
 }
 
 /// The way [`Series::reconcile`] asks its caller to go on.
@@ -90,21 +108,25 @@ pub(super) enum Reconcile {
 }
 
 impl Series<'_> {
-    async fn send(&self, req: Request) -> Result<Response, GraphError> {
-        self.tally.requests(1);
-        let req = if self.immutable_ids {
+    /// `req` asking for the ids the restore addresses items by.
+    fn ids(&self, req: Request) -> Request {
+        if self.immutable_ids {
             req.header("Prefer", "IdType=\"ImmutableId\"")
         } else {
             req
-        };
-        self.graph.send(req).await
+        }
+    }
+
+    async fn send(&self, req: Request) -> Result<Response, GraphError> {
+        self.tally.requests(1);
+        self.graph.send(self.ids(req)).await
     }
 
     async fn send_json(&self, method: Method, url: String, body: &Value) -> ItemResult<Value> {
         let r = self
             .send(Request::json(method, url, body))
             .await
-            .map_err(|e| reason(&e))?;
+            .map_err(|e| graph_reason(&e))?;
         if r.body.is_empty() {
             return Ok(Value::Null);
         }
@@ -125,13 +147,11 @@ impl Series<'_> {
         ));
         while let Some(url) = next.take() {
             self.tally.requests(1);
-            let req = Request::get(url);
-            let req = if self.immutable_ids {
-                req.header("Prefer", "IdType=\"ImmutableId\"")
-            } else {
-                req
-            };
-            let page = self.graph.page(req).await.map_err(|e| reason(&e))?;
+            let page = self
+                .graph
+                .page(self.ids(Request::get(url)))
+                .await
+                .map_err(|e| graph_reason(&e))?;
             out.extend(page.items);
             next = page.next_link;
         }
@@ -196,7 +216,7 @@ impl Series<'_> {
                 match self.send(Request::delete(self.event_url(i))).await {
                     Ok(_) => written += 1,
                     Err(e) if e.is_not_found() => {}
-                    Err(e) => return Err(reason(&e)),
+                    Err(e) => return Err(graph_reason(&e)),
                 }
             }
         }
@@ -220,7 +240,7 @@ impl Series<'_> {
                 self.event_url(master)
             )))
             .await
-            .map_err(|e| reason(&e))?
+            .map_err(|e| graph_reason(&e))?
             .json::<Value>()
             .map_err(|e| e.to_string())?;
         if cur.get("recurrence").is_none_or(Value::is_null) {
@@ -283,6 +303,13 @@ impl Series<'_> {
                 .await?;
             done.standalone += 1;
         }
+        if done.standalone > 0 {
+            self.tally.note(
+                "Occurrences of meetings cancelled since the backup were restored as separate \
+                 events: Microsoft Graph cannot restore a cancelled occurrence of a meeting \
+                 without sending it to the attendees again.",
+            );
+        }
         Ok(Reconcile::Done(done))
     }
 
@@ -302,13 +329,11 @@ impl Series<'_> {
             self.owner
         );
         self.tally.requests(1);
-        let req = Request::get(url);
-        let req = if self.immutable_ids {
-            req.header("Prefer", "IdType=\"ImmutableId\"")
-        } else {
-            req
-        };
-        let page = self.graph.page(req).await.map_err(|e| reason(&e))?;
+        let page = self
+            .graph
+            .page(self.ids(Request::get(url)))
+            .await
+            .map_err(|e| graph_reason(&e))?;
         Ok(page.items.iter().any(|v| {
             str_at(v, "type") == "singleInstance"
                 && str_at(v, "subject") == subject
@@ -400,12 +425,22 @@ fn day_of(t: &str) -> &str {
     t.get(..10).unwrap_or_default()
 }
 
-fn str_at<'v>(v: &'v Value, k: &str) -> &'v str {
+pub(super) fn str_at<'v>(v: &'v Value, k: &str) -> &'v str {
     v.get(k).and_then(Value::as_str).unwrap_or_default()
 }
 
-fn reason(e: &GraphError) -> String {
+/// A Graph error as a person reads it, with what to do about it.
+pub(super) fn graph_reason(e: &GraphError) -> String {
     format!("{e} ({})", e.guidance())
+}
+
+/// The properties of `body` whose value `cur` (the destination's copy)
+/// does not already have: what a replace patches.
+pub(super) fn changed_fields(body: &Map<String, Value>, cur: &Value) -> Map<String, Value> {
+    body.iter()
+        .filter(|(k, v)| !same_value(k, cur.get(k.as_str()), v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// Adds `tag` to the `categories` of `m`.

@@ -57,7 +57,7 @@ use graph::Request;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
-use super::series::{Reconcile, Series, same_value};
+use super::series::{Reconcile, Series, changed_fields, graph_reason as reason};
 use super::{ItemOutcome, RestoreCtx, RestoreMode, RestoreReport, SnapshotKind, Tally};
 use crate::error::{EngineError, Result};
 use crate::report::SubService;
@@ -217,10 +217,6 @@ struct Target {
     /// The channel's createdDateTime in milliseconds; imported messages
     /// must be later.
     created: Option<i64>,
-}
-
-fn reason(e: &graph::GraphError) -> String {
-    format!("{e} ({})", e.guidance())
 }
 
 fn millis(v: &Value, field: &str) -> Option<i64> {
@@ -1329,13 +1325,7 @@ impl Run<'_, '_> {
         // Only what differs: Graph sends a meeting's attendees an update for
         // every patch of it.
         let cur = self.get(&url).await.map_err(|e| reason(&e))?;
-        let diff: serde_json::Map<String, Value> = body
-            .as_object()
-            .into_iter()
-            .flatten()
-            .filter(|(k, v)| !same_value(k, cur.get(k.as_str()), v))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let diff = changed_fields(&event_fields(ev), &cur);
         if !diff.is_empty() {
             self.send(Request::json(
                 graph::Method::PATCH,
@@ -1350,18 +1340,10 @@ impl Run<'_, '_> {
         }
         let create_url = format!("/groups/{}/events", self.dest);
         match self.series().reconcile(id, ev, &create_url).await? {
-            Reconcile::Done(r) if r.standalone > 0 => {
-                self.tally.note(
-                    "Occurrences of meetings cancelled since the backup were restored as \
-                     separate events: Microsoft Graph cannot restore a cancelled occurrence \
-                     of a meeting without sending it to the attendees again.",
-                );
-                Ok(format!(
-                    "{id}; {} occurrence(s) cancelled since the backup restored as separate events",
-                    r.standalone
-                ))
-            }
-            Reconcile::Done(_) => Ok(id.to_string()),
+            Reconcile::Done(r) => Ok(std::iter::once(id.to_string())
+                .chain(r.describe())
+                .collect::<Vec<_>>()
+                .join("; ")),
             Reconcile::Recreate => {
                 match self.send(Request::delete(url)).await {
                     Ok(_) => {}
