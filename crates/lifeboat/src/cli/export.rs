@@ -215,7 +215,17 @@ fn credentials_from_env(target: &Target) -> Result<Credentials> {
         Target::Box { .. } => c.access_token = var("BOX_ACCESS_TOKEN"),
         Target::Dropbox { .. } => c.access_token = var("DROPBOX_ACCESS_TOKEN"),
     }
-    target.check_credentials(&c)?;
+    target.check_credentials(&c).map_err(|e| {
+        let vars = match target {
+            Target::Download => "",
+            Target::S3 { .. } => "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            Target::Azure { .. } => "AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN",
+            Target::Gcs { .. } => "GOOGLE_APPLICATION_CREDENTIALS or GCS_BEARER_TOKEN",
+            Target::Box { .. } => "BOX_ACCESS_TOKEN",
+            Target::Dropbox { .. } => "DROPBOX_ACCESS_TOKEN",
+        };
+        anyhow::anyhow!("{e}: set {vars} in the environment")
+    })?;
     Ok(c)
 }
 
